@@ -1,0 +1,54 @@
+"""The 19 ImageNet-C corruptions of Hendrycks & Dietterich (ICLR 2019), for every variant.
+
+    from corruptions import corrupt, corruption_names
+    out = corrupt(image, "glass_blur", severity=3, rng=np.random.default_rng(7), variant="imagenet")
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .config import SEVERITIES, ConfigError, Variant, load_variant, load_variant_file, variant_names
+from .registry import corruption_names, get, registered
+from .seeding import rng_for
+
+__all__ = ["corrupt", "corruption_names", "variant_names", "load_variant", "load_variant_file",
+           "as_rgb", "rng_for", "ConfigError", "Variant", "MIN_SIDE"]
+__version__ = "0.1.0"
+
+MIN_SIDE = 8  # smaller images leave elastic_transform's affine points degenerate
+
+
+def as_rgb(image) -> np.ndarray:
+    """An HxWx3 uint8 view or copy of ``image``: HxW grey and HxWx1 are repeated, HxWx4
+    loses its alpha (as PIL's ``convert("RGB")``); anything else raises ValueError."""
+    if not isinstance(image, np.ndarray):
+        raise ValueError(f"image must be a numpy array, got {type(image).__name__}")
+    if image.dtype != np.uint8:
+        raise ValueError(f"image dtype must be uint8, got {image.dtype}; allowed: uint8")
+    if image.ndim == 2:
+        image = image[..., None]
+    if image.ndim != 3 or image.shape[2] not in (1, 3, 4):
+        raise ValueError(f"image shape must be HxW, HxWx1, HxWx3 or HxWx4, got {image.shape}")
+    if min(image.shape[:2]) < MIN_SIDE:
+        raise ValueError(f"image sides must be at least {MIN_SIDE} pixels, got {image.shape[:2]}")
+    if image.shape[2] == 1:
+        return np.repeat(image, 3, axis=2)
+    return np.ascontiguousarray(image[..., :3])
+
+
+def corrupt(image, name: str, severity: int = 1, rng=None, variant: str | Variant = "imagenet") -> np.ndarray:
+    """Apply corruption ``name`` at ``severity`` (1-5) with ``variant``'s constants.
+
+    ``rng`` is a ``numpy.random.Generator`` or anything ``np.random.default_rng`` takes
+    (an int seed); it is the only source of randomness. Returns a new HxWx3 uint8 array;
+    ``image`` is never modified.
+    """
+    spec = get(name)
+    if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or severity not in SEVERITIES:
+        raise ValueError(f"severity must be one of {list(SEVERITIES)}, got {severity!r}")
+    params = (variant if isinstance(variant, Variant) else load_variant(variant)).params_for(name, int(severity))
+    rgb = as_rgb(image)
+    out = spec.kernel(rgb, params, np.random.default_rng(rng))
+    if out is rgb or np.shares_memory(out, image):
+        out = out.copy()
+    return out

@@ -1,0 +1,140 @@
+"""Numba kernels for the loops that are inherent to a corruption (compiled once, cached)."""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True, nogil=True)
+def glass_shuffle(image, offsets, max_delta):
+    """In place: the original's sequential 'swap' scan, which is really a copy.
+
+    ``x[h, w], x[h', w'] = x[h', w'], x[h, w]`` on numpy views sets ``x[h, w]`` to
+    ``x[h', w']`` and leaves ``x[h', w']`` as it was. Rows run from ``H - d`` down to
+    ``d + 1`` (outer), columns likewise (inner); ``offsets[it, i, j] = (dx, dy)``.
+    """
+    height, width, channels = image.shape
+    d = max_delta
+    for it in range(offsets.shape[0]):
+        for i, h in enumerate(range(height - d, d, -1)):
+            for j, w in enumerate(range(width - d, d, -1)):
+                hp = h + offsets[it, i, j, 1]
+                wp = w + offsets[it, i, j, 0]
+                for c in range(channels):
+                    image[h, w, c] = image[hp, wp, c]
+
+
+@njit(cache=True, nogil=True)
+def motion_blur_q16(image, dy, dx, weights):
+    """ImageMagick 6 (Q16) MotionBlurImage on 8-bit data, edge virtual pixels.
+
+    Each output pixel is sum_i weights[i] * pixel(x + dx[i], y + dy[i]) on the 16-bit
+    quantum scale (8-bit value * 257), rounded to a quantum (ClampToQuantum), then
+    truncated back to 8 bits, which is what ImageMagick's 8-bit PNG holds.
+    """
+    height, width, channels = image.shape
+    rowlen = width * channels
+    src = image.reshape(height, rowlen).astype(np.float64)
+    acc = np.zeros(rowlen, np.float64)
+    out = np.empty((height, rowlen), np.uint8)
+    for y in range(height):
+        acc[:] = 0.0
+        for t in range(weights.shape[0]):
+            k = weights[t] * 257.0
+            row = src[min(max(y + dy[t], 0), height - 1)]
+            shift = dx[t]
+            # columns whose source x + shift lies inside the row, then the clamped edges
+            lo = min(max(-shift, 0), width)
+            hi = max(min(width - shift, width), lo)
+            inner = acc[lo * channels:hi * channels]
+            shifted = row[(lo + shift) * channels:(hi + shift) * channels]
+            for j in range(inner.shape[0]):
+                inner[j] += k * shifted[j]
+            for x in range(0, lo):
+                for c in range(channels):
+                    acc[x * channels + c] += k * row[c]
+            for x in range(hi, width):
+                for c in range(channels):
+                    acc[x * channels + c] += k * row[(width - 1) * channels + c]
+        for j in range(rowlen):
+            v = acc[j]
+            q = 0 if v <= 0.0 else (65535 if v >= 65535.0 else int(v + 0.5))
+            out[y, j] = q // 257
+    return out.reshape(height, width, channels)
+
+
+@njit(cache=True, nogil=True)
+def poisson_lookup(image, uniforms, cdf, levels):
+    """Inverse-CDF Poisson draws, quantised: ``levels[k]`` for the smallest k with u < cdf[v, k].
+
+    ``cdf[v]`` holds P(K <= k) for k below the clipping point; draws past it take the last level.
+    """
+    flat = image.ravel()
+    out = np.empty(flat.shape[0], np.uint8)
+    m = cdf.shape[1]
+    for n in range(flat.shape[0]):
+        row = cdf[flat[n]]
+        u = uniforms[n]
+        lo, hi = 0, m  # answer in [lo, hi]; hi == m means "clipped"
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if u < row[mid]:
+                hi = mid
+            else:
+                lo = mid + 1
+        out[n] = levels[lo]
+    return out.reshape(image.shape)
+
+
+@njit(cache=True, nogil=True)
+def hsv_adjust(image, channel, scale, offset):
+    """skimage rgb2hsv, then one HSV channel = clip(channel * scale + offset, 0, 1), hsv2rgb,
+    clip and truncation to uint8; float64 arithmetic in skimage's order of operations."""
+    height, width, _ = image.shape
+    out = np.empty((height, width, 3), np.uint8)
+    for y in range(height):
+        for x in range(width):
+            r = image[y, x, 0] / 255.0
+            g = image[y, x, 1] / 255.0
+            b = image[y, x, 2] / 255.0
+            v = max(r, max(g, b))
+            delta = v - min(r, min(g, b))
+            if delta == 0.0:
+                s = 0.0
+                h = 0.0
+            else:
+                s = delta / v
+                # skimage assigns red, then green, then blue: the last match wins
+                if b == v:
+                    h = 4.0 + (r - g) / delta
+                elif g == v:
+                    h = 2.0 + (b - r) / delta
+                else:
+                    h = (g - b) / delta
+                h = (h / 6.0) % 1.0
+            if channel == 1:
+                s = min(max(s * scale + offset, 0.0), 1.0)
+            else:
+                v = min(max(v * scale + offset, 0.0), 1.0)
+            hi = np.floor(h * 6)
+            f = h * 6 - hi
+            p = v * (1 - s)
+            q = v * (1 - f * s)
+            t = v * (1 - (1 - f) * s)
+            sector = int(hi) % 6
+            if sector == 0:
+                rr, gg, bb = v, t, p
+            elif sector == 1:
+                rr, gg, bb = q, v, p
+            elif sector == 2:
+                rr, gg, bb = p, v, t
+            elif sector == 3:
+                rr, gg, bb = p, q, v
+            elif sector == 4:
+                rr, gg, bb = t, p, v
+            else:
+                rr, gg, bb = v, p, q
+            out[y, x, 0] = np.uint8(min(max(rr, 0.0), 1.0) * 255)
+            out[y, x, 1] = np.uint8(min(max(gg, 0.0), 1.0) * 255)
+            out[y, x, 2] = np.uint8(min(max(bb, 0.0), 1.0) * 255)
+    return out

@@ -1,0 +1,127 @@
+"""Shared image operations, written to reproduce the library calls of the originals.
+
+Each says which original call it stands for; they work on any HxW, not only the nominal size.
+"""
+from __future__ import annotations
+
+import functools
+import math
+
+import cv2
+import numpy as np
+
+
+def to_unit(image: np.ndarray) -> np.ndarray:
+    """uint8 [0, 255] -> float32 [0, 1] (the originals' ``np.array(x) / 255.``, in float32)."""
+    return image.astype(np.float32) * np.float32(1 / 255)
+
+
+def to_uint8(values: np.ndarray) -> np.ndarray:
+    """The originals' quantisation: ``np.uint8`` of a [0, 255]-clipped float, i.e. truncation."""
+    return np.clip(values, 0, 255).astype(np.uint8)
+
+
+def unit_to_uint8(values: np.ndarray) -> np.ndarray:
+    """``np.uint8(np.clip(x, 0, 1) * 255)`` for x on the [0, 1] scale."""
+    return (np.clip(values, 0, 1) * 255).astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=256)
+def gaussian_kernel(sigma: float, truncate: float) -> np.ndarray:
+    """scipy.ndimage's 1-D Gaussian: radius ``int(truncate * sigma + 0.5)``, normalised."""
+    radius = int(truncate * float(sigma) + 0.5)
+    x = np.arange(-radius, radius + 1, dtype=np.float64)
+    weights = np.exp(-0.5 / (float(sigma) ** 2) * x * x)
+    weights /= weights.sum()
+    weights.setflags(write=False)
+    return weights
+
+
+def gaussian_nearest(image: np.ndarray, sigma: float, truncate: float = 4.0) -> np.ndarray:
+    """skimage ``gaussian(image, sigma, channel_axis=-1)`` (mode 'nearest') on a float32 image."""
+    image = np.ascontiguousarray(image, dtype=np.float32)
+    if sigma <= 0:
+        return image.copy()
+    kernel = gaussian_kernel(float(sigma), float(truncate)).astype(np.float32)
+    radius = kernel.size // 2
+    if radius >= min(image.shape[:2]):  # OpenCV's border code wants the kernel inside the image
+        padding = ((radius, radius), (radius, radius)) + ((0, 0),) * (image.ndim - 2)
+        padded = np.pad(image, padding, mode="edge")
+        return cv2.sepFilter2D(padded, -1, kernel, kernel)[radius:-radius, radius:-radius]
+    return cv2.sepFilter2D(image, -1, kernel, kernel, borderType=cv2.BORDER_REPLICATE)
+
+
+@functools.lru_cache(maxsize=64)
+def reflect_smoothing_matrix(n: int, sigma: float, truncate: float) -> np.ndarray:
+    """The n x n matrix of scipy's ``gaussian_filter1d(mode='reflect')`` along one axis.
+
+    'reflect' extends a signal by mirroring about its edges (d c b a | a b c d | d c b a),
+    which is periodic with period 2n, so a kernel of any length (elastic_transform's reach
+    several times the image size) folds onto n columns exactly.
+    """
+    weights = gaussian_kernel(float(sigma), float(truncate))
+    radius = weights.size // 2
+    matrix = np.zeros((n, n), np.float64)
+    rows = np.arange(n)
+    for offset, weight in zip(range(-radius, radius + 1), weights):
+        source = (rows + offset) % (2 * n)
+        source = np.where(source >= n, 2 * n - 1 - source, source)
+        np.add.at(matrix, (rows, source), weight)
+    matrix = matrix.astype(np.float32)
+    matrix.setflags(write=False)
+    return matrix
+
+
+def smooth_reflect(field: np.ndarray, sigma: float, truncate: float) -> np.ndarray:
+    """skimage ``gaussian(field, sigma, mode='reflect', truncate=...)`` of a 2-D field."""
+    if sigma <= 0:
+        return field.astype(np.float32)
+    rows = reflect_smoothing_matrix(field.shape[0], float(sigma), float(truncate))
+    cols = reflect_smoothing_matrix(field.shape[1], float(sigma), float(truncate))
+    return rows @ field.astype(np.float32) @ cols.T
+
+
+def zoom_matrix(shape: tuple[int, int], factor: float) -> np.ndarray:
+    """Inverse affine map of the originals' ``clipped_zoom`` (output pixel -> input pixel).
+
+    ``clipped_zoom`` takes the central ceil(n / z) crop, zooms it with scipy (order 1,
+    corner-aligned grid: out i -> in i * (crop - 1) / (round(crop * z) - 1)) and trims the
+    result back to n centrally. The originals do this on square images with the crop
+    height used for both axes; here each axis uses its own length.
+    """
+    terms = []
+    for n in shape:
+        crop = int(math.ceil(n / factor))
+        start = (n - crop) // 2
+        zoomed = int(round(crop * factor))
+        trim = (zoomed - n) // 2
+        step = (crop - 1) / (zoomed - 1) if zoomed > 1 else 0.0
+        terms.append((step, start + trim * step))
+    (sy, oy), (sx, ox) = terms
+    return np.array([[sx, 0.0, ox], [0.0, sy, oy]], np.float64)
+
+
+def clipped_zoom(image: np.ndarray, factor: float) -> np.ndarray:
+    """The originals' ``clipped_zoom`` (bilinear), same shape and dtype as ``image``."""
+    height, width = image.shape[:2]
+    matrix = zoom_matrix((height, width), factor)
+    out = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                         borderMode=cv2.BORDER_REPLICATE)
+    return out.reshape(image.shape)
+
+
+@functools.lru_cache(maxsize=64)
+def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
+    """The originals' ``disk``: an aliased disk, normalised, then a small Gaussian blur."""
+    if radius <= 8:
+        coords = np.arange(-8, 8 + 1)
+        ksize = (3, 3)
+    else:
+        coords = np.arange(-radius, radius + 1)
+        ksize = (5, 5)
+    xx, yy = np.meshgrid(coords, coords)
+    aliased = np.array((xx ** 2 + yy ** 2) <= radius ** 2, dtype=np.float32)
+    aliased /= np.sum(aliased)
+    kernel = cv2.GaussianBlur(aliased, ksize=ksize, sigmaX=alias_blur)
+    kernel.setflags(write=False)
+    return kernel

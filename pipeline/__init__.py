@@ -1,0 +1,1 @@
+"""The ImageNet-C pipeline: readers, preprocessing, the Dask graph, writers and scoring."""

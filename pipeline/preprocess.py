@@ -1,0 +1,68 @@
+"""From a source photo to a variant's clean input, as the original loaders do it.
+
+The steps are the variant YAML's ``preprocess`` list. Resampling is PIL bilinear;
+``resize_shorter`` is torchvision 0.2's ``Resize(n)`` (longer side ``int(n * long / short)``,
+unchanged when the shorter side is already n); crops are centred with offsets
+``int(round((side - crop) / 2))``.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from corruptions import Variant, load_variant
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """PIL's ``convert("RGB")`` after applying any EXIF orientation; 16-bit and I/F modes are
+    scaled to 8 bits first (PIL would clip them)."""
+    from PIL import ImageOps
+    image = ImageOps.exif_transpose(image)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
+        image = Image.fromarray(np.clip(array / top * 255.0, 0, 255).astype(np.uint8), "L")
+    elif image.mode == "F":
+        image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), "L")
+    return image.convert("RGB")
+
+
+def _centre_box(width: int, height: int, crop_w: int, crop_h: int) -> tuple[int, int, int, int]:
+    left = int(round((width - crop_w) / 2.0))
+    top = int(round((height - crop_h) / 2.0))
+    return left, top, left + crop_w, top + crop_h
+
+
+def resize_shorter(image: Image.Image, size: int) -> Image.Image:
+    width, height = image.size
+    if min(width, height) == size:
+        return image
+    if width < height:
+        return image.resize((size, int(size * height / width)), Image.BILINEAR)
+    return image.resize((int(size * width / height), size), Image.BILINEAR)
+
+
+def apply_step(image: Image.Image, step) -> Image.Image:
+    op = step["op"]
+    width, height = image.size
+    if op == "resize_shorter":
+        return resize_shorter(image, int(step["size"]))
+    if op == "center_crop":
+        size = int(step["size"])
+        return image.crop(_centre_box(width, height, size, size))
+    if op == "center_crop_fraction":
+        fraction = float(step["fraction"])
+        return image.crop(_centre_box(width, height, int(fraction * width), int(fraction * height)))
+    if op == "resize":
+        out_h, out_w = step["size"]
+        return image.resize((int(out_w), int(out_h)), Image.BILINEAR)
+    raise ValueError(f"unknown preprocessing op {op!r}")
+
+
+def preprocess(image: Image.Image, variant: str | Variant) -> np.ndarray:
+    """The clean HxWx3 uint8 input of ``variant`` for a PIL image of any mode."""
+    variant = variant if isinstance(variant, Variant) else load_variant(variant)
+    image = to_rgb(image)
+    for step in variant.preprocess:
+        image = apply_step(image, step)
+    return np.asarray(image, dtype=np.uint8).copy()

@@ -1,0 +1,109 @@
+"""Native kernels against their oracles: the real ImageMagick, and literal Python loops."""
+import numpy as np
+import pytest
+
+from corruptions import _native
+from corruptions.motion import motion_blur
+
+from .conftest import clean
+
+
+@pytest.fixture(scope="module")
+def wand():
+    # The real ImageMagick is the oracle; `make test` installs libmagickwand where missing.
+    return pytest.importorskip("wand.image", reason="wand/libmagickwand are required by the test extras")
+
+
+@pytest.mark.parametrize("radius, sigma, angle", [
+    (10, 3, 4.39), (15, 5, -44.9), (20, 15, 31.7), (12, 4, -12.0), (6, 1, 38.0), (8, 2, -35.5),
+    (10, 1.5, 0.0), (14, 4, -90.0), (12, 8, -131.3), (10, 4, -45.0), (22, 16, 17.2)])
+@pytest.mark.parametrize("photo, variant", [("astronaut", "imagenet"), ("coffee", "cifar"), ("rocket", "tiny")])
+def test_native_motion_blur_is_imagemagick(wand, photo, variant, radius, sigma, angle):
+    image = clean(photo, variant)
+    assert np.array_equal(motion_blur(image, radius, sigma, angle, "native"),
+                          motion_blur(image, radius, sigma, angle, "imagemagick"))
+
+
+def test_native_motion_blur_is_imagemagick_on_grey_and_non_square(wand):
+    rng = np.random.default_rng(0)
+    grey = (rng.random((45, 70)) > 0.8).astype(np.uint8) * 255  # a snow-like layer
+    colour = np.ascontiguousarray(clean("chelsea", "imagenet")[:100, :161])
+    for angle in (-135.0, -100.2, -45.0, 60.0):
+        assert np.array_equal(motion_blur(grey, 12, 8, angle), motion_blur(grey, 12, 8, angle, "imagemagick"))
+        assert np.array_equal(motion_blur(colour, 15, 5, angle), motion_blur(colour, 15, 5, angle, "imagemagick"))
+
+
+def test_imagemagick_backend_can_be_selected_in_the_config(wand, tmp_path):
+    import yaml
+
+    from corruptions import corrupt, load_variant_file
+    from corruptions.config import VARIANT_DIR
+    doc = yaml.safe_load((VARIANT_DIR / "imagenet.yaml").read_text())
+    doc["corruptions"]["motion_blur"]["shared"]["backend"] = "imagemagick"
+    doc["corruptions"]["snow"]["shared"]["backend"] = "imagemagick"
+    path = tmp_path / "im.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    custom = load_variant_file(path)
+    image = clean("coffee", "imagenet")
+    for name in ("motion_blur", "snow"):
+        assert np.array_equal(corrupt(image, name, 3, 9, custom), corrupt(image, name, 3, 9, "imagenet"))
+    doc["corruptions"]["motion_blur"]["shared"]["backend"] = "gimp"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ValueError, match="native, imagemagick"):
+        corrupt(image, "motion_blur", 1, 0, load_variant_file(path))
+
+
+def literal_glass_shuffle(image, offsets, d):
+    """The original's loop, written out, with numpy's view semantics of the 'swap'."""
+    x = image.copy()
+    height, width = x.shape[:2]
+    for it in range(offsets.shape[0]):
+        for i, h in enumerate(range(height - d, d, -1)):
+            for j, w in enumerate(range(width - d, d, -1)):
+                dx, dy = offsets[it, i, j]
+                h_prime, w_prime = h + dy, w + dx
+                x[h, w], x[h_prime, w_prime] = x[h_prime, w_prime], x[h, w]
+    return x
+
+
+@pytest.mark.parametrize("delta, iterations", [(1, 2), (2, 1), (4, 3)])
+def test_glass_shuffle_keeps_the_originals_sequential_semantics(delta, iterations):
+    rng = np.random.default_rng(delta)
+    image = rng.integers(0, 256, (23, 31, 3), dtype=np.uint8)
+    offsets = rng.integers(-delta, delta, size=(iterations, 23 - 2 * delta, 31 - 2 * delta, 2), dtype=np.int16)
+    expected = literal_glass_shuffle(image, offsets, delta)
+    fast = image.copy()
+    _native.glass_shuffle(fast, offsets, delta)
+    assert np.array_equal(fast, expected)
+    # order matters: the same offsets applied to pixels in another order give another image
+    reordered = image[::-1, ::-1].copy()
+    _native.glass_shuffle(reordered, offsets, delta)
+    assert not np.array_equal(reordered[::-1, ::-1], expected)
+
+
+def test_poisson_lookup_has_the_poisson_distribution():
+    from corruptions.noise import _poisson_tables
+    photons = 12.0
+    cdf, levels = _poisson_tables(photons)
+    level = 128
+    image = np.full((400, 500), level, np.uint8)
+    out = _native.poisson_lookup(image, np.random.default_rng(0).random(image.size), cdf, levels)
+    draws = np.random.default_rng(1).poisson(level / 255 * photons, image.size)
+    expected = (np.clip(draws / photons, 0, 1) * 255).astype(np.uint8)
+    ours = np.bincount(out.ravel(), minlength=256) / out.size
+    theirs = np.bincount(expected, minlength=256) / expected.size
+    assert np.abs(ours - theirs).max() < 0.005
+    assert set(np.unique(out)) <= set(levels)
+
+
+def test_hsv_round_trip_is_skimages():
+    from skimage.color import hsv2rgb, rgb2hsv
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    image[:8] = image[:8, :, :1]  # greys: delta == 0
+    image[8:16, :, 1] = image[8:16, :, 0]  # ties between channels
+    for channel, scale, offset in ((2, 1.0, 0.3), (1, 5.0, 0.1), (1, 0.1, 0.0)):
+        hsv = rgb2hsv(image / 255.0)
+        hsv[..., channel] = np.clip(hsv[..., channel] * scale + offset, 0, 1)
+        expected = (np.clip(hsv2rgb(hsv), 0, 1) * 255).astype(np.uint8)
+        assert np.array_equal(_native.hsv_adjust(image, channel, scale, offset), expected)
