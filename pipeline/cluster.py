@@ -1,0 +1,58 @@
+"""The Dask client a run uses: a local cluster of worker processes (default), an existing
+scheduler, or SLURM / PBS through dask-jobqueue."""
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+
+from distributed import WorkerPlugin
+
+# one thread per numeric library in each worker: parallelism comes from the workers
+SINGLE_THREADED = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                                           "NUMBA_NUM_THREADS")}
+
+
+class WorkerSetup(WorkerPlugin):
+    """Runs in every worker: single-threaded libraries, allocator kept for reuse."""
+    name = "imagenet-c-worker-setup"
+
+    def setup(self, worker):
+        import cv2
+
+        from corruptions.runtime import keep_freed_memory
+        cv2.setNumThreads(1)
+        keep_freed_memory()
+
+
+@contextlib.contextmanager
+def open_client(cluster: dict):
+    """Yield a connected ``distributed.Client`` for the run's ``cluster`` settings."""
+    import dask
+    from distributed import Client, LocalCluster
+
+    kind = cluster["kind"]
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": SINGLE_THREADED,
+                          "distributed.scheduler.worker-saturation": 1.0}):
+        if kind == "address":
+            with Client(cluster["address"]) as client:
+                client.register_plugin(WorkerSetup())
+                yield client
+            return
+        if kind == "local":
+            workers = cluster["workers"] or os.cpu_count() or 1
+            dashboard = ":0" if importlib.util.find_spec("bokeh") else None
+            manager = LocalCluster(n_workers=workers, threads_per_worker=cluster["threads_per_worker"],
+                                   processes=True, memory_limit=cluster["memory_limit"],
+                                   dashboard_address=dashboard, silence_logs=40)
+        else:
+            try:
+                import dask_jobqueue
+            except ImportError as exc:
+                raise RuntimeError("SLURM / PBS clusters need dask-jobqueue: pip install dask-jobqueue") from exc
+            factory = dask_jobqueue.SLURMCluster if kind == "slurm" else dask_jobqueue.PBSCluster
+            manager = factory(**cluster["jobqueue"])
+            manager.scale(jobs=cluster["jobs"])
+        with manager, Client(manager) as client:
+            client.register_plugin(WorkerSetup())
+            yield client

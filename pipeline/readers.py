@@ -1,0 +1,205 @@
+"""Source readers: list a validation set once (on the client), load one image anywhere.
+
+A reader turns a source path into ``Source``: the ordered list of ``Item``s (what to load,
+its output name and label) plus the class list. Items are small and picklable, so a shard
+of them travels to a Dask worker, which loads the pixels itself.
+"""
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import os
+import pickle
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+DATA_DIR = Path(__file__).resolve().parent / "data"
+READERS = ("imagenet_folders", "imagenet_flat", "imagenet_tar", "tiny_imagenet", "cifar10", "cifar100")
+
+
+@functools.lru_cache(maxsize=None)
+def imagenet_wnids() -> tuple[str, ...]:
+    """The 1000 ImageNet-1k wnids in sorted order: a wnid's index is its standard class index."""
+    return tuple((DATA_DIR / "imagenet_wnids.txt").read_text().split())
+
+
+class SourceError(ValueError):
+    """A source that cannot be listed (missing path, wrong layout)."""
+
+
+@dataclass(frozen=True)
+class Item:
+    image_id: str  # unique within the source; seeds the image's random streams
+    name: str  # output file name (e.g. ILSVRC2012_val_00000001.JPEG)
+    wnid: str  # class folder name in the output tree
+    label: int  # class index (-1 where the class is unknown)
+    kind: str  # file, tar, cifar
+    path: str  # file, tar archive or pickle batch
+    offset: int = 0  # tar: data offset; cifar: row
+    size: int = 0  # tar: member size
+
+
+@dataclass(frozen=True)
+class Source:
+    reader: str
+    root: str
+    items: tuple[Item, ...]
+    classes: tuple[str, ...]  # index -> class name (wnid, or CIFAR class)
+
+
+def load_pixels(item: Item) -> Image.Image:
+    """The item's image; raises on unreadable or truncated data (the caller reports it)."""
+    if item.kind == "cifar":
+        return Image.fromarray(_cifar_images(item.path)[item.offset])
+    if item.kind == "tar":
+        with open(item.path, "rb") as archive:
+            archive.seek(item.offset)
+            data = archive.read(item.size)
+        if len(data) != item.size:
+            raise OSError(f"archive ended inside {item.name}")
+        image = Image.open(io.BytesIO(data))
+    else:
+        image = Image.open(item.path)
+    image.load()  # decode now: truncated files raise here, not later
+    return image
+
+
+def _label(wnid: str) -> int:
+    wnids = imagenet_wnids()
+    index = np.searchsorted(wnids, wnid)
+    return int(index) if index < len(wnids) and wnids[index] == wnid else -1
+
+
+def _is_image(name: str) -> bool:
+    return name.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def read_imagenet_folders(root: Path) -> Source:
+    """``root/<wnid>/<file>``: ImageNet validation sorted into class folders (also any
+    ImageFolder tree). Non-image files are ignored, as torchvision's ImageFolder does."""
+    items = []
+    for wnid in sorted(e.name for e in os.scandir(root) if e.is_dir()):
+        for dirpath, dirnames, filenames in os.walk(root / wnid):
+            dirnames.sort()
+            for name in sorted(filenames):
+                if _is_image(name):
+                    path = Path(dirpath) / name
+                    items.append(Item(str(path.relative_to(root)), name, wnid, _label(wnid), "file", str(path)))
+    return Source("imagenet_folders", str(root), tuple(items), imagenet_wnids())
+
+
+def _val_solution(root: Path) -> dict[str, str]:
+    """``LOC_val_solution.csv`` (ImageId, PredictionString "wnid x y x y ..."): id -> wnid."""
+    candidates = [root / "LOC_val_solution.csv", root.parent / "LOC_val_solution.csv"]
+    path = next((p for p in candidates if p.is_file()), None)
+    if path is None:
+        raise SourceError(f"LOC_val_solution.csv not found next to {root} (looked in {', '.join(map(str, candidates))})")
+    with open(path, newline="") as handle:
+        return {row["ImageId"]: row["PredictionString"].split()[0] for row in csv.DictReader(handle)}
+
+
+def _labelled(name: str, solution: dict[str, str], kind: str, path: str, offset=0, size=0) -> Item:
+    wnid = solution.get(Path(name).stem, "unknown")
+    return Item(name, name, wnid, _label(wnid), kind, path, offset, size)
+
+
+def read_imagenet_flat(root: Path) -> Source:
+    """The validation set as distributed: a flat folder of ``ILSVRC2012_val_*.JPEG`` and
+    ``LOC_val_solution.csv`` beside it."""
+    solution = _val_solution(root)
+    names = sorted(e.name for e in os.scandir(root) if e.is_file() and _is_image(e.name))
+    return Source("imagenet_flat", str(root), tuple(_labelled(n, solution, "file", str(root / n)) for n in names),
+                  imagenet_wnids())
+
+
+def read_imagenet_tar(path: Path) -> Source:
+    """``ILSVRC2012_img_val.tar`` read in place: members are located once, then each is read
+    straight from its offset, so nothing is extracted."""
+    solution = _val_solution(path.parent)
+    with tarfile.open(path, "r:") as archive:  # uncompressed, so offsets are seekable
+        members = [m for m in archive.getmembers() if m.isfile() and _is_image(m.name)]
+    members.sort(key=lambda m: Path(m.name).name)
+    items = tuple(_labelled(Path(m.name).name, solution, "tar", str(path), m.offset_data, m.size) for m in members)
+    return Source("imagenet_tar", str(path), items, imagenet_wnids())
+
+
+def read_tiny_imagenet(root: Path) -> Source:
+    """Tiny ImageNet: ``val/images/*.JPEG`` with ``val/val_annotations.txt`` (file, wnid, box);
+    class indices follow the sorted ``wnids.txt`` (200 classes)."""
+    base = root / "val" if (root / "val").is_dir() else root
+    annotations = base / "val_annotations.txt"
+    if not annotations.is_file():
+        raise SourceError(f"{annotations} not found: expected Tiny ImageNet's val/images and val/val_annotations.txt")
+    wnids_file = base.parent / "wnids.txt"
+    rows = [line.split("\t") for line in annotations.read_text().splitlines() if line.strip()]
+    wnid_of = {row[0]: row[1] for row in rows}
+    classes = sorted(wnids_file.read_text().split()) if wnids_file.is_file() else sorted(set(wnid_of.values()))
+    index = {w: i for i, w in enumerate(classes)}
+    images = base / "images"
+    names = sorted(e.name for e in os.scandir(images) if e.is_file() and _is_image(e.name))
+    items = tuple(Item(n, n, wnid_of.get(n, "unknown"), index.get(wnid_of.get(n, ""), -1), "file", str(images / n))
+                  for n in names)
+    return Source("tiny_imagenet", str(root), items, tuple(classes))
+
+
+_CIFAR = {"cifar10": ("test_batch", b"labels", "batches.meta", b"label_names"),
+          "cifar100": ("test", b"fine_labels", "meta", b"fine_label_names")}
+
+
+def _cifar_batch(root: Path, reader: str) -> Path:
+    batch = _CIFAR[reader][0]
+    for folder in (root, root / "cifar-10-batches-py", root / "cifar-100-python"):
+        if (folder / batch).is_file():
+            return folder / batch
+    raise SourceError(f"{reader}: {batch!r} not found under {root} (the python version of the CIFAR test set)")
+
+
+@functools.lru_cache(maxsize=2)
+def _cifar_images(path: str) -> np.ndarray:
+    with open(path, "rb") as handle:
+        batch = pickle.load(handle, encoding="bytes")
+    return np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+
+
+def read_cifar(root: Path, reader: str) -> Source:
+    path = _cifar_batch(root, reader)
+    _, label_key, meta_name, names_key = _CIFAR[reader]
+    with open(path, "rb") as handle:
+        labels = pickle.load(handle, encoding="bytes")[label_key]
+    meta = path.parent / meta_name
+    if meta.is_file():
+        with open(meta, "rb") as handle:
+            classes = tuple(n.decode() for n in pickle.load(handle, encoding="bytes")[names_key])
+    else:
+        classes = tuple(str(i) for i in range(max(labels) + 1))
+    items = tuple(Item(f"{i:05d}", f"{i:05d}.png", classes[label], int(label), "cifar", str(path), i)
+                  for i, label in enumerate(labels))
+    return Source(reader, str(root), items, classes)
+
+
+def read_source(reader: str, path: str | os.PathLike) -> Source:
+    """List the source at ``path`` with ``reader`` (one of ``READERS``)."""
+    path = Path(path).expanduser()
+    if reader not in READERS:
+        raise SourceError(f"unknown reader {reader!r}; allowed: {', '.join(READERS)}")
+    if not path.exists():
+        raise SourceError(f"source {path} does not exist")
+    if reader == "imagenet_tar":
+        if not path.is_file():
+            raise SourceError(f"imagenet_tar reads a .tar file, got the folder {path}")
+        return read_imagenet_tar(path)
+    if not path.is_dir():
+        raise SourceError(f"{reader} reads a folder, got the file {path}")
+    if reader == "imagenet_folders":
+        return read_imagenet_folders(path)
+    if reader == "imagenet_flat":
+        return read_imagenet_flat(path)
+    if reader == "tiny_imagenet":
+        return read_tiny_imagenet(path)
+    return read_cifar(path, reader)
