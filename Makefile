@@ -9,7 +9,8 @@ VARIANT ?= imagenet
 PHOTO ?= astronaut
 PREVIEW ?= docs/preview-$(VARIANT)-$(PHOTO).png
 
-.PHONY: setup system-deps test test-all preview bench demo clean
+.PHONY: setup system-deps test test-all preview bench bench-pipeline demo clean \
+	imagenet-c imagenet-c-inception imagenet-64-c tiny-imagenet-c cifar-10-c cifar-100-c
 
 $(VENV)/.installed: pyproject.toml
 	$(MAKE) system-deps
@@ -41,11 +42,17 @@ preview: setup  ## contact sheet: make preview VARIANT=imagenet PHOTO=astronaut
 bench: setup  ## speed of every corruption against the originals' figures
 	$(PY) benchmarks/bench_corruptions.py
 
-demo: setup  ## contact sheets of every variant on the sample photos
-	@for v in imagenet inception imagenet64 tiny cifar; do \
-		$(PY) -m corruptions.preview --variant $$v --photo $(PHOTO) --out .demo/preview-$$v-$(PHOTO).png || exit 1; \
-	done
-	@echo "demo: contact sheets written to $$(pwd)/.demo/"
+bench-pipeline: setup  ## end-to-end ms per source image, 1 and 2 workers, peak memory
+	$(PY) benchmarks/bench_pipeline.py
+
+demo: setup  ## the main job on a sample of scikit-image photos: JPEG tree, Zarr store, preview
+	$(PY) -m pipeline.demo
+
+# The datasets: make imagenet-c SOURCE=/data/imagenet/val OUT=/data/imagenet-c [ARGS="--workers 16"]
+DATASETS := imagenet-c imagenet-c-inception imagenet-64-c tiny-imagenet-c cifar-10-c cifar-100-c
+$(DATASETS): setup
+	@test -n "$(SOURCE)" -a -n "$(OUT)" || { echo "usage: make $@ SOURCE=path OUT=path [ARGS='--workers N ...']"; exit 2; }
+	$(PY) -m pipeline generate configs/$@.yaml --source "$(SOURCE)" --out "$(OUT)" $(ARGS)
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache

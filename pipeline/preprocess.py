@@ -14,17 +14,10 @@ from corruptions import Variant, load_variant
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """PIL's ``convert("RGB")`` after applying any EXIF orientation; 16-bit and I/F modes are
-    scaled to 8 bits first (PIL would clip them)."""
-    from PIL import ImageOps
-    image = ImageOps.exif_transpose(image)
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
-        array = np.asarray(image, dtype=np.float64)
-        top = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
-        image = Image.fromarray(np.clip(array / top * 255.0, 0, 255).astype(np.uint8), "L")
-    elif image.mode == "F":
-        image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), "L")
-    return image.convert("RGB")
+    """PIL's ``convert("RGB")``, exactly as the originals' loader does it: CMYK, palette and
+    grey images are converted, alpha is dropped, EXIF orientation is not applied, and
+    16-bit values are clipped to 255 (PIL's rule), so ImageNet-C's inputs are reproduced."""
+    return image if image.mode == "RGB" else image.convert("RGB")
 
 
 def _centre_box(width: int, height: int, crop_w: int, crop_h: int) -> tuple[int, int, int, int]:

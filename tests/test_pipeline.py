@@ -1,0 +1,273 @@
+"""The pipeline end to end on a real LocalCluster of worker processes, real files, real Zarr."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import zarr
+
+from pipeline.cluster import WorkerSetup
+from pipeline.generate import RunError, generate
+from pipeline.readers import imagenet_wnids, load_pixels, read_source
+from pipeline.runconfig import load_run_config
+
+from . import pipeline_fixtures as fx
+
+ROOT = Path(__file__).resolve().parents[1]
+SOME = ["gaussian_noise", "glass_blur", "motion_blur", "frost", "elastic_transform"]
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=40) as cluster, Client(cluster) as connected:
+        connected.register_plugin(WorkerSetup())
+        yield connected
+
+
+@pytest.fixture(scope="module")
+def source(tmp_path_factory):
+    return fx.class_folders(tmp_path_factory.mktemp("val"), count=9)
+
+
+def config_for(source, out, **settings):
+    overrides = [{"source": str(source), "out": str(out)}] + [{k: v} for k, v in settings.items()]
+    return load_run_config(ROOT / "configs" / "imagenet-c.yaml", overrides)
+
+
+def run(source, out, client, **settings):
+    return generate(config_for(source, out, **settings), client=client, stream=io.StringIO())
+
+
+def jpeg_files(out: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*.JPEG")) if ".zarr" not in p.parts[-5]}
+
+
+def chunk_files(out: Path) -> dict[str, bytes]:
+    store = out / "imagenet-c.zarr"
+    return {str(p.relative_to(store)): p.read_bytes() for p in store.rglob("*")
+            if p.is_file() and "c" in p.relative_to(store).parts}
+
+
+def zarr_contents(path: Path) -> dict[str, np.ndarray]:
+    group = zarr.open_group(path, mode="r")
+    return {f"{c}/{s}": group[f"{c}/{s}"][...] for c in group.group_keys() for s in group[c].array_keys()}
+
+
+def test_full_run_both_formats_read_back(source, tmp_path, client):
+    out = tmp_path / "out"
+    summary = run(source, out, client, shard_size=4)
+    assert summary.units_run == 3 * 19 and summary.failures == []
+    # the JPEG tree, walked as torchvision's ImageFolder does
+    for name in fx.WNIDS:
+        assert (out / "fog" / "3" / name).is_dir()
+    files = jpeg_files(out)
+    assert len(files) == 9 * 19 * 5
+    assert all(len(Path(f).parts) == 4 for f in files)  # corruption/severity/wnid/file
+    from PIL import Image
+    sample = Image.open(out / "snow" / "5" / fx.WNIDS[0] / "ILSVRC2012_val_00000001.JPEG")
+    assert sample.size == (224, 224) and sample.format == "JPEG"
+    # the Zarr store
+    group = zarr.open_group(out / "imagenet-c.zarr", mode="r")
+    assert group["fog/3"].shape == (9, 224, 224, 3) and group["fog/3"].chunks == (4, 224, 224, 3)
+    expected_labels = [imagenet_wnids().index(fx.WNIDS[i % 3]) for i in range(9)]
+    order = sorted(range(9), key=lambda i: (fx.WNIDS[i % 3], i))  # class folders, then file names
+    assert list(group["labels"][...]) == [expected_labels[i] for i in order]
+    assert group.attrs["complete"] and group.attrs["seed"] == 0 and group.attrs["config"]["variant"] == "imagenet"
+    # stored pixels equal a direct call of the kernel with the image's derived generator
+    from corruptions import corrupt, rng_for
+    from pipeline.preprocess import preprocess
+    item = read_source("imagenet_folders", source).items[5]
+    expected = corrupt(preprocess(load_pixels(item), "imagenet"), "glass_blur", 4,
+                       rng_for(0, "imagenet", "glass_blur", 4, item.image_id), "imagenet")
+    assert np.array_equal(group["glass_blur/4"][5], expected)
+    import xarray as xr
+    dataset = xr.open_zarr(out / "imagenet-c.zarr", group="fog", consolidated=False)
+    assert dict(dataset["3"].sizes) == {"image": 9, "y": 224, "x": 224, "channel": 3}
+    labels = xr.open_zarr(out / "imagenet-c.zarr", consolidated=False)["labels"].values
+    assert list(labels) == list(group["labels"][...])
+    # the manifest: one line per unit, with digests of what was written
+    lines = [json.loads(line) for line in (out / "manifest.jsonl").read_text().splitlines()]
+    assert len(lines) == 57 and all(set(line["sha256"]) == {"JpegTree", "ZarrStore"} for line in lines)
+    # a second run of the same command does nothing and changes nothing
+    again = run(source, out, client, shard_size=4)
+    assert again.units_run == 0 and again.units_skipped == 57
+    assert jpeg_files(out) == files
+
+
+def test_bytes_do_not_depend_on_workers_or_shard_size(source, tmp_path, client):
+    from distributed import Client, LocalCluster
+    settings = dict(corruptions=SOME, variant="imagenet64")
+    run(source, tmp_path / "two", client, shard_size=2, **settings)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=40) as cluster, Client(cluster) as single:
+        run(source, tmp_path / "one", single, shard_size=2, **settings)
+        run(source, tmp_path / "one_big", single, shard_size=5, **settings)
+    reference = jpeg_files(tmp_path / "two")
+    assert len(reference) == 9 * 5 * 5
+    assert jpeg_files(tmp_path / "one") == reference
+    assert jpeg_files(tmp_path / "one_big") == reference
+    ref_chunks, one_chunks = chunk_files(tmp_path / "two"), chunk_files(tmp_path / "one")
+    assert len(ref_chunks) == 5 * 5 * 5 + 3 and ref_chunks == one_chunks  # same shard size: identical chunks
+    big = zarr_contents(tmp_path / "one_big" / "imagenet-c.zarr")
+    small = zarr_contents(tmp_path / "two" / "imagenet-c.zarr")
+    assert big.keys() == small.keys() and all(np.array_equal(big[k], small[k]) for k in big)
+
+
+def _cli(args, **kwargs):
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-m", "pipeline", "generate", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def test_sigkill_and_resume_gives_identical_bytes(source, tmp_path, client):
+    args = ["configs/imagenet-c.yaml", "--source", str(source), "--shard-size", "1", "--workers", "2",
+            "--variant", "imagenet", "--only", *SOME]
+    run(source, tmp_path / "reference", client, shard_size=1, corruptions=SOME)
+    out = tmp_path / "killed"
+    units, kill_after = 9 * len(SOME), random.Random().randint(1, 12)
+    process = _cli(args + ["--out", str(out)], start_new_session=True)
+    manifest = out / "manifest.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if manifest.exists() and manifest.read_text().count("\n") >= kill_after:
+            break
+        time.sleep(0.01)
+    assert process.poll() is None, f"the run ended before the kill: {process.communicate()}"
+    os.killpg(process.pid, signal.SIGKILL)  # the client and its worker processes, like a killed batch job
+    process.wait()
+    done_at_kill = manifest.read_text().count("\n")
+    assert done_at_kill < units, (kill_after, done_at_kill)
+    resumed = _cli(args + ["--out", str(out)])
+    stdout, stderr = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, stderr
+    assert "already done" in stdout
+    assert jpeg_files(out) == jpeg_files(tmp_path / "reference"), f"killed after {done_at_kill} units"
+    ours, theirs = zarr_contents(out / "imagenet-c.zarr"), zarr_contents(tmp_path / "reference" / "imagenet-c.zarr")
+    assert all(np.array_equal(ours[k], theirs[k]) for k in theirs)
+    assert not list(out.rglob(".*.part"))
+
+
+def test_a_worker_killed_mid_run_is_survived(source, tmp_path, client):
+    run(source, tmp_path / "reference", client, shard_size=1, corruptions=SOME)
+    out = tmp_path / "out"
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(summary=run(source, out, client, shard_size=1,
+                                                                        corruptions=SOME)))
+    thread.start()
+    manifest = out / "manifest.jsonl"
+    while thread.is_alive() and not (manifest.exists() and manifest.read_text().count("\n") >= 3):
+        time.sleep(0.01)
+    pids = client.run(os.getpid)
+    os.kill(next(iter(pids.values())), signal.SIGKILL)
+    thread.join(timeout=300)
+    assert result["summary"].units_run == 9 * len(SOME)
+    assert jpeg_files(out) == jpeg_files(tmp_path / "reference")
+    client.wait_for_workers(2, timeout=60)
+
+
+def test_awkward_inputs_are_handled_or_reported(tmp_path, client):
+    source = tmp_path / "val"
+    layout = fx.awkward_folders(source)
+    out = tmp_path / "out"
+    summary = run(source, out, client, shard_size=3, corruptions=["contrast", "gaussian_noise"])
+    failed = sorted(Path(f["path"]).name for f in summary.failures)
+    assert failed == sorted(Path(k).name for k, v in layout.items() if v == "fail")
+    reasons = {Path(json.loads(line)["path"]).name: json.loads(line)["reason"]
+               for line in (out / "failures.jsonl").read_text().splitlines()}
+    assert "truncated" in reasons["truncated.JPEG"].lower() and "not_an_image.JPEG" in reasons
+    written = jpeg_files(out)
+    for relative, expect in layout.items():
+        name = Path(relative).stem + ".JPEG"
+        present = f"contrast/1/{Path(relative).parent}/{name}" in written
+        assert present == (expect == "ok"), relative
+    group = zarr.open_group(out / "imagenet-c.zarr", mode="r")
+    assert group["contrast/1"].shape[0] == sum(v != "ignored" for v in layout.values())
+    assert sorted(Path(i).name for i in group.attrs["failed_images"]) == failed
+
+
+def test_cli_exit_status_and_config_errors_before_any_work(tmp_path):
+    source = tmp_path / "val"
+    fx.awkward_folders(source)
+    out = tmp_path / "out"
+    base = ["configs/imagenet-c.yaml", "--source", str(source), "--workers", "1", "--only", "contrast",
+            "--severities", "1"]
+    process = _cli(base + ["--out", str(out)])
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 1 and "could not be read" in stdout, stderr
+    process = _cli(base + ["--out", str(out), "--allow-failures"])
+    assert process.communicate(timeout=300) and process.returncode == 0
+    for extra, words in ((["--only", "glass"], ["corruptions", "gaussian_noise"]),
+                         (["--severities", "6"], ["severities", "1, 2, 3, 4, 5"]),
+                         (["--set", "outputs.formats=[png]"], ["outputs.formats", "jpeg, zarr, cifar_npy"]),
+                         (["--set", "shardsize=3"], ["shardsize", "shard_size"]),
+                         (["--set", "reader=lmdb"], ["reader", "imagenet_folders"]),
+                         (["--source", str(tmp_path / "missing")], ["does not exist"])):
+        fresh = tmp_path / f"never-{len(words[0])}"
+        process = _cli(base + ["--out", str(fresh)] + extra)
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 2, stderr
+        assert all(word in stderr for word in words), stderr
+        assert not fresh.exists()
+
+
+def test_resuming_into_a_folder_of_another_run_is_refused(source, tmp_path, client):
+    run(source, tmp_path / "out", client, corruptions=["contrast"], severities=[1])
+    with pytest.raises(RunError, match="seed"):
+        run(source, tmp_path / "out", client, corruptions=["contrast"], severities=[1], seed=5)
+
+
+@pytest.mark.parametrize("layout", ["imagenet_flat", "imagenet_tar", "tiny_imagenet", "cifar10", "cifar100"])
+def test_each_reader_lists_and_loads_its_layout(tmp_path, layout):
+    builders = {"imagenet_flat": fx.flat_folder, "imagenet_tar": fx.val_tar, "tiny_imagenet": fx.tiny_imagenet,
+                "cifar10": lambda p: fx.cifar(p, "cifar10"), "cifar100": lambda p: fx.cifar(p, "cifar100")}
+    path = builders[layout](tmp_path / "src")
+    listed = read_source(layout, path)
+    assert listed.items and len({i.image_id for i in listed.items}) == len(listed.items)
+    for item in listed.items:
+        image = load_pixels(item)
+        assert min(image.size) >= 32
+        assert 0 <= item.label < len(listed.classes) and listed.classes[item.label] == item.wnid
+    if layout.startswith("imagenet"):
+        assert [i.name for i in listed.items] == sorted(i.name for i in listed.items)
+        assert [i.wnid for i in listed.items] == [fx.WNIDS[k % 3] for k in range(len(listed.items))]
+        reference = fx.small_photos(len(listed.items))
+        assert np.abs(np.asarray(load_pixels(listed.items[2]), float) - np.asarray(reference[2], float)).mean() < 8
+    if layout == "tiny_imagenet":
+        assert listed.classes == tuple(sorted(fx.WNIDS))
+
+
+def test_cifar_run_writes_the_official_npy_layout(tmp_path, client):
+    source = fx.cifar(tmp_path / "src", "cifar10", count=7)
+    config = load_run_config(ROOT / "configs" / "cifar-10-c.yaml",
+                             [{"source": str(source), "out": str(tmp_path / "out"), "shard_size": 3,
+                               "corruptions": ["gaussian_noise", "fog"]}])
+    generate(config, client=client, stream=io.StringIO())
+    array = np.load(tmp_path / "out" / "fog.npy")
+    labels = np.load(tmp_path / "out" / "labels.npy")
+    listed = read_source("cifar10", source)
+    assert array.shape == (35, 32, 32, 3) and array.dtype == np.uint8
+    assert list(labels) == [i.label for i in listed.items] * 5
+    group = zarr.open_group(tmp_path / "out" / "cifar-10-c.zarr", mode="r")
+    for position in range(5):
+        assert np.array_equal(array[7 * position:7 * (position + 1)], group[f"fog/{position + 1}"][...])
+    assert not list((tmp_path / "out").glob(".*.part"))
+
+
+def test_missing_source_and_empty_source(tmp_path):
+    with pytest.raises(Exception, match="does not exist"):
+        generate(config_for(tmp_path / "nowhere", tmp_path / "out"))
+    (tmp_path / "empty" / "n01440764").mkdir(parents=True)
+    with pytest.raises(RunError, match="holds no images"):
+        generate(config_for(tmp_path / "empty", tmp_path / "out"))
