@@ -125,8 +125,8 @@ def plan_run(config: dict) -> Plan:
         if fmt == "jpeg":
             writers.append(JpegTree(str(out), outputs["jpeg"]["quality"], outputs["jpeg"]["optimize"]))
         elif fmt == "zarr":
-            writers.append(ZarrStore(str(out / f"{config['name']}.zarr"), outputs["zarr"]["compressor"],
-                                     outputs["zarr"]["level"]))
+            writers.append(ZarrStore(str(out / f"{config['name']}.zarr"), config["shard_size"],
+                                     outputs["zarr"]["compressor"], outputs["zarr"]["level"]))
         else:
             writers.append(CifarNpy(str(out)))
     plan = Plan(config, out, source.items, source.classes, load_variant(config["variant"]).size, tuple(writers))

@@ -37,7 +37,7 @@ DEFAULTS: dict[str, Any] = {
     "outputs": {
         "formats": ["jpeg", "zarr"],
         "jpeg": {"quality": 85, "optimize": True},
-        "zarr": {"compressor": "zstd", "level": 3},
+        "zarr": {"compressor": "zstd", "level": 1},
     },
     "cluster": {
         "kind": "local",

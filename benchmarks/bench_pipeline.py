@@ -1,0 +1,132 @@
+"""End-to-end throughput of `make imagenet-c` on a synthetic validation set.
+
+    python benchmarks/bench_pipeline.py [--images 96] [--formats jpeg zarr]
+
+Builds a class-folder validation set of ImageNet-sized JPEGs (crops of the scikit-image
+photos), then runs the `imagenet` configuration, 15 benchmark corruptions x 5 severities,
+with 1 and with 2 local worker processes: decode, preprocessing, corruption, JPEG encode
+and Zarr writes included. Prints milliseconds per source image per core, the speed-up of
+2 workers over 1, and each worker's peak memory (RSS, sampled) for N and 2N images.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from corruptions import corruption_names  # noqa: E402
+from pipeline.cluster import open_client  # noqa: E402
+from pipeline.generate import generate  # noqa: E402
+from pipeline.runconfig import load_run_config  # noqa: E402
+
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "imagenet-c.yaml"
+TARGET_MS, TARGET_SPEEDUP, TARGET_MEMORY_GB = 250.0, 1.7, 1.5
+
+
+def synthetic_validation_set(root: Path, count: int) -> Path:
+    """``count`` JPEGs of about 500 x 375 (ImageNet's typical size) in class folders of 48
+    images each (ImageNet validation has 50 per class, which sets how often the output tree
+    gains a directory: creating one costs as much as a few corruptions on some disks)."""
+    import skimage.data
+    from PIL import Image
+    photos = [Image.fromarray(getattr(skimage.data, n)()) for n in ("astronaut", "chelsea", "coffee", "rocket")]
+    for index in range(count):
+        image = photos[index % 4]
+        w, h = image.size
+        box = (index * 13 % (w // 4), index * 7 % (h // 4), w - index * 5 % (w // 4), h - index * 11 % (h // 4))
+        size = (500, 375) if index % 3 else (375, 500)
+        path = root / f"n{index // 48:08d}" / f"ILSVRC2012_val_{index + 1:08d}.JPEG"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        image.crop(box).resize(size, Image.BILINEAR).save(path, quality=90)
+    return root
+
+
+class PeakMemory:
+    """Samples the resident memory of each worker process every 50 ms."""
+
+    def __init__(self, client):
+        self.processes = [psutil.Process(pid) for pid in client.run(os.getpid).values()]
+        self.peak = {p.pid: 0 for p in self.processes}
+        self.running = True
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self):
+        while self.running:
+            for process in self.processes:
+                try:
+                    self.peak[process.pid] = max(self.peak[process.pid], process.memory_info().rss)
+                except psutil.Error:
+                    pass
+            time.sleep(0.05)
+
+    def stop(self) -> list[float]:
+        self.running = False
+        self.thread.join()
+        return [v / 2**30 for v in self.peak.values()]
+
+
+def warm_up() -> None:
+    import numpy as np
+
+    from corruptions import corrupt
+    image = np.random.default_rng(0).integers(0, 256, (224, 224, 3), dtype=np.uint8)
+    for name in corruption_names("benchmark"):
+        for severity in range(1, 6):
+            corrupt(image, name, severity, 0)
+
+
+def run_once(source: Path, out: Path, workers: int, formats: list[str], shard_size: int) -> tuple[float, list[float]]:
+    config = load_run_config(CONFIG, [{"source": str(source), "out": str(out), "corruptions": "benchmark",
+                                       "shard_size": shard_size, "outputs": {"formats": formats},
+                                       "cluster": {"workers": workers}}])
+    with open_client(config["cluster"]) as client:
+        client.wait_for_workers(workers)
+        client.run(warm_up)  # imports, numba caches and lookup tables: not part of the steady state
+        monitor = PeakMemory(client)
+        start = time.perf_counter()
+        generate(config, client=client, stream=io.StringIO())
+        seconds = time.perf_counter() - start
+        return seconds, monitor.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=96)
+    parser.add_argument("--formats", nargs="+", default=["jpeg", "zarr"])
+    parser.add_argument("--shard-size", type=int, default=8)
+    args = parser.parse_args()
+    per_image_outputs = len(corruption_names("benchmark")) * 5
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        small = synthetic_validation_set(tmp / "val", args.images)
+        large = synthetic_validation_set(tmp / "val2", 2 * args.images)
+        print(f"imagenet variant, 15 benchmark corruptions x 5 severities = {per_image_outputs} outputs per source "
+              f"image; formats {', '.join(args.formats)}; shard size {args.shard_size}; {os.cpu_count()} cores")
+        results = {}
+        for workers, source, label in ((1, small, "N"), (2, small, "N"), (2, large, "2N")):
+            count = args.images * (2 if label == "2N" else 1)
+            seconds, peaks = run_once(source, tmp / f"out-{workers}-{label}", workers, args.formats, args.shard_size)
+            per_core = seconds * workers / count * 1000
+            results[(workers, label)] = (seconds, peaks)
+            print(f"{workers} worker(s), {count:4d} images: {seconds:6.1f} s, {count / seconds:5.2f} images/s, "
+                  f"{per_core:6.1f} ms per source image per core, peak RSS per worker "
+                  f"{', '.join(f'{p:.2f}' for p in peaks)} GiB")
+        speedup = results[(1, "N")][0] / results[(2, "N")][0]
+        growth = max(results[(2, "2N")][1]) - max(results[(2, "N")][1])
+        print(f"2 workers vs 1: {speedup:.2f}x throughput (target >= {TARGET_SPEEDUP}x)")
+        print(f"peak memory per worker: {max(results[(2, 'N')][1]):.2f} GiB at N, {max(results[(2, '2N')][1]):.2f} GiB "
+              f"at 2N ({growth * 1024:+.0f} MiB; target < {TARGET_MEMORY_GB} GB and flat)")
+        print(f"target: <= {TARGET_MS:.0f} ms per source image per core")
+
+
+if __name__ == "__main__":
+    main()
