@@ -9,13 +9,14 @@ VARIANT ?= imagenet
 PHOTO ?= astronaut
 PREVIEW ?= docs/preview-$(VARIANT)-$(PHOTO).png
 
-.PHONY: setup system-deps test test-all preview bench bench-pipeline demo clean \
+.PHONY: setup system-deps test test-all preview bench bench-pipeline bench-scoring demo score clean \
 	imagenet-c imagenet-c-inception imagenet-64-c tiny-imagenet-c cifar-10-c cifar-100-c
 
 $(VENV)/.installed: pyproject.toml
 	$(MAKE) system-deps
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==2.13.0  # the CPU build; GPU machines: pip install a CUDA build first
 	$(PY) -m pip install --quiet -e '.[test]'
 	$(PY) -m corruptions.assets
 	touch $@
@@ -45,8 +46,17 @@ bench: setup  ## speed of every corruption against the originals' figures
 bench-pipeline: setup  ## end-to-end ms per source image, 1 and 2 workers, peak memory
 	$(PY) benchmarks/bench_pipeline.py
 
+bench-scoring: setup  ## scoring data path and loop against a naive loop shaped like ImageNet-C/test.py
+	$(PY) benchmarks/bench_scoring.py
+
 demo: setup  ## the main job on a sample of scikit-image photos: JPEG tree, Zarr store, preview
 	$(PY) -m pipeline.demo
+
+# Scoring: make score MODEL=model.pt DATA=/data/imagenet-c [CLEAN=/data/val] [RESULTS=results/] [ARGS=...]
+RESULTS ?= results
+score: setup
+	@test -n "$(MODEL)" -a -n "$(DATA)" || { echo "usage: make score MODEL=spec DATA=path [CLEAN=path] [RESULTS=dir]"; exit 2; }
+	$(PY) -m pipeline score --model "$(MODEL)" --data "$(DATA)" $(if $(CLEAN),--clean "$(CLEAN)") --out "$(RESULTS)" $(ARGS)
 
 # The datasets: make imagenet-c SOURCE=/data/imagenet/val OUT=/data/imagenet-c [ARGS="--workers 16"]
 DATASETS := imagenet-c imagenet-c-inception imagenet-64-c tiny-imagenet-c cifar-10-c cifar-100-c

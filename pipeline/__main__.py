@@ -43,6 +43,31 @@ def _generate(args) -> int:
     return 0
 
 
+def _score(args) -> int:
+    from .score import ScoreError, load_scoring_config, score
+    from .scoring_data import DataError
+    try:
+        config = load_scoring_config(args.config, {"batch_size": args.batch_size, "workers": args.workers,
+                                                   "device": args.device, "amp": args.amp,
+                                                   "baseline": args.baseline})
+        results = score(args.model, args.data, args.clean, args.out, args.weights, config, args.classes,
+                        args.allow_partial, name=args.name)
+    except (ScoreError, DataError, RunConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    from .score import markdown_tables
+    print(markdown_tables([results]))
+    if args.out:
+        print(f"results: {args.out}/results.json, results.csv, report.md, ce.png")
+    return 0
+
+
+def _report(args) -> int:
+    from .score import compare
+    print(compare(args.results, args.out))
+    return 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description="ImageNet-C generation and scoring")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -62,6 +87,29 @@ def main(argv=None) -> int:
     gen.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override any config key, e.g. --set outputs.zarr.level=9 --set cluster.memory_limit=4GiB")
     gen.set_defaults(run=_generate)
+
+    sc = commands.add_parser("score", help="score a PyTorch model on ImageNet-C: errors, CE, mCE, relative mCE")
+    sc.add_argument("--model", required=True,
+                    help="TorchScript file, module.py:factory, torchvision:NAME or timm:NAME")
+    sc.add_argument("--weights", help="state dict to load into the model")
+    sc.add_argument("--name", help="the model's name in reports (default: from --model)")
+    sc.add_argument("--data", required=True, help="ImageNet-C JPEG tree, our Zarr store, or a CIFAR-10-C folder")
+    sc.add_argument("--clean", help="clean validation set in class folders (for the clean error and relative CE)")
+    sc.add_argument("--out", help="results folder: results.json, results.csv, report.md, ce.png")
+    sc.add_argument("--config", help="scoring YAML (default configs/scoring.yaml)")
+    sc.add_argument("--classes", help="text file of class names in index order (default: ImageNet's 1000 wnids)")
+    sc.add_argument("--batch-size", type=int)
+    sc.add_argument("--workers", type=int, help="decoding processes")
+    sc.add_argument("--device", choices=["auto", "cuda", "cpu"])
+    sc.add_argument("--amp", choices=["bf16", "fp16"])
+    sc.add_argument("--baseline", help="'alexnet' (default) or another model's results.json")
+    sc.add_argument("--allow-partial", action="store_true", help="compute mCE over the corruptions present")
+    sc.set_defaults(run=_score)
+
+    rep = commands.add_parser("report", help="compare several results.json in one table and chart")
+    rep.add_argument("results", nargs="+")
+    rep.add_argument("--out", help="folder for comparison.md and comparison.png")
+    rep.set_defaults(run=_report)
     args = parser.parse_args(argv)
     return args.run(args)
 

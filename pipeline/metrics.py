@@ -1,0 +1,207 @@
+"""The paper's metrics, in plain numpy: ImageNet-C (CE, mCE, relative CE / mCE) and
+ImageNet-P (flip probability and rate, top-5 distance, mFR, mT5D, Zipf distance).
+
+Errors are fractions in [0, 1]; results are returned as percentages where the paper prints
+them (CE 100 = AlexNet).
+"""
+from __future__ import annotations
+
+import functools
+from typing import Mapping
+
+import numpy as np
+
+from corruptions import corruption_names
+
+SEVERITIES = (1, 2, 3, 4, 5)
+
+# AlexNet's top-1 error on clean ImageNet validation (the paper).
+ALEXNET_CLEAN_ERROR = 0.435
+# AlexNet per-severity top-1 errors on ImageNet-C, as given by the benchmark's author
+# (hendrycks/robustness issue 10); their means are the paper's Appendix D figures.
+ALEXNET_ERRORS = {
+    "gaussian_noise": (0.69528, 0.82542, 0.93554, 0.98138, 0.99452),
+    "shot_noise": (0.71224, 0.85108, 0.93574, 0.98182, 0.99146),
+    "impulse_noise": (0.78374, 0.89808, 0.94870, 0.98720, 0.99548),
+    "defocus_blur": (0.65624, 0.73202, 0.85036, 0.91364, 0.94714),
+    "glass_blur": (0.64308, 0.75054, 0.88806, 0.91622, 0.93344),
+    "motion_blur": (0.58430, 0.70048, 0.82108, 0.89750, 0.92638),
+    "zoom_blur": (0.70008, 0.76992, 0.80784, 0.84198, 0.87198),
+    "snow": (0.71726, 0.88392, 0.86468, 0.91870, 0.94952),
+    "frost": (0.61390, 0.79734, 0.88790, 0.89942, 0.93430),
+    "fog": (0.67474, 0.76050, 0.84378, 0.87260, 0.94500),
+    "brightness": (0.45140, 0.48502, 0.54048, 0.62166, 0.72440),
+    "contrast": (0.64548, 0.76150, 0.88874, 0.97760, 0.99270),
+    "elastic_transform": (0.52596, 0.70116, 0.55686, 0.64076, 0.80554),
+    "pixelate": (0.52218, 0.54620, 0.73728, 0.87092, 0.91262),
+    "jpeg_compression": (0.51002, 0.54718, 0.57294, 0.65458, 0.74778),
+}
+# Appendix D: AlexNet's mean error over the five severities, the extra corruptions included.
+ALEXNET_MEAN_ERRORS = {
+    "gaussian_noise": 0.886, "shot_noise": 0.894, "impulse_noise": 0.923, "defocus_blur": 0.820,
+    "glass_blur": 0.826, "motion_blur": 0.786, "zoom_blur": 0.798, "snow": 0.867, "frost": 0.827,
+    "fog": 0.819, "brightness": 0.565, "contrast": 0.853, "elastic_transform": 0.646, "pixelate": 0.718,
+    "jpeg_compression": 0.607, "speckle_noise": 0.845, "gaussian_blur": 0.787, "spatter": 0.718,
+    "saturate": 0.658,
+}
+
+# ImageNet-P, Appendix E: AlexNet's flip probability and unnormalised top-5 distance.
+PERTURBATIONS_TEST = ("gaussian_noise", "shot_noise", "motion_blur", "zoom_blur", "snow", "brightness",
+                      "translate", "rotate", "tilt", "scale")
+PERTURBATIONS_EXTRA = ("speckle_noise", "gaussian_blur", "spatter", "shear")
+NOISE_PERTURBATIONS = ("gaussian_noise", "shot_noise", "speckle_noise")
+ALEXNET_FP = {
+    "gaussian_noise": 0.2365, "shot_noise": 0.3006, "motion_blur": 0.0930, "zoom_blur": 0.0594, "snow": 0.1193,
+    "brightness": 0.0489, "translate": 0.1101, "rotate": 0.1310, "tilt": 0.0705, "scale": 0.2353,
+    "speckle_noise": 0.1865, "gaussian_blur": 0.0278, "spatter": 0.0505, "shear": 0.1066,
+}
+ALEXNET_UT5D = {
+    "gaussian_noise": 4.77, "shot_noise": 5.76, "motion_blur": 1.93, "zoom_blur": 1.34, "snow": 2.42,
+    "brightness": 1.19, "translate": 2.63, "rotate": 2.95, "tilt": 1.75, "scale": 4.48, "speckle_noise": 3.89,
+    "gaussian_blur": 0.70, "spatter": 1.26, "shear": 2.48,
+}
+
+
+# ------------------------------------------------------------------ ImageNet-C
+
+class Baseline:
+    """The errors a model is normalised by: AlexNet by default, or another model's results."""
+
+    def __init__(self, name: str, clean_error: float, mean_errors: Mapping[str, float]):
+        self.name, self.clean_error, self.mean_errors = name, float(clean_error), dict(mean_errors)
+
+    @classmethod
+    def alexnet(cls) -> "Baseline":
+        means = dict(ALEXNET_MEAN_ERRORS)
+        means.update({c: float(np.mean(e)) for c, e in ALEXNET_ERRORS.items()})  # unrounded where known
+        return cls("AlexNet", ALEXNET_CLEAN_ERROR, means)
+
+    @classmethod
+    def from_results(cls, results: Mapping) -> "Baseline":
+        """From a ``results.json`` written by ``python -m pipeline score``."""
+        errors = results["errors"]
+        means = {c: float(np.mean([errors[c][str(s)] for s in SEVERITIES])) for c in errors
+                 if all(str(s) in errors[c] for s in SEVERITIES)}
+        return cls(results.get("model", {}).get("name", "baseline"), results["clean_error"], means)
+
+
+def corruption_error(errors: Mapping[int, float], baseline_mean: float) -> float:
+    """CE = sum_s E_s / sum_s E_s^baseline, in percent (the baseline's five severities
+    enter only through their sum, i.e. 5 x their mean)."""
+    return 100.0 * float(np.sum([errors[s] for s in SEVERITIES])) / (len(SEVERITIES) * baseline_mean)
+
+
+def relative_corruption_error(errors: Mapping[int, float], clean_error: float, baseline_mean: float,
+                              baseline_clean: float) -> float:
+    """Relative CE = sum_s (E_s - E_clean) / sum_s (E_s^base - E_clean^base), in percent."""
+    gap = float(np.sum([errors[s] - clean_error for s in SEVERITIES]))
+    return 100.0 * gap / (len(SEVERITIES) * (baseline_mean - baseline_clean))
+
+
+def summarize_c(errors: Mapping[str, Mapping[int, float]], clean_error: float | None,
+                baseline: Baseline | None = None, allow_partial: bool = False) -> dict:
+    """CE and relative CE per corruption, mCE and relative mCE over the 15 benchmark
+    corruptions. Cells that are missing are listed; the means are left out (None) unless
+    every benchmark corruption is complete, or ``allow_partial``."""
+    baseline = baseline or Baseline.alexnet()
+    ce, relative, missing = {}, {}, []
+    for name in corruption_names("all"):
+        cells = errors.get(name, {})
+        absent = [s for s in SEVERITIES if s not in cells]
+        if absent:
+            if cells or name in corruption_names("benchmark"):
+                missing += [f"{name}/{s}" for s in absent]
+            continue
+        if name not in baseline.mean_errors:
+            continue
+        ce[name] = corruption_error(cells, baseline.mean_errors[name])
+        if clean_error is not None:
+            relative[name] = relative_corruption_error(cells, clean_error, baseline.mean_errors[name],
+                                                       baseline.clean_error)
+    benchmark = [n for n in corruption_names("benchmark") if n in ce]
+    complete = len(benchmark) == len(corruption_names("benchmark"))
+    use = complete or (allow_partial and benchmark)
+    return {
+        "baseline": baseline.name,
+        "ce": ce,
+        "relative_ce": relative,
+        "mce": float(np.mean([ce[n] for n in benchmark])) if use else None,
+        "relative_mce": (float(np.mean([relative[n] for n in benchmark])) if use and relative else None),
+        "missing": missing,
+        "partial": bool(use and not complete),
+    }
+
+
+# ------------------------------------------------------------------ ImageNet-P
+
+def _pairs(n_frames: int, noise: bool, difficulty: int) -> tuple[np.ndarray, np.ndarray]:
+    """Frame pairs compared: noise sequences, every frame with the first; temporal ones,
+    each frame with the one ``difficulty`` frames before (ImageNet-P/test.py)."""
+    if noise:
+        later = np.arange(1, n_frames)
+        return np.zeros_like(later), later
+    later = np.arange(difficulty, n_frames)
+    return later - difficulty, later
+
+
+def flip_probability(predictions: np.ndarray, noise: bool, difficulty: int = 1) -> float:
+    """FP from top-1 predictions of shape (sequences, frames); each sequence weighs the same."""
+    predictions = np.asarray(predictions)
+    first, second = _pairs(predictions.shape[1], noise, difficulty)
+    return float(np.mean(predictions[:, first] != predictions[:, second]))
+
+
+@functools.lru_cache(maxsize=4)
+def _zipf_weights(n: int) -> np.ndarray:
+    return 1.0 / np.arange(1, n + 1)
+
+
+def ranking_distance(ranks_a: np.ndarray, ranks_b: np.ndarray, mode: str = "top5") -> np.ndarray:
+    """d(pi(x), pi(x')) for batches: ``ranks_*[k, c]`` is the rank (1 = top) of class c.
+
+    sigma(i) is the rank under x' of the class ranked i under x. ``top5``: the paper's d,
+    which equals sum_{i<=5} |min(i, 6) - min(sigma(i), 6)|; ``zipf``: sum_i w_i |w_i - w_sigma(i)|
+    with w_i = 1 / i.
+    """
+    ranks_a, ranks_b = np.atleast_2d(ranks_a), np.atleast_2d(ranks_b)
+    order_a = np.argsort(ranks_a, axis=1)  # classes by their rank under x
+    sigma = np.take_along_axis(ranks_b, order_a, axis=1)
+    if mode == "top5":
+        i = np.arange(1, 6)
+        return np.abs(np.minimum(i, 6) - np.minimum(sigma[:, :5], 6)).sum(axis=1).astype(np.float64)
+    if mode == "zipf":
+        w = _zipf_weights(ranks_a.shape[1])
+        return (w * np.abs(w - w[sigma - 1])).sum(axis=1)
+    raise ValueError(f"mode must be 'top5' or 'zipf', got {mode!r}")
+
+
+def ranks_from_scores(scores: np.ndarray) -> np.ndarray:
+    """Ordinal ranks (1 = highest score; ties by class order, like scipy's rankdata 'ordinal')."""
+    scores = np.asarray(scores)
+    order = np.argsort(-scores, axis=-1, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.arange(1, scores.shape[-1] + 1), axis=-1)
+    return ranks
+
+
+def top5_distance(ranks: np.ndarray, noise: bool, difficulty: int = 1, mode: str = "top5") -> float:
+    """uT5D (or the Zipf distance) from ranks of shape (sequences, frames, classes)."""
+    ranks = np.asarray(ranks)
+    first, second = _pairs(ranks.shape[1], noise, difficulty)
+    sequences, pairs = ranks.shape[0], len(first)
+    a = ranks[:, first].reshape(sequences * pairs, -1)
+    b = ranks[:, second].reshape(sequences * pairs, -1)
+    return float(ranking_distance(a, b, mode).reshape(sequences, pairs).mean())
+
+
+def summarize_p(fp: Mapping[str, float], ut5d: Mapping[str, float]) -> dict:
+    """FR and T5D per perturbation against AlexNet, mFR and mT5D over the 10 test perturbations."""
+    fr = {p: 100.0 * fp[p] / ALEXNET_FP[p] for p in fp}
+    t5d = {p: 100.0 * ut5d[p] / ALEXNET_UT5D[p] for p in ut5d}
+    complete_fr = all(p in fr for p in PERTURBATIONS_TEST)
+    complete_t5d = all(p in t5d for p in PERTURBATIONS_TEST)
+    return {
+        "fr": fr, "t5d": t5d,
+        "mfr": float(np.mean([fr[p] for p in PERTURBATIONS_TEST])) if complete_fr else None,
+        "mt5d": float(np.mean([t5d[p] for p in PERTURBATIONS_TEST])) if complete_t5d else None,
+    }

@@ -1,0 +1,397 @@
+"""The scoring stage: top-1 error of a PyTorch model on every (corruption, severity) cell,
+then CE, relative CE, mCE and relative mCE (``metrics.py``), written as JSON, CSV, a
+Markdown report laid out like the paper's Tables 1 and 2, and a bar chart.
+
+Needs only torch (torchvision / timm model specs are optional). Uses CUDA when present:
+batches decoded in worker processes into pinned memory, normalised on the device,
+optionally channels_last and bf16 / fp16 autocast; otherwise the CPU.
+"""
+from __future__ import annotations
+
+import contextlib
+import csv
+import hashlib
+import importlib.util
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from corruptions import corruption_names
+
+from . import metrics
+from .readers import imagenet_wnids
+from .scoring_data import CLEAN, DataError, ScoringData, decode, default_classes, open_data
+
+SCORING_DEFAULTS = Path(__file__).resolve().parents[1] / "configs" / "scoring.yaml"
+SCORING_KEYS = ("input_size", "resize", "mean", "std", "batch_size", "workers", "device", "channels_last", "amp",
+                "baseline")
+
+
+class ScoreError(ValueError):
+    pass
+
+
+def load_scoring_config(path=None, overrides: dict | None = None) -> dict:
+    config = yaml.safe_load(SCORING_DEFAULTS.read_text())
+    if path is not None:
+        config.update(yaml.safe_load(Path(path).read_text()) or {})
+    config.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    unknown = sorted(set(config) - set(SCORING_KEYS))
+    if unknown:
+        raise ScoreError(f"unknown scoring key {unknown[0]!r}; allowed: {', '.join(SCORING_KEYS)}")
+    if config["device"] not in ("auto", "cuda", "cpu"):
+        raise ScoreError(f"key 'device': expected auto, cuda or cpu, got {config['device']!r}")
+    if config["amp"] not in (None, "bf16", "fp16"):
+        raise ScoreError(f"key 'amp': expected null, bf16 or fp16, got {config['amp']!r}")
+    return config
+
+
+# ------------------------------------------------------------------ models
+
+def load_model(spec: str, weights: str | None = None):
+    """``path.pt`` (TorchScript), ``module.py:factory``, ``torchvision:NAME`` or ``timm:NAME``."""
+    import torch
+    if spec.startswith(("torchvision:", "timm:")):
+        library, name = spec.split(":", 1)
+        try:
+            module = importlib.import_module("torchvision.models" if library == "torchvision" else "timm")
+        except Exception as exc:  # noqa: BLE001 - e.g. torchvision built for another torch
+            raise ScoreError(f"{library} is not importable here ({exc}); use a TorchScript file or module.py:factory")
+        model = module.get_model(name, weights=None) if library == "torchvision" else module.create_model(name)
+    elif ":" in spec and spec.rsplit(":", 1)[0].endswith(".py"):
+        path, factory = spec.rsplit(":", 1)
+        if not Path(path).is_file():
+            raise ScoreError(f"model module {path} not found")
+        module_spec = importlib.util.spec_from_file_location(Path(path).stem, path)
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+        if not hasattr(module, factory):
+            raise ScoreError(f"{path} has no {factory!r}")
+        model = getattr(module, factory)()
+    else:
+        if not Path(spec).is_file():
+            raise ScoreError(f"model {spec!r}: expected a TorchScript file, module.py:factory, torchvision:NAME "
+                             "or timm:NAME")
+        try:
+            model = torch.jit.load(spec, map_location="cpu")
+        except RuntimeError as exc:
+            raise ScoreError(f"{spec} is not a TorchScript file: {exc}") from None
+    if weights:
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+    return model.eval()
+
+
+def pick_device(name: str):
+    import torch
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ScoreError("device 'cuda' asked for, but torch sees no CUDA device")
+    return torch.device(name)
+
+
+class Normaliser:
+    """uint8 NHWC batch -> normalised float NCHW on the device."""
+
+    def __init__(self, config: dict, device):
+        import torch
+        self.device = device
+        self.mean = torch.tensor(config["mean"], device=device).view(1, 3, 1, 1) * 255
+        self.std = torch.tensor(config["std"], device=device).view(1, 3, 1, 1) * 255
+        self.channels_last = bool(config["channels_last"]) and device.type == "cuda"
+
+    def __call__(self, batch):
+        import torch
+        x = batch.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
+        x = (x - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
+
+
+# ------------------------------------------------------------------ batches
+
+class _FileDataset:
+    """Torch map-style dataset over the files of several cells, decoded in worker processes."""
+
+    def __init__(self, files: list[tuple[str, int, int]], input_size: int, resize: int):
+        self.files, self.input_size, self.resize = files, input_size, resize  # (path, label, cell)
+
+    def __len__(self):
+        return len(self.files)
+
+    def __getitem__(self, index):
+        import torch
+        path, label, cell = self.files[index]
+        return torch.from_numpy(decode(path, self.input_size, self.resize)), label, cell
+
+
+def batches(data: ScoringData, cells: list, config: dict, pin: bool):
+    """Yield (uint8 NHWC tensor, int64 labels, int64 cell indices) over ``cells``. Files of
+    all cells go through one loader, so decoding processes start once per run."""
+    import torch
+    if data.files(cells[0]) is None:
+        for position, cell in enumerate(cells):
+            for images, labels in data.arrays(cell, config["batch_size"]):
+                images = np.ascontiguousarray(images)
+                images = torch.from_numpy(images if images.flags.writeable else images.copy())
+                yield ((images.pin_memory() if pin else images), torch.from_numpy(labels),
+                       torch.full((len(labels),), position, dtype=torch.int64))
+        return
+    files = [(path, label, position) for position, cell in enumerate(cells)
+             for path, label in zip(data.files(cell).paths, data.files(cell).labels)]
+    workers = config["workers"] if config["workers"] is not None else (os.cpu_count() or 1)
+    workers = min(workers, max(len(files) // config["batch_size"], 1)) if workers else 0
+    loader = torch.utils.data.DataLoader(
+        _FileDataset(files, config["input_size"], config["resize"]), batch_size=config["batch_size"],
+        num_workers=workers, pin_memory=pin, shuffle=False, prefetch_factor=4 if workers else None,
+        multiprocessing_context="fork" if workers and sys.platform == "linux" else None)
+    for images, labels, positions in loader:
+        yield images, labels.long(), positions.long()
+
+
+# ------------------------------------------------------------------ the run
+
+def check_model(model, data: ScoringData, cell, config, device, normalise) -> int:
+    """Run one small batch before the long run: the output must be N x num_classes."""
+    import torch
+    images, _, _ = next(batches(data, [cell], dict(config, batch_size=2, workers=0), False))
+    with torch.inference_mode():
+        out = model(normalise(images))
+    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != images.shape[0]:
+        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+        raise ScoreError(f"the model's output must be N x num_classes logits; for N = {images.shape[0]} it gave {shape}")
+    return int(out.shape[1])
+
+
+def check_labels(data: ScoringData, cells, num_classes: int) -> None:
+    """Labels outside the model's classes fail here, before any image is scored."""
+    for cell in cells:
+        files = data.files(cell)
+        labels = np.asarray(files.labels) if files is not None else getattr(data, "labels", np.zeros(0))
+        if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+            raise ScoreError(f"{data.kind} at {cell[0]}/{cell[1]}: labels outside the model's {num_classes} classes "
+                             f"(min {int(labels.min())}, max {int(labels.max())})")
+
+
+def evaluate(model, data, cells, config, device, normalise, progress) -> list[tuple[float, int]]:
+    """Top-1 error and image count of each cell."""
+    import torch
+    wrong, total = np.zeros(len(cells)), np.zeros(len(cells))
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16 if config["amp"] == "bf16" else torch.float16)
+                if config["amp"] and device.type == "cuda" else contextlib.nullcontext())
+    for images, labels, positions in batches(data, cells, config, pin=device.type == "cuda"):
+        with torch.inference_mode(), autocast:
+            predictions = model(normalise(images)).argmax(1).cpu()
+        mistakes = (predictions != labels).numpy().astype(np.float64)
+        wrong += np.bincount(positions.numpy(), weights=mistakes, minlength=len(cells))
+        total += np.bincount(positions.numpy(), minlength=len(cells))
+        progress(int(labels.numel()))
+    for cell, count in zip(cells, total):
+        if count == 0:
+            raise ScoreError(f"{cell[0]}/{cell[1]}: no images")
+    return [(w / t, int(t)) for w, t in zip(wrong, total)]
+
+
+class Bar:
+    def __init__(self, total: int, stream=sys.stderr):
+        self.total, self.done, self.stream = total, 0, stream
+        self.started = self.last = time.monotonic()
+
+    def __call__(self, count: int):
+        self.done += count
+        now = time.monotonic()
+        if now - self.last >= 1.0 or self.done >= self.total:
+            self.last = now
+            rate = self.done / max(now - self.started, 1e-9)
+            width = 30
+            filled = int(width * self.done / max(self.total, 1))
+            print(f"\r[{'#' * filled}{'.' * (width - filled)}] {self.done}/{self.total} images  {rate:.0f} images/s",
+                  end="\n" if self.done >= self.total else "", file=self.stream, flush=True)
+
+
+def score(model_spec: str, data_path: str, clean_path: str | None = None, out: str | None = None,
+          weights: str | None = None, config: dict | None = None, classes_file: str | None = None,
+          allow_partial: bool = False, stream=sys.stderr, name: str | None = None) -> dict:
+    import torch
+    config = config or load_scoring_config()
+    device = pick_device(config["device"])
+    model = load_model(model_spec, weights).to(device)
+    if config["channels_last"] and device.type == "cuda":
+        model = model.to(memory_format=torch.channels_last)
+    normalise = Normaliser(config, device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    classes = Path(classes_file).read_text().split() if classes_file else None
+    data = open_data(data_path, classes)
+    cells = data.cells()
+    if not cells:
+        raise DataError(f"{data_path}: no corruption cells found")
+    num_classes = check_model(model, data, cells[0], config, device, normalise)
+    if classes is None and num_classes != 1000 and data.kind == "jpeg_tree":
+        folders = {os.path.basename(os.path.dirname(p)) for p in data.files(cells[0]).paths} if hasattr(
+            data, "root") else set()
+        if folders and folders <= set(imagenet_wnids()):
+            raise ScoreError(f"the data's class folders are ImageNet wnids (standard indices 0-999) but the model "
+                             f"gives N x {num_classes} outputs, not N x 1000; give --classes for another class list")
+    if classes is None:
+        classes = default_classes(num_classes, data)
+        if classes is not None and data.classes is None:
+            data = open_data(data_path, classes)
+    if classes is not None and len(classes) != num_classes:
+        raise ScoreError(f"the model has {num_classes} outputs but the class list has {len(classes)}")
+    clean = open_data(clean_path, classes, clean=True) if clean_path else None
+    check_labels(data, cells, num_classes)
+    if clean is not None:
+        check_model(model, clean, CLEAN, config, device, normalise)
+        check_labels(clean, [CLEAN], num_classes)
+    total = sum(data.count(c) for c in cells) + (clean.count(CLEAN) if clean else 0)
+    bar = Bar(total, stream)
+    errors: dict[str, dict[str, float]] = {}
+    counts = {}
+    started = time.monotonic()
+    clean_error = None
+    if clean is not None:
+        [(clean_error, counts["clean"])] = evaluate(model, clean, [CLEAN], config, device, normalise, bar)
+    for cell, (error, n) in zip(cells, evaluate(model, data, cells, config, device, normalise, bar)):
+        errors.setdefault(cell[0], {})[str(cell[1])] = error
+        counts[f"{cell[0]}/{cell[1]}"] = n
+    seconds = time.monotonic() - started
+    baseline = _baseline(config["baseline"])
+    summary = metrics.summarize_c({c: {int(s): e for s, e in v.items()} for c, v in errors.items()}, clean_error,
+                                  baseline, allow_partial)
+    results = {
+        "model": {"spec": model_spec, "name": name or model_name(model_spec), "weights": weights,
+                  "weights_sha256": _sha256(weights) if weights else None,
+                  "spec_sha256": _sha256(model_spec) if Path(model_spec).is_file() else None},
+        "data": {"path": str(Path(data_path).resolve()), "kind": data.kind, "images": counts,
+                 "clean": str(Path(clean_path).resolve()) if clean_path else None},
+        "device": str(device), "seconds": round(seconds, 3), "images_per_second": round(total / max(seconds, 1e-9), 1),
+        "clean_error": clean_error, "errors": errors, **summary,
+    }
+    if out:
+        write_results(results, Path(out))
+    return results
+
+
+def model_name(spec: str) -> str:
+    """A short name for tables: the file stem, ``stem.factory``, or the library's model name."""
+    if spec.startswith(("torchvision:", "timm:")):
+        return spec.split(":", 1)[1]
+    if ":" in spec and spec.rsplit(":", 1)[0].endswith(".py"):
+        path, factory = spec.rsplit(":", 1)
+        return f"{Path(path).stem}.{factory}"
+    return Path(spec).stem
+
+
+def _baseline(setting: str) -> metrics.Baseline:
+    if setting in (None, "alexnet"):
+        return metrics.Baseline.alexnet()
+    path = Path(setting)
+    if not path.is_file():
+        raise ScoreError(f"key 'baseline': expected 'alexnet' or a results.json, got {setting!r}")
+    return metrics.Baseline.from_results(json.loads(path.read_text()))
+
+
+def _sha256(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+# ------------------------------------------------------------------ outputs
+
+SHORT = {"gaussian_noise": "Gauss.", "shot_noise": "Shot", "impulse_noise": "Impulse", "defocus_blur": "Defocus",
+         "glass_blur": "Glass", "motion_blur": "Motion", "zoom_blur": "Zoom", "snow": "Snow", "frost": "Frost",
+         "fog": "Fog", "brightness": "Bright", "contrast": "Contrast", "elastic_transform": "Elastic",
+         "pixelate": "Pixel", "jpeg_compression": "JPEG", "speckle_noise": "Speckle", "gaussian_blur": "G. Blur",
+         "spatter": "Spatter", "saturate": "Saturate"}
+
+
+def _fmt(value, digits=0) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def markdown_tables(results_list: list[dict]) -> str:
+    """Rows like the paper's Table 1 (CE, mCE) and Table 2 (relative CE, relative mCE)."""
+    names = corruption_names("benchmark")
+    extras = [n for n in corruption_names("extra") if any(n in r["ce"] for r in results_list)]
+    header = ["Network", "Error", "{m}"] + [SHORT[n] for n in names + extras]
+    out = []
+    for title, key, mean_key in (("Corruption Error (CE) and mCE", "ce", "mce"),
+                                 ("Relative CE and relative mCE", "relative_ce", "relative_mce")):
+        out.append(f"### {title} (AlexNet = 100)\n")
+        head = [h.replace("{m}", "mCE" if key == "ce" else "Rel. mCE") for h in header]
+        out.append("| " + " | ".join(head) + " |")
+        out.append("|" + "---|" * len(head))
+        baseline = metrics.Baseline.alexnet()
+        out.append("| AlexNet | 43.5 | 100.0 | " + " | ".join("100" for _ in names + extras) + " |")
+        for results in results_list:
+            clean = None if results["clean_error"] is None else 100 * results["clean_error"]
+            row = [results["model"]["name"], _fmt(clean, 1), _fmt(results[mean_key], 1)]
+            row += [_fmt(results[key].get(n)) for n in names + extras]
+            out.append("| " + " | ".join(row) + " |")
+        del baseline
+        out.append("")
+    notes = []
+    for results in results_list:
+        if results["missing"]:
+            notes.append(f"- {results['model']['name']}: missing cells {', '.join(results['missing'])}; "
+                         + ("means over the corruptions present (--allow-partial)." if results["partial"]
+                            else "mCE left out."))
+        if results["clean_error"] is None:
+            notes.append(f"- {results['model']['name']}: no clean set scored (--clean), so no relative CE.")
+    return "\n".join(out + notes) + "\n"
+
+
+def bar_chart(results_list: list[dict], path: Path) -> None:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    names = [n for n in corruption_names("all") if any(n in r["ce"] for r in results_list)]
+    width = 0.8 / max(len(results_list), 1)
+    figure, axes = plt.subplots(figsize=(max(8, 0.7 * len(names)), 4.2))
+    x = np.arange(len(names))
+    for index, results in enumerate(results_list):
+        axes.bar(x + index * width - 0.4 + width / 2, [results["ce"].get(n, np.nan) for n in names], width,
+                 label=f"{results['model']['name']} (mCE {_fmt(results['mce'], 1)})")
+    axes.axhline(100, color="black", linewidth=1, linestyle="--", label="AlexNet = 100")
+    axes.set_xticks(x, [SHORT[n] for n in names], rotation=45, ha="right")
+    axes.set_ylabel("Corruption Error (%)")
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def write_results(results: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True))
+    with open(out / "results.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["corruption", "severity", "top1_error", "ce", "relative_ce"])
+        if results["clean_error"] is not None:
+            writer.writerow(["clean", 0, f"{results['clean_error']:.6f}", "", ""])
+        for name in corruption_names("all"):
+            for severity, error in sorted(results["errors"].get(name, {}).items()):
+                writer.writerow([name, severity, f"{error:.6f}", _fmt(results["ce"].get(name), 3),
+                                 _fmt(results["relative_ce"].get(name), 3)])
+    report = [f"# ImageNet-C results: {results['model']['name']}\n",
+              f"Data: `{results['data']['path']}` ({results['data']['kind']}); device {results['device']}; "
+              f"{results['images_per_second']} images/s.\n", markdown_tables([results]),
+              "![CE per corruption](ce.png)\n"]
+    (out / "report.md").write_text("\n".join(report))
+    bar_chart([results], out / "ce.png")
+
+
+def compare(paths: list[str], out: str | None) -> str:
+    results_list = [json.loads(Path(p).read_text()) for p in paths]
+    table = markdown_tables(results_list)
+    if out:
+        Path(out).mkdir(parents=True, exist_ok=True)
+        bar_chart(results_list, Path(out) / "comparison.png")
+        (Path(out) / "comparison.md").write_text("# ImageNet-C comparison\n\n" + table + "\n![CE](comparison.png)\n")
+    return table

@@ -1,0 +1,145 @@
+"""A model whose predictions are known in advance, and ImageNet-C data built around it.
+
+The model reads a class index that the data hides in a flat 16 x 16 block at the top left
+(red = 8 (c // 32) + 4, green = 8 (c % 32) + 4; flat blocks survive JPEG). To make a
+corruption "destroy" an image, the fixture writes the code of another class there, so the
+error of every cell is fixed by construction.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+from PIL import Image
+
+from corruptions import corruption_names
+
+MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+MODEL_SOURCE = '''
+import torch
+
+
+class CodeReader(torch.nn.Module):
+    def __init__(self, num_classes: int = 1000):
+        super().__init__()
+        self.num_classes = num_classes
+        self.register_buffer("mean", torch.tensor(MEAN).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(STD).view(1, 3, 1, 1))
+
+    def forward(self, x):
+        pixels = (x * self.std + self.mean) * 255.0
+        block = pixels[:, :, 4:12, 4:12].mean(dim=(2, 3))
+        code = torch.floor(block[:, 0] / 8.0) * 32 + torch.floor(block[:, 1] / 8.0)
+        index = code.clamp(0, self.num_classes - 1).long()
+        return torch.nn.functional.one_hot(index, self.num_classes).float()
+
+
+def imagenet():
+    return CodeReader(1000)
+
+
+def cifar():
+    return CodeReader(10)
+
+
+def bad_shape():
+    class Flat(torch.nn.Module):
+        def forward(self, x):
+            return x.mean(dim=(1, 2, 3))
+    return Flat()
+
+
+def three_classes():
+    return CodeReader(3)
+'''.replace("MEAN", repr(MEAN)).replace("STD", repr(STD))
+
+WNIDS = ("n01440764", "n02123045", "n07920052")  # class indices 0, 281, 967
+LABELS = (0, 281, 967)
+IMAGES_PER_CLASS = 2
+
+
+def write_model(folder: Path) -> Path:
+    path = folder / "code_reader.py"
+    path.write_text(MODEL_SOURCE)
+    return path
+
+
+def coded_image(label: int, size: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    image = rng.integers(40, 216, (size, size, 3), dtype=np.uint8)
+    image[:16, :16] = (8 * (label // 32) + 4, 8 * (label % 32) + 4, 128)
+    return image
+
+
+def destroyed(name: str, severity: int, n: int) -> set[int]:
+    """Which images a cell destroys: a different, known number for every cell."""
+    k = (corruption_names("all").index(name) + severity) % (n + 1)
+    return set(range(k))
+
+
+def expected_errors(names, n) -> dict[str, dict[int, float]]:
+    return {c: {s: len(destroyed(c, s, n)) / n for s in range(1, 6)} for c in names}
+
+
+def cell_images(name, severity, labels, size):
+    out = []
+    for index, label in enumerate(labels):
+        wrong = index in destroyed(name, severity, len(labels))
+        out.append(coded_image((label + 1) % 1000 if wrong else label, size, seed=index * 97 + severity))
+    return out
+
+
+def jpeg_tree(root: Path, names) -> tuple[Path, Path]:
+    labels = [LABELS[k] for k in range(len(WNIDS)) for _ in range(IMAGES_PER_CLASS)]
+    wnids = [WNIDS[k] for k in range(len(WNIDS)) for _ in range(IMAGES_PER_CLASS)]
+    for name in names:
+        for severity in range(1, 6):
+            for index, image in enumerate(cell_images(name, severity, labels, 224)):
+                path = root / "c" / name / str(severity) / wnids[index] / f"ILSVRC2012_val_{index:08d}.JPEG"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                Image.fromarray(image).save(path, quality=85, optimize=True)
+    clean = root / "clean"
+    for index, label in enumerate(labels):
+        # clean images at full size: the scorer resizes to 256 and crops 224 as test.py does;
+        # one clean image carries a wrong code, so the clean error is 1 / 6
+        code = (label + 1) % 1000 if index == 3 else label
+        canvas = np.full((300, 256, 3), 90, np.uint8)
+        canvas[38:262, 16:240] = coded_image(code, 224, index)  # where Resize(256) + CenterCrop(224) looks
+        path = clean / wnids[index] / f"ILSVRC2012_val_{index:08d}.JPEG"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(canvas).save(path, quality=95)
+    return root / "c", clean
+
+
+def zarr_store(root: Path, names) -> Path:
+    """The same cells written by the pipeline's own Zarr writer."""
+    from pipeline.readers import Item
+    from pipeline.writers import ZarrStore
+    labels = [LABELS[k] for k in range(len(WNIDS)) for _ in range(IMAGES_PER_CLASS)]
+    items = tuple(Item(str(i), f"{i}.JPEG", WNIDS[i // IMAGES_PER_CLASS], labels[i], "file", "") for i in range(6))
+    plan = SimpleNamespace(items=items, image_size=(224, 224), corruptions=list(names), severities=[1, 2, 3, 4, 5],
+                           config={"seed": 0, "variant": "imagenet"}, classes=(), version="test")
+    from pipeline.readers import imagenet_wnids
+    plan.classes = imagenet_wnids()
+    store = ZarrStore(str(root / "test.zarr"), chunk_rows=4)
+    store.prepare(plan)
+    for name in names:
+        for position, severity in enumerate(range(1, 6)):
+            block = np.stack(cell_images(name, severity, labels, 224))
+            for start in (0, 4):
+                store.write(name, severity, position, start, items[start:start + 4], block[start:start + 4],
+                            np.ones(4, bool), 6)
+    store.finalise(plan, [])
+    return root / "test.zarr"
+
+
+def cifar_folder(root: Path, names, n: int = 8) -> Path:
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 10, n)
+    root.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        rows = [np.stack(cell_images(name, s, labels, 32)) for s in range(1, 6)]
+        np.save(root / f"{name}.npy", np.concatenate(rows))
+    np.save(root / "labels.npy", np.tile(labels, 5))
+    return root

@@ -1,0 +1,150 @@
+"""The scoring stage end to end on the CPU, with a model whose predictions are known."""
+import json
+
+import numpy as np
+import pytest
+
+from corruptions import corruption_names
+from pipeline import metrics
+from pipeline.score import ScoreError, compare, load_scoring_config, score
+
+from . import scoring_fixtures as fx
+
+N = 6
+CLEAN_ERROR = 1 / 6
+
+
+def hand_computed(errors: dict, clean_error):
+    """CE, relative CE and their means from the definitions, with AlexNet's numbers."""
+    ce, rel = {}, {}
+    for name, cells in errors.items():
+        alexnet = (metrics.ALEXNET_ERRORS[name] if name in metrics.ALEXNET_ERRORS
+                   else [metrics.ALEXNET_MEAN_ERRORS[name]] * 5)
+        ce[name] = 100 * sum(cells.values()) / sum(alexnet)
+        if clean_error is not None:
+            rel[name] = 100 * sum(e - clean_error for e in cells.values()) / sum(a - 0.435 for a in alexnet)
+    bench = [n for n in corruption_names("benchmark") if n in ce]
+    return ce, rel, np.mean([ce[n] for n in bench]), (np.mean([rel[n] for n in bench]) if rel else None)
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scoring")
+    model = fx.write_model(root)
+    tree, clean = fx.jpeg_tree(root / "tree", corruption_names("all"))
+    return root, model, tree, clean
+
+
+def cpu_config(**overrides):
+    return load_scoring_config(None, {"device": "cpu", "batch_size": 4, "workers": 0, **overrides})
+
+
+def test_jpeg_tree_scores_equal_hand_computed_values(workspace, tmp_path):
+    root, model, tree, clean = workspace
+    results = score(f"{model}:imagenet", str(tree), str(clean), str(tmp_path / "out"), config=cpu_config(workers=2))
+    expected = fx.expected_errors(corruption_names("all"), N)
+    assert results["clean_error"] == pytest.approx(CLEAN_ERROR)
+    for name in corruption_names("all"):
+        for severity in range(1, 6):
+            assert results["errors"][name][str(severity)] == pytest.approx(expected[name][severity]), (name, severity)
+    ce, rel, mce, rel_mce = hand_computed(expected, CLEAN_ERROR)
+    for name in corruption_names("all"):
+        assert results["ce"][name] == pytest.approx(ce[name])
+        assert results["relative_ce"][name] == pytest.approx(rel[name])
+    assert results["mce"] == pytest.approx(mce) and results["relative_mce"] == pytest.approx(rel_mce)
+    assert results["missing"] == [] and results["data"]["kind"] == "jpeg_tree"
+    out = tmp_path / "out"
+    saved = json.loads((out / "results.json").read_text())
+    assert saved["mce"] == pytest.approx(mce)
+    rows = (out / "results.csv").read_text().splitlines()
+    assert rows[0].startswith("corruption,severity,top1_error") and len(rows) == 1 + 1 + 19 * 5
+    report = (out / "report.md").read_text()
+    assert "| AlexNet | 43.5 | 100.0 |" in report and f"| {mce:.1f} |" in report
+    assert (out / "ce.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_zarr_store_and_torchscript_give_the_same_numbers(workspace, tmp_path):
+    import torch
+    root, model, tree, clean = workspace
+    names = ["gaussian_noise", "fog", "saturate"]
+    store = fx.zarr_store(tmp_path, names)
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("code_reader", model)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    scripted = tmp_path / "reader.pt"
+    torch.jit.script(module.imagenet()).save(str(scripted))
+    results = score(str(scripted), str(store), config=cpu_config(), allow_partial=True)
+    expected = fx.expected_errors(names, N)
+    assert results["data"]["kind"] == "zarr"
+    for name in names:
+        for severity in range(1, 6):
+            assert results["errors"][name][str(severity)] == pytest.approx(expected[name][severity])
+    assert results["clean_error"] is None and results["relative_ce"] == {}
+    ce, _, _, _ = hand_computed(expected, None)
+    assert results["ce"] == pytest.approx(ce)
+    assert results["partial"] and results["mce"] == pytest.approx(np.mean([ce["gaussian_noise"], ce["fog"]]))
+
+
+def test_missing_cells_are_reported_and_mce_left_out(workspace, tmp_path):
+    root, model, tree, clean = workspace
+    import shutil
+    partial = tmp_path / "partial"
+    for name in ("fog", "snow"):
+        shutil.copytree(tree / name, partial / name)
+    shutil.rmtree(partial / "snow" / "4")
+    results = score(f"{model}:imagenet", str(partial), config=cpu_config(), out=str(tmp_path / "out"))
+    assert results["mce"] is None and "snow/4" in results["missing"] and "contrast/1" in results["missing"]
+    assert "fog" in results["ce"] and "snow" not in results["ce"]
+    assert "mCE left out" in (tmp_path / "out" / "report.md").read_text()
+
+
+def test_cifar_folder(tmp_path, workspace):
+    root, model, _, _ = workspace
+    names = ["contrast", "pixelate"]
+    folder = fx.cifar_folder(tmp_path / "cifar", names)
+    results = score(f"{model}:cifar", str(folder), config=cpu_config(input_size=32, resize=32), allow_partial=True)
+    labels = np.load(folder / "labels.npy")[:8]
+    for name in names:
+        for severity in range(1, 6):
+            wrong = fx.destroyed(name, severity, 8)
+            # a destroyed image shows the code of label + 1, which is right only if that is the label (never)
+            assert results["errors"][name][str(severity)] == pytest.approx(len(wrong) / len(labels))
+
+
+def test_bad_models_and_labels_fail_before_the_long_run(workspace, tmp_path):
+    root, model, tree, clean = workspace
+    with pytest.raises(ScoreError, match="N x num_classes"):
+        score(f"{model}:bad_shape", str(tree), config=cpu_config())
+    with pytest.raises(ScoreError, match="N x 3 outputs, not N x 1000"):
+        score(f"{model}:three_classes", str(tree), config=cpu_config())
+    folder = fx.cifar_folder(tmp_path / "cifar", ["fog"])
+    labels = np.load(folder / "labels.npy")
+    labels[3] = 10
+    np.save(folder / "labels.npy", labels)
+    with pytest.raises(ScoreError, match="labels outside the model's 10 classes"):
+        score(f"{model}:cifar", str(folder), config=cpu_config(input_size=32, resize=32))
+    with pytest.raises(ScoreError, match="TorchScript file, module.py:factory"):
+        score("no-such-model", str(tree), config=cpu_config())
+    with pytest.raises(ScoreError, match="unknown scoring key 'batchsize'"):
+        load_scoring_config(None, {"batchsize": 3})
+
+
+def test_report_compares_several_models(workspace, tmp_path):
+    root, model, tree, clean = workspace
+    first = score(f"{model}:imagenet", str(tree), str(clean), str(tmp_path / "a"), config=cpu_config())
+    second = dict(first, model={"name": "other"}, mce=first["mce"] + 1)
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "results.json").write_text(json.dumps(second))
+    table = compare([str(tmp_path / "a" / "results.json"), str(tmp_path / "b" / "results.json")], str(tmp_path / "cmp"))
+    assert "| code_reader.imagenet |" in table and "| other |" in table
+    assert (tmp_path / "cmp" / "comparison.png").exists() and (tmp_path / "cmp" / "comparison.md").exists()
+
+
+def test_cli_score(workspace, tmp_path):
+    from pipeline.__main__ import main
+    root, model, tree, clean = workspace
+    status = main(["score", "--model", f"{model}:imagenet", "--data", str(tree), "--clean", str(clean),
+                   "--out", str(tmp_path / "r"), "--device", "cpu", "--workers", "0"])
+    assert status == 0 and (tmp_path / "r" / "results.json").exists()
+    assert main(["score", "--model", f"{model}:imagenet", "--data", str(tmp_path / "none")]) == 2
