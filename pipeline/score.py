@@ -104,7 +104,7 @@ class Normaliser:
         self.device = device
         self.mean = torch.tensor(config["mean"], device=device).view(1, 3, 1, 1) * 255
         self.std = torch.tensor(config["std"], device=device).view(1, 3, 1, 1) * 255
-        self.channels_last = bool(config["channels_last"]) and device.type == "cuda"
+        self.channels_last = bool(config["channels_last"])
 
     def __call__(self, batch):
         import torch
@@ -183,7 +183,7 @@ def evaluate(model, data, cells, config, device, normalise, progress) -> list[tu
     import torch
     wrong, total = np.zeros(len(cells)), np.zeros(len(cells))
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16 if config["amp"] == "bf16" else torch.float16)
-                if config["amp"] and device.type == "cuda" else contextlib.nullcontext())
+                if config["amp"] else contextlib.nullcontext())
     for images, labels, positions in batches(data, cells, config, pin=device.type == "cuda"):
         with torch.inference_mode(), autocast:
             predictions = model(normalise(images)).argmax(1).cpu()
@@ -221,7 +221,7 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
     config = config or load_scoring_config()
     device = pick_device(config["device"])
     model = load_model(model_spec, weights).to(device)
-    if config["channels_last"] and device.type == "cuda":
+    if config["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     normalise = Normaliser(config, device)
     if device.type == "cuda":

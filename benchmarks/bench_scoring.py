@@ -1,0 +1,190 @@
+"""Scoring throughput: our data path and loop against a naive loop shaped like the original
+ImageNet-C/test.py (folder dataset, PIL decode, per-image float tensors, default DataLoader).
+
+    python benchmarks/bench_scoring.py [--images 512] [--loop-images 256] [--device auto]
+
+Builds 224 x 224 ImageNet-C-style data (one JPEG tree and one Zarr store holding the same
+images), then prints images/s for (1) decode + preprocessing alone on one core and
+(2) the whole scoring loop with a ResNet-18-sized model built without weights.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pipeline.score import Normaliser, batches, evaluate, load_scoring_config, pick_device  # noqa: E402
+from pipeline.scoring_data import open_data  # noqa: E402
+
+MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+WNIDS = ("n01440764", "n02123045", "n07920052", "n04008634")
+TARGET_DATA_RATE, TARGET_LOOP_RATIO = 1000.0, 1.5
+
+
+# ---------------------------------------------------------------- a ResNet-18, without torchvision
+
+class Block(torch.nn.Module):
+    def __init__(self, inputs, outputs, stride):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(inputs, outputs, 3, stride, 1, bias=False)
+        self.bn1 = torch.nn.BatchNorm2d(outputs)
+        self.conv2 = torch.nn.Conv2d(outputs, outputs, 3, 1, 1, bias=False)
+        self.bn2 = torch.nn.BatchNorm2d(outputs)
+        self.shortcut = (torch.nn.Sequential(torch.nn.Conv2d(inputs, outputs, 1, stride, bias=False),
+                                             torch.nn.BatchNorm2d(outputs))
+                         if stride != 1 or inputs != outputs else torch.nn.Identity())
+
+    def forward(self, x):
+        out = torch.relu(self.bn1(self.conv1(x)))
+        return torch.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+def resnet18(num_classes: int = 1000) -> torch.nn.Module:
+    layers = [torch.nn.Conv2d(3, 64, 7, 2, 3, bias=False), torch.nn.BatchNorm2d(64), torch.nn.ReLU(),
+              torch.nn.MaxPool2d(3, 2, 1)]
+    inputs = 64
+    for outputs, stride in ((64, 1), (128, 2), (256, 2), (512, 2)):
+        layers += [Block(inputs, outputs, stride), Block(outputs, outputs, 1)]
+        inputs = outputs
+    layers += [torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), torch.nn.Linear(512, num_classes)]
+    return torch.nn.Sequential(*layers).eval()
+
+
+# ---------------------------------------------------------------- data
+
+def build_data(root: Path, count: int) -> tuple[Path, Path]:
+    import skimage.data
+
+    from pipeline.readers import Item, imagenet_wnids
+    from pipeline.writers import ZarrStore
+    photos = [np.asarray(getattr(skimage.data, n)()) for n in ("astronaut", "chelsea", "coffee", "rocket")]
+    images, items = [], []
+    for index in range(count):
+        photo = photos[index % 4]
+        top, left = (index * 37) % (photo.shape[0] - 224), (index * 53) % (photo.shape[1] - 224)
+        image = np.ascontiguousarray(photo[top:top + 224, left:left + 224])
+        wnid = WNIDS[index % 4]
+        path = root / "tree" / "fog" / "3" / wnid / f"ILSVRC2012_val_{index:08d}.JPEG"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(path, quality=85, optimize=True)
+        images.append(image)
+        items.append(Item(str(index), path.name, wnid, imagenet_wnids().index(wnid), "file", str(path)))
+    order = sorted(range(count), key=lambda i: (items[i].wnid, items[i].name))  # the tree's order
+    items, images = tuple(items[i] for i in order), np.stack([images[i] for i in order])
+    plan = SimpleNamespace(items=items, image_size=(224, 224), corruptions=["fog"], severities=[3],
+                           config={"seed": 0, "variant": "imagenet"}, classes=imagenet_wnids(), version="bench")
+    store = ZarrStore(str(root / "store.zarr"), chunk_rows=64)
+    store.prepare(plan)
+    for start in range(0, count, 64):
+        store.write("fog", 3, 0, start, items[start:start + 64], images[start:start + 64], None, count)
+    store.finalise(plan, [])
+    return root / "tree", root / "store.zarr"
+
+
+# ---------------------------------------------------------------- the naive loop (test.py's shape)
+
+class NaiveFolder(torch.utils.data.Dataset):
+    """ImageFolder + CenterCrop(224) + ToTensor + Normalize, one image at a time, in PIL."""
+
+    def __init__(self, root: Path):
+        self.samples = [(str(p), WNIDS.index(p.parent.name)) for p in sorted(root.rglob("*.JPEG"))]
+        self.mean = torch.tensor(MEAN).view(3, 1, 1)
+        self.std = torch.tensor(STD).view(3, 1, 1)
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, index):
+        path, label = self.samples[index]
+        with open(path, "rb") as handle:
+            image = Image.open(handle).convert("RGB")
+        width, height = image.size
+        left, top = int(round((width - 224) / 2.0)), int(round((height - 224) / 2.0))
+        image = image.crop((left, top, left + 224, top + 224))
+        tensor = torch.from_numpy(np.asarray(image, np.float32) / 255.0).permute(2, 0, 1)
+        return (tensor - self.mean) / self.std, label
+
+
+def naive_loop(model, root: Path, device, workers: int, batch_size: int) -> int:
+    loader = torch.utils.data.DataLoader(NaiveFolder(root), batch_size=batch_size, shuffle=False,
+                                         num_workers=workers, pin_memory=device.type == "cuda")
+    correct = 0
+    with torch.no_grad():
+        for data, target in loader:
+            output = model(data.to(device))
+            correct += int(output.argmax(1).cpu().eq(target).sum())
+    return len(loader.dataset)
+
+
+def rate(function, count: int) -> float:
+    start = time.perf_counter()
+    function()
+    return count / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=512)
+    parser.add_argument("--loop-images", type=int, default=256, help="images for the whole-loop comparison")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--batch-size", type=int, default=64)
+    args = parser.parse_args()
+    device = pick_device(args.device)
+    workers = os.cpu_count() or 1
+    with tempfile.TemporaryDirectory() as tmp:
+        tree, store = build_data(Path(tmp), args.images)
+        config = load_scoring_config(None, {"device": device.type, "batch_size": args.batch_size, "workers": 0})
+        cell = [("fog", 3)]
+        print(f"{args.images} images of 224 x 224; device {device}; {workers} cores; torch {torch.__version__}")
+        print("decode + preprocessing alone, one core:")
+        torch.set_num_threads(1)
+        jpeg = open_data(tree, None)
+        zarr_data = open_data(store, None)
+        naive = NaiveFolder(tree / "fog" / "3")
+        results = {
+            "ours, JPEG tree": rate(lambda: [b for b in batches(jpeg, cell, config, False)], args.images),
+            "ours, Zarr store": rate(lambda: [b for b in batches(zarr_data, cell, config, False)], args.images),
+            "naive (PIL, per-image tensors)": rate(lambda: [naive[i] for i in range(len(naive))], args.images),
+        }
+        for name, value in results.items():
+            flag = "" if "naive" in name or value >= TARGET_DATA_RATE else f"  (< {TARGET_DATA_RATE:.0f})"
+            print(f"  {name:<32} {value:8.0f} images/s{flag}")
+        torch.set_num_threads(workers)
+
+        print(f"whole scoring loop, ResNet-18-sized model (random weights), {args.loop_images} images, "
+              f"batch {args.batch_size}, {workers} decoding workers:")
+        small_tree, small_store = build_data(Path(tmp) / "loop", args.loop_images)
+        model = resnet18().to(device)
+        loop = {}
+        for label, amp, channels_last in (("fp32", None, False), ("fp32 channels_last", None, True),
+                                          ("bf16 autocast, channels_last", "bf16", True)):
+            settings = load_scoring_config(None, {"device": device.type, "batch_size": args.batch_size,
+                                                  "workers": workers, "amp": amp, "channels_last": channels_last})
+            net = model.to(memory_format=torch.channels_last) if channels_last else model
+            normalise = Normaliser(settings, device)
+            for name, data in (("JPEG tree", open_data(small_tree, None)), ("Zarr", open_data(small_store, None))):
+                evaluate(net, data, cell, dict(settings, workers=0), device, normalise, lambda n: None)  # warm
+                loop[f"ours, {name}, {label}"] = rate(
+                    lambda: evaluate(net, data, cell, settings, device, normalise, lambda n: None), args.loop_images)
+        model = model.to(memory_format=torch.contiguous_format)
+        naive_loop(model, small_tree / "fog" / "3", device, 0, args.batch_size)  # warm
+        baseline = rate(lambda: naive_loop(model, small_tree / "fog" / "3", device, workers, args.batch_size),
+                        args.loop_images)
+        print(f"  {'naive loop (test.py shape), fp32':<44} {baseline:8.1f} images/s")
+        for name, value in loop.items():
+            print(f"  {name:<44} {value:8.1f} images/s  {value / baseline:4.2f}x")
+        print(f"targets: data path >= {TARGET_DATA_RATE:.0f} images/s per core (224 px); "
+              f"whole loop >= {TARGET_LOOP_RATIO}x the naive loop on the same device")
+
+
+if __name__ == "__main__":
+    main()
