@@ -148,3 +148,39 @@ def test_cli_score(workspace, tmp_path):
                    "--out", str(tmp_path / "r"), "--device", "cpu", "--workers", "0"])
     assert status == 0 and (tmp_path / "r" / "results.json").exists()
     assert main(["score", "--model", f"{model}:imagenet", "--data", str(tmp_path / "none")]) == 2
+
+
+@pytest.mark.parametrize("library", ["torchvision", "timm"])
+def test_library_model_specs_load_or_fail_clearly(library):
+    import importlib
+
+    import torch
+
+    from pipeline.score import load_model
+    try:
+        importlib.import_module("torchvision.models" if library == "torchvision" else "timm")
+        importable = True
+    except Exception:  # noqa: BLE001 - e.g. the torchvision wheel here does not match the CPU torch
+        importable = False
+    if importable:
+        model = load_model(f"{library}:resnet18")
+        assert model(torch.zeros(1, 3, 224, 224)).shape == (1, 1000)
+    else:
+        with pytest.raises(ScoreError, match=f"{library} is not importable"):
+            load_model(f"{library}:resnet18")
+
+
+def test_weights_are_loaded_into_a_factory_model(workspace, tmp_path):
+    import torch
+
+    from pipeline.score import load_model
+    root, model, tree, clean = workspace
+    reader = load_model(f"{model}:imagenet")
+    state = reader.state_dict()
+    state["mean"] = torch.zeros_like(state["mean"])
+    torch.save(state, tmp_path / "w.pth")
+    assert torch.equal(load_model(f"{model}:imagenet", str(tmp_path / "w.pth")).mean, state["mean"])
+    results = score(f"{model}:imagenet", str(tree), config=cpu_config(), weights=str(tmp_path / "w.pth"))
+    untouched = score(f"{model}:imagenet", str(tree), config=cpu_config())
+    assert results["model"]["weights_sha256"]
+    assert results["mce"] > untouched["mce"] + 10  # a wrong mean spoils the code reading
