@@ -12,14 +12,18 @@ from .motion import motion_blur
 from .registry import register
 
 
+def normal_layer(rng: np.random.Generator, shape: tuple[int, int], mean: float, std: float) -> np.ndarray:
+    """An HxW float32 layer of N(mean, std) draws (snow flakes, spatter liquid)."""
+    return rng.standard_normal(shape, dtype=np.float32) * np.float32(std) + np.float32(mean)
+
+
 @register("snow", family="weather",
           severity_params=("mean", "std", "zoom", "threshold", "radius", "sigma", "blend"),
           shared_params=("angle_range", "backend"))
 def snow(image, params, rng):
     height, width = image.shape[:2]
     x = to_unit(image)
-    layer = rng.standard_normal((height, width), dtype=np.float32) * np.float32(params["std"]) + np.float32(params["mean"])
-    layer = clipped_zoom(layer, float(params["zoom"]))
+    layer = clipped_zoom(normal_layer(rng, (height, width), params["mean"], params["std"]), float(params["zoom"]))
     layer[layer < params["threshold"]] = 0
     flakes = unit_to_uint8(layer)
     angle = rng.uniform(*params["angle_range"])
@@ -103,8 +107,7 @@ def fog(image, params, rng):
 def spatter(image, params, rng):
     height, width = image.shape[:2]
     x = to_unit(image)
-    liquid = rng.standard_normal((height, width), dtype=np.float32) * np.float32(params["std"]) + np.float32(params["mean"])
-    liquid = gaussian_nearest(liquid, float(params["sigma"]))
+    liquid = gaussian_nearest(normal_layer(rng, (height, width), params["mean"], params["std"]), float(params["sigma"]))
     liquid[liquid < params["threshold"]] = 0
     if params["liquid"] == "water":
         layer = unit_to_uint8(liquid)

@@ -101,19 +101,21 @@ def test_another_baseline_from_a_results_file():
 
 # ----------------------------------------------------------------- ImageNet-P, literally
 
-def literal_flip_probability(predictions, noise, difficulty):
-    """ImageNet-P/test.py's loops: chains of every `difficulty`-th frame, averaged per video."""
+def literal_over_pairs(sequences, noise, difficulty, compare):
+    """ImageNet-P/test.py's loops: for noise, every frame against the first; otherwise chains
+    of every `difficulty`-th frame, each against the one before; averaged per video, then
+    over videos."""
     total = 0.0
     step = 1 if noise else difficulty
-    for video in predictions:
-        flips = []
+    for video in sequences:
+        values = []
         for start in range(step):
             previous = video[start]
-            for prediction in video[start::step][1:]:
-                flips.append(int(previous != prediction))
+            for frame in video[start::step][1:]:
+                values.append(compare(previous, frame))
                 if not noise:
-                    previous = prediction
-        total += np.mean(flips) / len(predictions)
+                    previous = frame
+        total += np.mean(values) / len(sequences)
     return total
 
 
@@ -132,21 +134,6 @@ def literal_zipf(ranks_x, ranks_y):
     return sum((1 / i) * abs(1 / i - 1 / ranks_y[class_at[i]]) for i in range(1, n + 1))
 
 
-def literal_distance(ranks, noise, difficulty, distance):
-    total = 0.0
-    step = 1 if noise else difficulty
-    for video in ranks:
-        values = []
-        for start in range(step):
-            previous = video[start]
-            for frame in video[start::step][1:]:
-                values.append(distance(previous, frame))
-                if not noise:
-                    previous = frame
-        total += np.mean(values) / len(ranks)
-    return total
-
-
 @pytest.mark.parametrize("noise, difficulty", [(True, 1), (False, 1), (False, 2), (False, 3)])
 def test_flip_probability_and_distances_match_the_formulas(noise, difficulty):
     rng = np.random.default_rng(difficulty + 10 * noise)
@@ -155,11 +142,11 @@ def test_flip_probability_and_distances_match_the_formulas(noise, difficulty):
     predictions = scores.argmax(-1)
     ranks = metrics.ranks_from_scores(scores)
     assert metrics.flip_probability(predictions, noise, difficulty) == pytest.approx(
-        literal_flip_probability(predictions, noise, difficulty))
+        literal_over_pairs(predictions, noise, difficulty, lambda a, b: int(a != b)))
     assert metrics.top5_distance(ranks, noise, difficulty) == pytest.approx(
-        literal_distance(ranks, noise, difficulty, literal_d))
+        literal_over_pairs(ranks, noise, difficulty, literal_d))
     assert metrics.top5_distance(ranks, noise, difficulty, mode="zipf") == pytest.approx(
-        literal_distance(ranks, noise, difficulty, literal_zipf))
+        literal_over_pairs(ranks, noise, difficulty, literal_zipf))
 
 
 def test_ranks_follow_scores():
