@@ -212,15 +212,18 @@ class Progress:
     def __init__(self, units: int, outputs: int, stream=sys.stderr):
         self.units, self.outputs, self.stream = units, outputs, stream
         self.units_done = self.outputs_done = 0
+        self.printed = -1
         self.started = self.last = time.monotonic()
 
     def update(self, outputs: int, final: bool = False) -> None:
         self.units_done += 0 if final else 1
         self.outputs_done += outputs
         now = time.monotonic()
+        if final and self.printed == self.outputs_done:
+            return
         if not final and now - self.last < 1.0 and self.units_done < self.units:
             return
-        self.last = now
+        self.last, self.printed = now, self.outputs_done
         rate = self.outputs_done / max(now - self.started, 1e-9)
         left = (self.outputs - self.outputs_done) / rate if rate > 0 else float("inf")
         eta = time.strftime("%H:%M:%S", time.gmtime(left)) if np.isfinite(left) else "--:--:--"

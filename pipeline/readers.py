@@ -83,15 +83,18 @@ def _is_image(name: str) -> bool:
 def read_imagenet_folders(root: Path) -> Source:
     """``root/<wnid>/<file>``: ImageNet validation sorted into class folders (also any
     ImageFolder tree). Non-image files are ignored, as torchvision's ImageFolder does."""
-    items = []
+    found = []
     for wnid in sorted(e.name for e in os.scandir(root) if e.is_dir()):
         for dirpath, dirnames, filenames in os.walk(root / wnid):
             dirnames.sort()
-            for name in sorted(filenames):
-                if _is_image(name):
-                    path = Path(dirpath) / name
-                    items.append(Item(str(path.relative_to(root)), name, wnid, _label(wnid), "file", str(path)))
-    return Source("imagenet_folders", str(root), tuple(items), imagenet_wnids())
+            found += [(wnid, Path(dirpath) / name) for name in sorted(filenames) if _is_image(name)]
+    # The file name identifies an image (and seeds its streams), as in the flat and tar
+    # layouts, so the same validation image gets the same bytes whichever way it is stored;
+    # trees whose file names repeat across folders use relative paths instead.
+    unique = len({path.name for _, path in found}) == len(found)
+    items = tuple(Item(path.name if unique else str(path.relative_to(root)), path.name, wnid, _label(wnid), "file",
+                       str(path)) for wnid, path in found)
+    return Source("imagenet_folders", str(root), items, imagenet_wnids())
 
 
 def _val_solution(root: Path) -> dict[str, str]:

@@ -271,3 +271,16 @@ def test_missing_source_and_empty_source(tmp_path):
     (tmp_path / "empty" / "n01440764").mkdir(parents=True)
     with pytest.raises(RunError, match="holds no images"):
         generate(config_for(tmp_path / "empty", tmp_path / "out"))
+
+
+def test_the_same_images_give_the_same_bytes_whichever_layout_holds_them(tmp_path, client):
+    folders = fx.class_folders(tmp_path / "folders", count=5)
+    flat = fx.flat_folder(tmp_path / "flat", count=5)
+    tar = fx.val_tar(tmp_path / "tar", count=5)
+    settings = dict(corruptions=["glass_blur", "frost"], variant="imagenet64", severities=[2], shard_size=2)
+    run(folders, tmp_path / "a", client, **settings)
+    run(flat, tmp_path / "b", client, reader="imagenet_flat", **settings)
+    run(tar, tmp_path / "c", client, reader="imagenet_tar", **settings)
+    reference = jpeg_files(tmp_path / "a")
+    assert len(reference) == 10
+    assert jpeg_files(tmp_path / "b") == reference and jpeg_files(tmp_path / "c") == reference
