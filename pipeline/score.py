@@ -29,7 +29,7 @@ from .scoring_data import CLEAN, DataError, ScoringData, decode, default_classes
 
 SCORING_DEFAULTS = Path(__file__).resolve().parents[1] / "configs" / "scoring.yaml"
 SCORING_KEYS = ("input_size", "resize", "mean", "std", "batch_size", "workers", "device", "channels_last", "amp",
-                "baseline")
+                "optimize", "baseline")
 
 
 class ScoreError(ValueError):
@@ -85,6 +85,32 @@ def load_model(spec: str, weights: str | None = None):
         state = torch.load(weights, map_location="cpu", weights_only=True)
         model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
     return model.eval()
+
+
+def optimise(model, example):
+    """TorchScript, frozen for inference (batch norm folded into convolutions, weights
+    prepacked): about twice as fast on CPUs. Kept only if it agrees with the eager model on
+    ``example`` at two batch sizes; otherwise the eager model is used, with a warning."""
+    import warnings
+
+    import torch
+    try:
+        with torch.inference_mode():
+            expected = [model(example), model(example[:1])]
+        with torch.no_grad():
+            scripted = model if isinstance(model, torch.jit.ScriptModule) else torch.jit.trace(
+                model, example, check_trace=False)
+            fast = torch.jit.optimize_for_inference(scripted)
+        with torch.inference_mode():
+            got = [fast(example), fast(example[:1])]
+        if all(g.shape == e.shape and torch.allclose(g.float(), e.float(), rtol=1e-3, atol=1e-3)
+               for g, e in zip(got, expected)):
+            return fast
+        reason = "its outputs differ from the eager model's"
+    except Exception as exc:  # noqa: BLE001 - any model tracing cannot handle runs eagerly
+        reason = f"{type(exc).__name__}: {exc}"
+    warnings.warn(f"scoring the eager model: could not optimise it for inference ({reason})", stacklevel=2)
+    return model
 
 
 def pick_device(name: str):
@@ -232,6 +258,9 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
     if not cells:
         raise DataError(f"{data_path}: no corruption cells found")
     num_classes = check_model(model, data, cells[0], config, device, normalise)
+    if config["optimize"]:
+        example, _, _ = next(batches(data, [cells[0]], dict(config, batch_size=2, workers=0), False))
+        model = optimise(model, normalise(example))
     if classes is None and num_classes != 1000 and data.kind == "jpeg_tree":
         folders = {os.path.basename(os.path.dirname(p)) for p in data.files(cells[0]).paths} if hasattr(
             data, "root") else set()

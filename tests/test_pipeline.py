@@ -136,7 +136,7 @@ def test_sigkill_and_resume_gives_identical_bytes(source, tmp_path, client):
             "--variant", "imagenet", "--only", *SOME]
     run(source, tmp_path / "reference", client, shard_size=1, corruptions=SOME)
     out = tmp_path / "killed"
-    units, kill_after = 9 * len(SOME), random.Random().randint(1, 12)
+    units, kill_after = 9 * len(SOME), random.Random().randint(1, 8)
     process = _cli(args + ["--out", str(out)], start_new_session=True)
     manifest = out / "manifest.jsonl"
     deadline = time.monotonic() + 120
@@ -170,11 +170,15 @@ def test_a_worker_killed_mid_run_is_survived(source, tmp_path, client):
     while thread.is_alive() and not (manifest.exists() and manifest.read_text().count("\n") >= 3):
         time.sleep(0.01)
     pids = client.run(os.getpid)
-    os.kill(next(iter(pids.values())), signal.SIGKILL)
+    victim = next(iter(pids.values()))
+    os.kill(victim, signal.SIGKILL)
+    done_at_kill = manifest.read_text().count("\n")
+    assert thread.is_alive() and done_at_kill < 9 * len(SOME), "the run ended before the worker was killed"
     thread.join(timeout=300)
     assert result["summary"].units_run == 9 * len(SOME)
     assert jpeg_files(out) == jpeg_files(tmp_path / "reference")
     client.wait_for_workers(2, timeout=60)
+    assert victim not in client.run(os.getpid).values()  # the nanny started a new worker
 
 
 def test_awkward_inputs_are_handled_or_reported(tmp_path, client):
