@@ -7,7 +7,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 VARIANT ?= imagenet
 PHOTO ?= astronaut
-PREVIEW ?= docs/preview-$(VARIANT)-$(PHOTO).png
+PREVIEW ?= .demo/preview-$(VARIANT)-$(PHOTO).png
 
 .PHONY: setup system-deps test test-all preview bench bench-pipeline bench-scoring demo score clean \
 	imagenet-c imagenet-c-inception imagenet-64-c tiny-imagenet-c cifar-10-c cifar-100-c

@@ -288,3 +288,20 @@ def test_the_same_images_give_the_same_bytes_whichever_layout_holds_them(tmp_pat
     reference = jpeg_files(tmp_path / "a")
     assert len(reference) == 10
     assert jpeg_files(tmp_path / "b") == reference and jpeg_files(tmp_path / "c") == reference
+
+
+def test_every_zarr_compressor_reads_back_the_same_pixels(source, tmp_path, client):
+    contents = {}
+    for compressor in ("zstd", "blosc", "gzip", "none"):
+        out = tmp_path / compressor
+        run(source, out, client, corruptions=["fog", "pixelate"], severities=[1, 5], variant="imagenet64",
+            shard_size=4, outputs={"formats": ["zarr"], "zarr": {"compressor": compressor, "level": 3}})
+        contents[compressor] = zarr_contents(out / "imagenet-c.zarr")
+        assert not list(out.rglob("*.JPEG"))
+        codecs = zarr.open_array(out / "imagenet-c.zarr" / "fog" / "5", mode="r").metadata.codecs
+        assert (len(codecs) == 1) == (compressor == "none")
+    reference = contents["zstd"]
+    assert set(reference) == {"fog/1", "fog/5", "pixelate/1", "pixelate/5"}
+    for compressor, arrays in contents.items():
+        assert all(np.array_equal(arrays[k], reference[k]) for k in reference), compressor
+    assert reference["fog/5"].shape == (9, 64, 64, 3) and reference["fog/5"].any()
