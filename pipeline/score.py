@@ -78,13 +78,23 @@ def load_model(spec: str, weights: str | None = None):
             raise ScoreError(f"model {spec!r}: expected a TorchScript file, module.py:factory, torchvision:NAME "
                              "or timm:NAME")
         try:
-            model = torch.jit.load(spec, map_location="cpu")
+            with _quiet_jit():
+                model = torch.jit.load(spec, map_location="cpu")
         except RuntimeError as exc:
             raise ScoreError(f"{spec} is not a TorchScript file: {exc}") from None
     if weights:
         state = torch.load(weights, map_location="cpu", weights_only=True)
         model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
     return model.eval()
+
+
+@contextlib.contextmanager
+def _quiet_jit():
+    """TorchScript still works in torch 2.13, but warns on every call that it is deprecated."""
+    import warnings
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"torch\.jit")
+        yield
 
 
 def optimise(model, example):
@@ -97,7 +107,7 @@ def optimise(model, example):
     try:
         with torch.inference_mode():
             expected = [model(example), model(example[:1])]
-        with torch.no_grad():
+        with torch.no_grad(), _quiet_jit():
             scripted = model if isinstance(model, torch.jit.ScriptModule) else torch.jit.trace(
                 model, example, check_trace=False)
             fast = torch.jit.optimize_for_inference(scripted)
