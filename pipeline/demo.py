@@ -52,7 +52,8 @@ def main(argv=None) -> int:
     from .preprocess import preprocess
     source = build_sample(args.dir / "val")
     out = args.dir / "imagenet-c"
-    status = cli(["generate", "configs/imagenet-c.yaml", "--source", str(source), "--out", str(out),
+    config = Path(__file__).resolve().parents[1] / "configs" / "imagenet-c.yaml"
+    status = cli(["generate", str(config), "--source", str(source), "--out", str(out),
                   "--workers", str(args.workers), "--shard-size", "2", "--allow-failures"])
     if status:
         return status
