@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import yaml
 
@@ -151,43 +152,74 @@ class Normaliser:
 
 # ------------------------------------------------------------------ batches
 
-class _FileDataset:
-    """Torch map-style dataset over the files of several cells, decoded in worker processes."""
+class _FileBatches:
+    """Items are whole batches of image files (of several cells), decoded in worker processes
+    straight into one array: no per-image tensors, no collation."""
 
-    def __init__(self, files: list[tuple[str, int, int]], input_size: int, resize: int):
-        self.files, self.input_size, self.resize = files, input_size, resize  # (path, label, cell)
+    def __init__(self, files: list[tuple[str, int, int]], batch_size: int, input_size: int, resize: int):
+        self.files, self.batch_size = files, batch_size  # (path, label, cell position)
+        self.input_size, self.resize = input_size, resize
 
     def __len__(self):
-        return len(self.files)
+        return -(-len(self.files) // self.batch_size)
 
     def __getitem__(self, index):
         import torch
-        path, label, cell = self.files[index]
-        return torch.from_numpy(decode(path, self.input_size, self.resize)), label, cell
+        files = self.files[index * self.batch_size:(index + 1) * self.batch_size]
+        images = np.empty((len(files), self.input_size, self.input_size, 3), np.uint8)
+        for row, (path, _, _) in enumerate(files):
+            images[row] = decode(path, self.input_size, self.resize)
+        return (torch.from_numpy(images), torch.tensor([f[1] for f in files], dtype=torch.int64),
+                torch.tensor([f[2] for f in files], dtype=torch.int64))
+
+
+class _SliceBatches:
+    """Items are whole batches read from a store (Zarr chunks, .npy rows)."""
+
+    def __init__(self, data: ScoringData, pieces: list[tuple[int, tuple, int, int]]):
+        self.data, self.pieces = data, pieces  # (cell position, cell, start, stop)
+
+    def __len__(self):
+        return len(self.pieces)
+
+    def __getitem__(self, index):
+        import torch
+        position, cell, start, stop = self.pieces[index]
+        images, labels = self.data.read(cell, start, stop)
+        images = np.ascontiguousarray(images)
+        return (torch.from_numpy(images if images.flags.writeable else images.copy()), torch.from_numpy(labels),
+                torch.full((len(labels),), position, dtype=torch.int64))
+
+
+def _one_thread_each(_worker_id: int) -> None:
+    """Parallelism comes from the loader's processes: a thread pool in each (OpenCV's, or the
+    one Zarr decodes chunks in, as large as the machine) only oversubscribes the cores."""
+    cv2.setNumThreads(1)
+    if "zarr" in sys.modules:
+        sys.modules["zarr"].config.set({"threading.max_workers": 1})
 
 
 def batches(data: ScoringData, cells: list, config: dict, pin: bool):
-    """Yield (uint8 NHWC tensor, int64 labels, int64 cell indices) over ``cells``. Files of
-    all cells go through one loader, so decoding processes start once per run."""
+    """Yield (uint8 NHWC tensor, int64 labels, int64 cell indices) over ``cells``. All cells go
+    through one loader, so its worker processes start once per run. Files are decoded in
+    worker processes; stored arrays are read there only for a GPU, since on a CPU the model
+    needs every core and reading a chunk costs next to nothing."""
     import torch
-    if data.files(cells[0]) is None:
-        for position, cell in enumerate(cells):
-            for images, labels in data.arrays(cell, config["batch_size"]):
-                images = np.ascontiguousarray(images)
-                images = torch.from_numpy(images if images.flags.writeable else images.copy())
-                yield ((images.pin_memory() if pin else images), torch.from_numpy(labels),
-                       torch.full((len(labels),), position, dtype=torch.int64))
-        return
-    files = [(path, label, position) for position, cell in enumerate(cells)
-             for path, label in zip(data.files(cell).paths, data.files(cell).labels)]
     workers = config["workers"] if config["workers"] is not None else (os.cpu_count() or 1)
-    workers = min(workers, max(len(files) // config["batch_size"], 1)) if workers else 0
+    if data.files(cells[0]) is None:
+        dataset = _SliceBatches(data, [(position, cell, start, stop) for position, cell in enumerate(cells)
+                                       for start, stop in data.slices(cell, config["batch_size"])])
+        workers = workers if pin else 0
+    else:
+        dataset = _FileBatches([(path, label, position) for position, cell in enumerate(cells)
+                                for path, label in zip(data.files(cell).paths, data.files(cell).labels)],
+                               config["batch_size"], config["input_size"], config["resize"])
+    workers = min(workers, len(dataset))
     loader = torch.utils.data.DataLoader(
-        _FileDataset(files, config["input_size"], config["resize"]), batch_size=config["batch_size"],
-        num_workers=workers, pin_memory=pin, shuffle=False, prefetch_factor=4 if workers else None,
+        dataset, batch_size=None, num_workers=workers, pin_memory=pin, shuffle=False,
+        prefetch_factor=4 if workers else None, worker_init_fn=_one_thread_each if workers else None,
         multiprocessing_context="fork" if workers and sys.platform == "linux" else None)
-    for images, labels, positions in loader:
-        yield images, labels.long(), positions.long()
+    yield from loader
 
 
 # ------------------------------------------------------------------ the run
@@ -215,18 +247,34 @@ def check_labels(data: ScoringData, cells, num_classes: int) -> None:
 
 
 def evaluate(model, data, cells, config, device, normalise, progress) -> list[tuple[float, int]]:
-    """Top-1 error and image count of each cell."""
+    """Top-1 error and image count of each cell. The predictions of a batch are copied back
+    while the next batch is read and launched, so the device never waits on the host."""
     import torch
     wrong, total = np.zeros(len(cells)), np.zeros(len(cells))
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16 if config["amp"] == "bf16" else torch.float16)
                 if config["amp"] else contextlib.nullcontext())
+
+    def account(predictions, ready, labels, positions):
+        if ready is not None:
+            ready.synchronize()
+        mistakes = (predictions != labels).numpy().astype(np.float64)
+        wrong[:] += np.bincount(positions.numpy(), weights=mistakes, minlength=len(cells))
+        total[:] += np.bincount(positions.numpy(), minlength=len(cells))
+        progress(int(labels.numel()))
+
+    pending = None
     for images, labels, positions in batches(data, cells, config, pin=device.type == "cuda"):
         with torch.inference_mode(), autocast:
-            predictions = model(normalise(images)).argmax(1).cpu()
-        mistakes = (predictions != labels).numpy().astype(np.float64)
-        wrong += np.bincount(positions.numpy(), weights=mistakes, minlength=len(cells))
-        total += np.bincount(positions.numpy(), minlength=len(cells))
-        progress(int(labels.numel()))
+            predictions = model(normalise(images)).argmax(1).to("cpu", non_blocking=True)
+        ready = None
+        if device.type == "cuda":
+            ready = torch.cuda.Event()
+            ready.record()
+        if pending is not None:
+            account(*pending)
+        pending = (predictions, ready, labels, positions)
+    if pending is not None:
+        account(*pending)
     for cell, count in zip(cells, total):
         if count == 0:
             raise ScoreError(f"{cell[0]}/{cell[1]}: no images")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import cv2
 import numpy as np
@@ -57,28 +56,34 @@ def list_folder(root: Path, classes: list[str] | None) -> Files:
     return Files(tuple(paths), tuple(labels))
 
 
+# OpenCV >= 4.10 decodes straight to RGB; reversing BGR afterwards costs as much again.
+_READ_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
+
+
 def decode(path: str, input_size: int, resize: int) -> np.ndarray:
     """RGB uint8, resized (shorter side, bilinear) and centre-cropped unless already square at size."""
     data = np.fromfile(path, np.uint8)
-    image = cv2.imdecode(data, cv2.IMREAD_COLOR)
+    image = cv2.imdecode(data, _READ_RGB if _READ_RGB is not None else cv2.IMREAD_COLOR)
     if image is None:
         raise DataError(f"cannot decode {path}")
-    image = image[..., ::-1]
+    if _READ_RGB is None:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     height, width = image.shape[:2]
     if (height, width) != (input_size, input_size):
         from PIL import Image
 
         from .preprocess import apply_step
-        pil = Image.fromarray(np.ascontiguousarray(image))
+        pil = Image.fromarray(image)
         pil = apply_step(pil, {"op": "resize_shorter", "size": resize})
         pil = apply_step(pil, {"op": "center_crop", "size": input_size})
         return np.array(pil)
-    return np.ascontiguousarray(image)
+    return image
 
 
 class ScoringData:
     """Common interface: ``kind``, ``cells()``, ``classes``, and per cell either ``files(cell)``
-    (decoded in worker processes) or ``arrays(cell, batch)`` (already decoded)."""
+    (image files) or ``slices(cell, batch)`` and ``read(cell, start, stop)`` (stored arrays);
+    either way they are read in worker processes."""
     kind = "?"
     classes: list[str] | None = None
 
@@ -88,7 +93,11 @@ class ScoringData:
     def files(self, cell) -> Files | None:
         return None
 
-    def arrays(self, cell, batch_size: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    def slices(self, cell, batch_size: int) -> list[tuple[int, int]]:
+        raise NotImplementedError
+
+    def read(self, cell, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Images [start, stop) of ``cell`` (uint8 N x H x W x 3) and their int64 labels."""
         raise NotImplementedError
 
     def count(self, cell) -> int:
@@ -150,11 +159,13 @@ class ZarrData(ScoringData):
     def count(self, cell):
         return int(self.group[f"{cell[0]}/{cell[1]}"].shape[0])
 
-    def arrays(self, cell, batch_size):
+    def slices(self, cell, batch_size):
         array = self.group[f"{cell[0]}/{cell[1]}"]
         step = max(array.chunks[0], batch_size // array.chunks[0] * array.chunks[0])  # whole chunks
-        for start in range(0, array.shape[0], step):
-            yield array[start:start + step], self.labels[start:start + step]
+        return [(start, min(start + step, array.shape[0])) for start in range(0, array.shape[0], step)]
+
+    def read(self, cell, start, stop):
+        return self.group[f"{cell[0]}/{cell[1]}"][start:stop], self.labels[start:stop]
 
 
 class CifarNpyData(ScoringData):
@@ -178,14 +189,15 @@ class CifarNpyData(ScoringData):
     def count(self, cell):
         return np.load(self.root / f"{cell[0]}.npy", mmap_mode="r").shape[0] // 5
 
-    def arrays(self, cell, batch_size):
+    def slices(self, cell, batch_size):
+        n = self.count(cell)
+        return [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+
+    def read(self, cell, start, stop):
         data = np.load(self.root / f"{cell[0]}.npy", mmap_mode="r")
-        n = data.shape[0] // 5
-        offset = (cell[1] - 1) * n
-        for start in range(0, n, batch_size):
-            stop = min(start + batch_size, n)
-            yield np.array(data[offset + start:offset + stop]), np.asarray(
-                self.labels[offset + start:offset + stop], np.int64)
+        offset = (cell[1] - 1) * (data.shape[0] // 5)
+        return (np.array(data[offset + start:offset + stop]),
+                np.asarray(self.labels[offset + start:offset + stop], np.int64))
 
 
 def open_data(path: str | os.PathLike, classes: list[str] | None, clean: bool = False) -> ScoringData:

@@ -39,9 +39,25 @@ def cpu_config(**overrides):
     return load_scoring_config(None, {"device": "cpu", "batch_size": 4, "workers": 0, **overrides})
 
 
-def test_jpeg_tree_scores_equal_hand_computed_values(workspace, tmp_path):
+def _cuda_available() -> bool:
+    import torch
+    return torch.cuda.is_available()
+
+
+# The CPU path always runs; the CUDA path (pinned memory, on-device normalisation, autocast)
+# runs too where torch sees a GPU.
+ON_CUDA = pytest.mark.skipif(not _cuda_available(), reason="torch sees no CUDA device")
+DEVICES = [pytest.param({"device": "cpu"}, id="cpu"),
+           pytest.param({"device": "cuda"}, id="cuda", marks=ON_CUDA),
+           pytest.param({"device": "cuda", "amp": "bf16"}, id="cuda-bf16", marks=ON_CUDA)]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_jpeg_tree_scores_equal_hand_computed_values(workspace, tmp_path, device):
     root, model, tree, clean = workspace
-    results = score(f"{model}:imagenet", str(tree), str(clean), str(tmp_path / "out"), config=cpu_config(workers=2))
+    results = score(f"{model}:imagenet", str(tree), str(clean), str(tmp_path / "out"),
+                    config=cpu_config(workers=2, **device))
+    assert results["device"].startswith(device["device"])
     expected = fx.expected_errors(corruption_names("all"), N)
     assert results["clean_error"] == pytest.approx(CLEAN_ERROR)
     for name in corruption_names("all"):
@@ -63,7 +79,8 @@ def test_jpeg_tree_scores_equal_hand_computed_values(workspace, tmp_path):
     assert (out / "ce.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_zarr_store_and_torchscript_give_the_same_numbers(workspace, tmp_path):
+@pytest.mark.parametrize("device", DEVICES)
+def test_zarr_store_and_torchscript_give_the_same_numbers(workspace, tmp_path, device):
     import torch
     root, model, tree, clean = workspace
     names = ["gaussian_noise", "fog", "saturate"]
@@ -74,7 +91,7 @@ def test_zarr_store_and_torchscript_give_the_same_numbers(workspace, tmp_path):
     spec.loader.exec_module(module)
     scripted = tmp_path / "reader.pt"
     torch.jit.script(module.imagenet()).save(str(scripted))
-    results = score(str(scripted), str(store), config=cpu_config(), allow_partial=True)
+    results = score(str(scripted), str(store), config=cpu_config(workers=2, **device), allow_partial=True)
     expected = fx.expected_errors(names, N)
     assert results["data"]["kind"] == "zarr"
     for name in names:
@@ -184,3 +201,24 @@ def test_weights_are_loaded_into_a_factory_model(workspace, tmp_path):
     untouched = score(f"{model}:imagenet", str(tree), config=cpu_config())
     assert results["model"]["weights_sha256"]
     assert results["mce"] > untouched["mce"] + 10  # a wrong mean spoils the code reading
+
+
+@pytest.mark.parametrize("size, mode", [((224, 224), "RGB"), ((500, 375), "RGB"), ((300, 420), "L")])
+def test_decode_gives_the_pixels_of_the_original_pil_loader(tmp_path, size, mode):
+    """OpenCV decodes for speed; the pixels must be those of test.py's PIL loader (convert("RGB"),
+    then Resize(256) and CenterCrop(224) when the image is not already 224 x 224)."""
+    import skimage.data
+    from PIL import Image
+
+    from pipeline.preprocess import apply_step
+    from pipeline.scoring_data import decode
+    photo = Image.fromarray(skimage.data.coffee()).resize(size, Image.BILINEAR).convert(mode)
+    path = tmp_path / "image.JPEG"
+    photo.save(path, quality=85, optimize=True)
+    expected = Image.open(path).convert("RGB")
+    if expected.size != (224, 224):
+        expected = apply_step(apply_step(expected, {"op": "resize_shorter", "size": 256}),
+                              {"op": "center_crop", "size": 224})
+    got = decode(str(path), 224, 256)
+    assert got.shape == (224, 224, 3) and got.dtype == np.uint8
+    assert np.array_equal(got, np.asarray(expected))
