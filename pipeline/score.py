@@ -18,7 +18,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import yaml
 
@@ -191,14 +190,6 @@ class _SliceBatches:
                 torch.full((len(labels),), position, dtype=torch.int64))
 
 
-def _one_thread_each(_worker_id: int) -> None:
-    """Parallelism comes from the loader's processes: a thread pool in each (OpenCV's, or the
-    one Zarr decodes chunks in, as large as the machine) only oversubscribes the cores."""
-    cv2.setNumThreads(1)
-    if "zarr" in sys.modules:
-        sys.modules["zarr"].config.set({"threading.max_workers": 1})
-
-
 def batches(data: ScoringData, cells: list, config: dict, pin: bool):
     """Yield (uint8 NHWC tensor, int64 labels, int64 cell indices) over ``cells``. All cells go
     through one loader, so its worker processes start once per run. Files are decoded in
@@ -217,7 +208,7 @@ def batches(data: ScoringData, cells: list, config: dict, pin: bool):
     workers = min(workers, len(dataset))
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=None, num_workers=workers, pin_memory=pin, shuffle=False,
-        prefetch_factor=4 if workers else None, worker_init_fn=_one_thread_each if workers else None,
+        prefetch_factor=4 if workers else None,
         multiprocessing_context="fork" if workers and sys.platform == "linux" else None)
     yield from loader
 
