@@ -80,14 +80,21 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
+def class_folder_images(root: Path) -> list[tuple[str, Path]]:
+    """(class folder, image path) under ``root/<class>/...`` in torchvision ImageFolder's
+    order; non-image files are ignored, as ImageFolder does."""
+    found = []
+    for folder in sorted(e.name for e in os.scandir(root) if e.is_dir()):
+        for dirpath, dirnames, filenames in os.walk(root / folder):
+            dirnames.sort()
+            found += [(folder, Path(dirpath) / name) for name in sorted(filenames) if _is_image(name)]
+    return found
+
+
 def read_imagenet_folders(root: Path) -> Source:
     """``root/<wnid>/<file>``: ImageNet validation sorted into class folders (also any
-    ImageFolder tree). Non-image files are ignored, as torchvision's ImageFolder does."""
-    found = []
-    for wnid in sorted(e.name for e in os.scandir(root) if e.is_dir()):
-        for dirpath, dirnames, filenames in os.walk(root / wnid):
-            dirnames.sort()
-            found += [(wnid, Path(dirpath) / name) for name in sorted(filenames) if _is_image(name)]
+    ImageFolder tree)."""
+    found = class_folder_images(root)
     # The file name identifies an image (and seeds its streams), as in the flat and tar
     # layouts, so the same validation image gets the same bytes whichever way it is stored;
     # trees whose file names repeat across folders use relative paths instead.

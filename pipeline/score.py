@@ -215,16 +215,18 @@ def batches(data: ScoringData, cells: list, config: dict, pin: bool):
 
 # ------------------------------------------------------------------ the run
 
-def check_model(model, data: ScoringData, cell, config, device, normalise) -> int:
-    """Run one small batch before the long run: the output must be N x num_classes."""
+def check_model(model, data: ScoringData, cell, config, device, normalise):
+    """Run one small batch before the long run: the output must be N x num_classes.
+    Returns the number of classes and the normalised batch (an example for ``optimise``)."""
     import torch
     images, _, _ = next(batches(data, [cell], dict(config, batch_size=2, workers=0), False))
+    example = normalise(images)
     with torch.inference_mode():
-        out = model(normalise(images))
+        out = model(example)
     if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != images.shape[0]:
         shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
         raise ScoreError(f"the model's output must be N x num_classes logits; for N = {images.shape[0]} it gave {shape}")
-    return int(out.shape[1])
+    return int(out.shape[1]), example
 
 
 def check_labels(data: ScoringData, cells, num_classes: int) -> None:
@@ -306,13 +308,11 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
     cells = data.cells()
     if not cells:
         raise DataError(f"{data_path}: no corruption cells found")
-    num_classes = check_model(model, data, cells[0], config, device, normalise)
+    num_classes, example = check_model(model, data, cells[0], config, device, normalise)
     if config["optimize"]:
-        example, _, _ = next(batches(data, [cells[0]], dict(config, batch_size=2, workers=0), False))
-        model = optimise(model, normalise(example))
+        model = optimise(model, example)
     if classes is None and num_classes != 1000 and data.kind == "jpeg_tree":
-        folders = {os.path.basename(os.path.dirname(p)) for p in data.files(cells[0]).paths} if hasattr(
-            data, "root") else set()
+        folders = {os.path.basename(os.path.dirname(p)) for p in data.files(cells[0]).paths}
         if folders and folders <= set(imagenet_wnids()):
             raise ScoreError(f"the data's class folders are ImageNet wnids (standard indices 0-999) but the model "
                              f"gives N x {num_classes} outputs, not N x 1000; give --classes for another class list")
@@ -404,14 +404,12 @@ def markdown_tables(results_list: list[dict]) -> str:
         head = [h.replace("{m}", "mCE" if key == "ce" else "Rel. mCE") for h in header]
         out.append("| " + " | ".join(head) + " |")
         out.append("|" + "---|" * len(head))
-        baseline = metrics.Baseline.alexnet()
         out.append("| AlexNet | 43.5 | 100.0 | " + " | ".join("100" for _ in names + extras) + " |")
         for results in results_list:
             clean = None if results["clean_error"] is None else 100 * results["clean_error"]
             row = [results["model"]["name"], _fmt(clean, 1), _fmt(results[mean_key], 1)]
             row += [_fmt(results[key].get(n)) for n in names + extras]
             out.append("| " + " | ".join(row) + " |")
-        del baseline
         out.append("")
     notes = []
     for results in results_list:

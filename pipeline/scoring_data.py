@@ -12,7 +12,7 @@ import numpy as np
 
 from corruptions import corruption_names
 
-from .readers import IMAGE_EXTENSIONS, imagenet_wnids
+from .readers import class_folder_images, imagenet_wnids
 
 CLEAN = ("clean", 0)
 
@@ -43,17 +43,9 @@ def class_index(wnids: list[str], classes: list[str] | None) -> dict[str, int]:
 
 def list_folder(root: Path, classes: list[str] | None) -> Files:
     """``root/<class>/<image>``, sorted as torchvision's ImageFolder."""
-    folders = sorted(e.name for e in os.scandir(root) if e.is_dir())
-    index = class_index(folders, classes)
-    paths, labels = [], []
-    for folder in folders:
-        for dirpath, dirnames, filenames in os.walk(root / folder):
-            dirnames.sort()
-            for name in sorted(filenames):
-                if name.lower().endswith(IMAGE_EXTENSIONS):
-                    paths.append(os.path.join(dirpath, name))
-                    labels.append(index[folder])
-    return Files(tuple(paths), tuple(labels))
+    found = class_folder_images(root)
+    index = class_index([e.name for e in os.scandir(root) if e.is_dir()], classes)
+    return Files(tuple(str(path) for _, path in found), tuple(index[folder] for folder, _ in found))
 
 
 # OpenCV >= 4.10 decodes straight to RGB; reversing BGR afterwards costs as much again.
