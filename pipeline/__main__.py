@@ -59,6 +59,12 @@ def _score(args) -> int:
     print(markdown_tables([results]))
     if args.out:
         print(f"results: {args.out}/results.json, results.csv, report.md, ce.png")
+    unreadable = results["data"]["unreadable"]
+    if unreadable:
+        print(f"{len(unreadable)} files could not be read and were left out of their cells' errors:", file=sys.stderr)
+        for line in unreadable:
+            print(f"  {line}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -28,26 +28,53 @@ from .readers import imagenet_wnids
 from .scoring_data import CLEAN, DataError, ScoringData, decode, default_classes, open_data
 
 SCORING_DEFAULTS = Path(__file__).resolve().parents[1] / "configs" / "scoring.yaml"
-SCORING_KEYS = ("input_size", "resize", "mean", "std", "batch_size", "workers", "device", "channels_last", "amp",
-                "optimize", "baseline")
-
-
 class ScoreError(ValueError):
     pass
 
 
+def _integer(value, least: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= least
+
+
+def _three_numbers(value, positive: bool) -> bool:
+    return (isinstance(value, list) and len(value) == 3
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) and (v > 0 or not positive) for v in value))
+
+
+# every scoring key: (what it must be, the check)
+SCORING_KEYS = {
+    "input_size": ("a positive integer", lambda v: _integer(v, 1)),
+    "resize": ("a positive integer", lambda v: _integer(v, 1)),
+    "mean": ("a list of 3 numbers", lambda v: _three_numbers(v, False)),
+    "std": ("a list of 3 positive numbers", lambda v: _three_numbers(v, True)),
+    "batch_size": ("a positive integer", lambda v: _integer(v, 1)),
+    "workers": ("null (one per core) or an integer >= 0", lambda v: v is None or _integer(v, 0)),
+    "device": ("auto, cuda or cpu", lambda v: v in ("auto", "cuda", "cpu")),
+    "channels_last": ("true or false", lambda v: isinstance(v, bool)),
+    "amp": ("null, bf16 or fp16", lambda v: v in (None, "bf16", "fp16")),
+    "optimize": ("true or false", lambda v: isinstance(v, bool)),
+    "baseline": ("'alexnet' or the path of a results.json", lambda v: isinstance(v, str) and bool(v)),
+}
+
+
 def load_scoring_config(path=None, overrides: dict | None = None) -> dict:
+    """configs/scoring.yaml, then the YAML at ``path``, then ``overrides`` (None values
+    ignored); every key checked before any work, the message naming it and what it must be."""
     config = yaml.safe_load(SCORING_DEFAULTS.read_text())
     if path is not None:
-        config.update(yaml.safe_load(Path(path).read_text()) or {})
+        if not Path(path).is_file():
+            raise ScoreError(f"scoring config {path} not found")
+        update = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(update, dict):
+            raise ScoreError(f"{path}: expected a mapping of scoring settings")
+        config.update(update)
     config.update({k: v for k, v in (overrides or {}).items() if v is not None})
     unknown = sorted(set(config) - set(SCORING_KEYS))
     if unknown:
         raise ScoreError(f"unknown scoring key {unknown[0]!r}; allowed: {', '.join(SCORING_KEYS)}")
-    if config["device"] not in ("auto", "cuda", "cpu"):
-        raise ScoreError(f"key 'device': expected auto, cuda or cpu, got {config['device']!r}")
-    if config["amp"] not in (None, "bf16", "fp16"):
-        raise ScoreError(f"key 'amp': expected null, bf16 or fp16, got {config['amp']!r}")
+    for key, (expected, check) in SCORING_KEYS.items():
+        if key not in config or not check(config[key]):
+            raise ScoreError(f"scoring key {key!r}: expected {expected}, got {config.get(key)!r}")
     return config
 
 
@@ -153,7 +180,8 @@ class Normaliser:
 
 class _FileBatches:
     """Items are whole batches of image files (of several cells), decoded in worker processes
-    straight into one array: no per-image tensors, no collation."""
+    straight into one array: no per-image tensors, no collation. Files that cannot be decoded
+    are left out of the batch and named in its fourth element."""
 
     def __init__(self, files: list[tuple[str, int, int]], batch_size: int, input_size: int, resize: int):
         self.files, self.batch_size = files, batch_size  # (path, label, cell position)
@@ -166,10 +194,15 @@ class _FileBatches:
         import torch
         files = self.files[index * self.batch_size:(index + 1) * self.batch_size]
         images = np.empty((len(files), self.input_size, self.input_size, 3), np.uint8)
-        for row, (path, _, _) in enumerate(files):
-            images[row] = decode(path, self.input_size, self.resize)
-        return (torch.from_numpy(images), torch.tensor([f[1] for f in files], dtype=torch.int64),
-                torch.tensor([f[2] for f in files], dtype=torch.int64))
+        read, unreadable = [], []
+        for path, label, position in files:
+            try:
+                images[len(read)] = decode(path, self.input_size, self.resize)
+                read.append((label, position))
+            except DataError as exc:
+                unreadable.append(str(exc))
+        return (torch.from_numpy(images[:len(read)]), torch.tensor([r[0] for r in read], dtype=torch.int64),
+                torch.tensor([r[1] for r in read], dtype=torch.int64), unreadable)
 
 
 class _SliceBatches:
@@ -187,14 +220,16 @@ class _SliceBatches:
         images, labels = self.data.read(cell, start, stop)
         images = np.ascontiguousarray(images)
         return (torch.from_numpy(images if images.flags.writeable else images.copy()), torch.from_numpy(labels),
-                torch.full((len(labels),), position, dtype=torch.int64))
+                torch.full((len(labels),), position, dtype=torch.int64), [])
 
 
-def batches(data: ScoringData, cells: list, config: dict, pin: bool):
+def batches(data: ScoringData, cells: list, config: dict, pin: bool, unreadable: list | None = None):
     """Yield (uint8 NHWC tensor, int64 labels, int64 cell indices) over ``cells``. All cells go
     through one loader, so its worker processes start once per run. Files are decoded in
     worker processes; stored arrays are read there only for a GPU, since on a CPU the model
-    needs every core and reading a chunk costs next to nothing."""
+    needs every core and reading a chunk costs next to nothing. Files that cannot be decoded
+    are appended to ``unreadable`` ("path: reason") and skipped; without that list, the
+    first one raises ``DataError``."""
     import torch
     workers = config["workers"] if config["workers"] is not None else (os.cpu_count() or 1)
     if data.files(cells[0]) is None:
@@ -210,7 +245,13 @@ def batches(data: ScoringData, cells: list, config: dict, pin: bool):
         dataset, batch_size=None, num_workers=workers, pin_memory=pin, shuffle=False,
         prefetch_factor=4 if workers else None,
         multiprocessing_context="fork" if workers and sys.platform == "linux" else None)
-    yield from loader
+    for images, labels, positions, failed in loader:
+        if failed and unreadable is None:
+            raise DataError(failed[0])
+        if failed:
+            unreadable.extend(failed)
+        if len(labels):
+            yield images, labels, positions
 
 
 # ------------------------------------------------------------------ the run
@@ -219,7 +260,10 @@ def check_model(model, data: ScoringData, cell, config, device, normalise):
     """Run one small batch before the long run: the output must be N x num_classes.
     Returns the number of classes and the normalised batch (an example for ``optimise``)."""
     import torch
-    images, _, _ = next(batches(data, [cell], dict(config, batch_size=2, workers=0), False))
+    first = next(batches(data, [cell], dict(config, batch_size=2, workers=0), False, unreadable=[]), None)
+    if first is None:
+        raise DataError(f"{data.kind} at {cell[0]}/{cell[1]}: no readable image")
+    images = first[0]
     example = normalise(images)
     with torch.inference_mode():
         out = model(example)
@@ -239,7 +283,8 @@ def check_labels(data: ScoringData, cells, num_classes: int) -> None:
                              f"(min {int(labels.min())}, max {int(labels.max())})")
 
 
-def evaluate(model, data, cells, config, device, normalise, progress) -> list[tuple[float, int]]:
+def evaluate(model, data, cells, config, device, normalise, progress,
+             unreadable: list | None = None) -> list[tuple[float, int]]:
     """Top-1 error and image count of each cell. The predictions of a batch are copied back
     while the next batch is read and launched, so the device never waits on the host."""
     import torch
@@ -256,7 +301,7 @@ def evaluate(model, data, cells, config, device, normalise, progress) -> list[tu
         progress(int(labels.numel()))
 
     pending = None
-    for images, labels, positions in batches(data, cells, config, pin=device.type == "cuda"):
+    for images, labels, positions in batches(data, cells, config, device.type == "cuda", unreadable):
         with torch.inference_mode(), autocast:
             predictions = model(normalise(images)).argmax(1).to("cpu", non_blocking=True)
         ready = None
@@ -333,9 +378,11 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
     counts = {}
     started = time.monotonic()
     clean_error = None
+    unreadable: list[str] = []
     if clean is not None:
-        [(clean_error, counts["clean"])] = evaluate(model, clean, [CLEAN], config, device, normalise, bar)
-    for cell, (error, n) in zip(cells, evaluate(model, data, cells, config, device, normalise, bar)):
+        [(clean_error, counts["clean"])] = evaluate(model, clean, [CLEAN], config, device, normalise, bar,
+                                                    unreadable)
+    for cell, (error, n) in zip(cells, evaluate(model, data, cells, config, device, normalise, bar, unreadable)):
         errors.setdefault(cell[0], {})[str(cell[1])] = error
         counts[f"{cell[0]}/{cell[1]}"] = n
     seconds = time.monotonic() - started
@@ -347,7 +394,7 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
                   "weights_sha256": _sha256(weights) if weights else None,
                   "spec_sha256": _sha256(model_spec) if Path(model_spec).is_file() else None},
         "data": {"path": str(Path(data_path).resolve()), "kind": data.kind, "images": counts,
-                 "clean": str(Path(clean_path).resolve()) if clean_path else None},
+                 "clean": str(Path(clean_path).resolve()) if clean_path else None, "unreadable": unreadable},
         "device": str(device), "seconds": round(seconds, 3), "images_per_second": round(total / max(seconds, 1e-9), 1),
         "clean_error": clean_error, "errors": errors, **summary,
     }
@@ -417,6 +464,10 @@ def markdown_tables(results_list: list[dict]) -> str:
             notes.append(f"- {results['model']['name']}: missing cells {', '.join(results['missing'])}; "
                          + ("means over the corruptions present (--allow-partial)." if results["partial"]
                             else "mCE left out."))
+        unreadable = results["data"].get("unreadable") or []
+        if unreadable:
+            notes.append(f"- {results['model']['name']}: {len(unreadable)} unreadable files skipped, e.g. "
+                         f"{unreadable[0]} (all of them under data.unreadable in results.json).")
         if results["clean_error"] is None:
             notes.append(f"- {results['model']['name']}: no clean set scored (--clean), so no relative CE.")
     return "\n".join(out + notes) + "\n"

@@ -53,11 +53,14 @@ _READ_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
 
 
 def decode(path: str, input_size: int, resize: int) -> np.ndarray:
-    """RGB uint8, resized (shorter side, bilinear) and centre-cropped unless already square at size."""
-    data = np.fromfile(path, np.uint8)
-    image = cv2.imdecode(data, _READ_RGB if _READ_RGB is not None else cv2.IMREAD_COLOR)
+    """RGB uint8, resized (shorter side, bilinear) and centre-cropped unless already square at
+    size. Any file that cannot be read or decoded raises ``DataError`` naming it."""
+    try:
+        image = cv2.imdecode(np.fromfile(path, np.uint8), _READ_RGB if _READ_RGB is not None else cv2.IMREAD_COLOR)
+    except (OSError, cv2.error) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
     if image is None:
-        raise DataError(f"cannot decode {path}")
+        raise DataError(f"cannot decode {path}: not an image, or its data are damaged")
     if _READ_RGB is None:
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
     height, width = image.shape[:2]

@@ -1,5 +1,6 @@
 """The scoring stage end to end on the CPU, with a model whose predictions are known."""
 import json
+import re
 
 import numpy as np
 import pytest
@@ -222,3 +223,56 @@ def test_decode_gives_the_pixels_of_the_original_pil_loader(tmp_path, size, mode
     got = decode(str(path), 224, 256)
     assert got.shape == (224, 224, 3) and got.dtype == np.uint8
     assert np.array_equal(got, np.asarray(expected))
+
+
+def test_unreadable_files_are_named_and_left_out_and_the_run_goes_on(workspace, tmp_path, capsys):
+    """A damaged or non-image file in a cell is reported by path and skipped: the cell's error
+    is that of the same tree without the file, and the CLI exits 1 after writing the results."""
+    import shutil
+
+    from pipeline.__main__ import main
+    root, model, tree, clean = workspace
+    damaged, without = tmp_path / "damaged", tmp_path / "without"
+    for name in ("fog", "snow"):
+        shutil.copytree(tree / name, damaged / name)
+        shutil.copytree(tree / name, without / name)
+    victims = sorted((damaged / "fog" / "3").rglob("*.JPEG"))[:2]
+    whole = victims[0].read_bytes()
+    victims[0].write_bytes(whole[:len(whole) // 2])  # cut short, as an interrupted copy leaves it
+    victims[1].write_bytes(b"not an image")
+    for victim in victims:
+        (without / victim.relative_to(damaged)).unlink()
+    got = score(f"{model}:imagenet", str(damaged), config=cpu_config(workers=2))
+    expected = score(f"{model}:imagenet", str(without), config=cpu_config(workers=2))
+    assert sorted(line.split(":")[0].split()[-1] for line in got["data"]["unreadable"]) == sorted(map(str, victims))
+    assert got["errors"] == expected["errors"] and got["data"]["images"] == expected["data"]["images"]
+    assert got["data"]["images"]["fog/3"] == got["data"]["images"]["fog/2"] - 2
+    status = main(["score", "--model", f"{model}:imagenet", "--data", str(damaged), "--out", str(tmp_path / "r"),
+                   "--device", "cpu", "--workers", "0"])
+    assert status == 1 and str(victims[0]) in capsys.readouterr().err
+    assert "2 unreadable files skipped" in (tmp_path / "r" / "report.md").read_text()
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"batch_size": 0}, "'batch_size': expected a positive integer"),
+    ({"workers": -1}, "'workers': expected null (one per core) or an integer >= 0"),
+    ({"device": "tpu"}, "'device': expected auto, cuda or cpu"),
+    ({"amp": "fp8"}, "'amp': expected null, bf16 or fp16"),
+    ({"mean": [0.5, 0.5]}, "'mean': expected a list of 3 numbers"),
+    ({"std": [0.2, 0.0, 0.2]}, "'std': expected a list of 3 positive numbers"),
+    ({"channels_last": "yes"}, "'channels_last': expected true or false"),
+    ({"input_size": 22.5}, "'input_size': expected a positive integer"),
+    ({"batchsize": 3}, "unknown scoring key 'batchsize'; allowed: input_size, resize"),
+])
+def test_scoring_config_mistakes_name_the_key_and_the_allowed_values(override, message):
+    with pytest.raises(ScoreError, match=re.escape(message)):
+        load_scoring_config(None, override)
+
+
+def test_scoring_config_file_is_checked(tmp_path):
+    (tmp_path / "s.yaml").write_text("batch_size: 32\nresize: big\n")
+    with pytest.raises(ScoreError, match="'resize': expected a positive integer, got 'big'"):
+        load_scoring_config(tmp_path / "s.yaml")
+    with pytest.raises(ScoreError, match="not found"):
+        load_scoring_config(tmp_path / "missing.yaml")
+    assert load_scoring_config(None)["batch_size"] == 128  # the shipped defaults pass their own checks
