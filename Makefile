@@ -38,7 +38,7 @@ test-all: setup  ## including the opt-in slow tests
 	$(PY) -m pytest -q -m "slow or not slow"
 
 preview: setup  ## contact sheet: make preview VARIANT=imagenet PHOTO=astronaut
-	$(PY) -m corruptions.preview --variant $(VARIANT) --photo $(PHOTO) --out $(PREVIEW)
+	$(PY) -m pipeline.preview --variant $(VARIANT) --photo $(PHOTO) --out $(PREVIEW)
 
 bench: setup  ## speed of every corruption against the originals' figures
 	$(PY) benchmarks/bench_corruptions.py

@@ -26,7 +26,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from corruptions import corruption_names  # noqa: E402
 from pipeline.cluster import open_client  # noqa: E402
-from pipeline.generate import generate  # noqa: E402
+from pipeline.engine import generate  # noqa: E402
 from pipeline.runconfig import load_run_config  # noqa: E402
 
 CONFIG = Path(__file__).resolve().parents[1] / "configs" / "imagenet-c.yaml"

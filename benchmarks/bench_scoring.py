@@ -17,15 +17,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipeline.score import Normaliser, batches, evaluate, load_scoring_config, optimise, pick_device  # noqa: E402
-from pipeline.scoring_data import open_data  # noqa: E402
+from pipeline.scoring import Normaliser, batches, evaluate, load_scoring_config, open_data, optimise, pick_device  # noqa: E402
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 WNIDS = ("n01440764", "n02123045", "n07920052", "n04008634")
@@ -67,7 +65,7 @@ def build_data(root: Path, count: int) -> tuple[Path, Path]:
     import skimage.data
 
     from pipeline.readers import Item, imagenet_wnids
-    from pipeline.writers import ZarrStore
+    from pipeline.formats.zarr_store import from_arrays
     photos = [np.asarray(getattr(skimage.data, n)()) for n in ("astronaut", "chelsea", "coffee", "rocket")]
     images, items = [], []
     for index in range(count):
@@ -82,13 +80,7 @@ def build_data(root: Path, count: int) -> tuple[Path, Path]:
         items.append(Item(str(index), path.name, wnid, imagenet_wnids().index(wnid), "file", str(path)))
     order = sorted(range(count), key=lambda i: (items[i].wnid, items[i].name))  # the tree's order
     items, images = tuple(items[i] for i in order), np.stack([images[i] for i in order])
-    plan = SimpleNamespace(items=items, image_size=(224, 224), corruptions=["fog"], severities=[3],
-                           config={"seed": 0, "variant": "imagenet"}, classes=imagenet_wnids(), version="bench")
-    store = ZarrStore(str(root / "store.zarr"), chunk_rows=64)
-    store.prepare(plan)
-    for start in range(0, count, 64):
-        store.write("fog", 3, 0, start, items[start:start + 64], images[start:start + 64], None, count)
-    store.finalise(plan, [])
+    from_arrays(str(root / "store.zarr"), items, imagenet_wnids(), {("fog", 3): images}, codec="zstd")
     return root / "tree", root / "store.zarr"
 
 

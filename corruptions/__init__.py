@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .config import SEVERITIES, ConfigError, Variant, load_variant, load_variant_file, variant_names
-from .registry import corruption_names, get, registered
+from .config import SEVERITIES, Variant, load_variant, load_variant_file, variant_names
+from .registry import CORRUPTIONS, corruption_names, get, registered
 from .seeding import rng_for
+from .settings import ConfigError
 
 __all__ = ["corrupt", "corruption_names", "variant_names", "load_variant", "load_variant_file",
-           "as_rgb", "rng_for", "ConfigError", "Variant", "MIN_SIDE"]
-__version__ = "0.1.0"
+           "as_rgb", "rng_for", "ConfigError", "Variant", "MIN_SIDE", "CORRUPTIONS", "SEVERITIES"]
+__version__ = "0.2.0"
 
 MIN_SIDE = 8  # smaller images leave elastic_transform's affine points degenerate
 
@@ -36,19 +37,28 @@ def as_rgb(image) -> np.ndarray:
     return np.ascontiguousarray(image[..., :3])
 
 
-def corrupt(image, name: str, severity: int = 1, rng=None, variant: str | Variant = "imagenet") -> np.ndarray:
+def check_severity(severity) -> int:
+    if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or severity not in SEVERITIES:
+        raise ValueError(f"severity must be one of {list(SEVERITIES)}, got {severity!r}")
+    return int(severity)
+
+
+def corrupt(image, name: str, severity: int = 1, rng=None, variant: str | Variant = "imagenet",
+            draws=None) -> np.ndarray:
     """Apply corruption ``name`` at ``severity`` (1-5) with ``variant``'s constants.
 
     ``rng`` is a ``numpy.random.Generator`` or anything ``np.random.default_rng`` takes
-    (an int seed); it is the only source of randomness. Returns a new HxWx3 uint8 array;
-    ``image`` is never modified.
+    (an int seed); it is the only source of randomness. ``draws`` replaces what the kernel
+    would draw from ``rng`` (e.g. an original script's own draws, replayed). Returns a new
+    HxWx3 uint8 array; ``image`` is never modified.
     """
-    spec = get(name)
-    if isinstance(severity, bool) or not isinstance(severity, (int, np.integer)) or severity not in SEVERITIES:
-        raise ValueError(f"severity must be one of {list(SEVERITIES)}, got {severity!r}")
-    params = (variant if isinstance(variant, Variant) else load_variant(variant)).params_for(name, int(severity))
+    kernel = get(name)
+    params = (variant if isinstance(variant, Variant) else load_variant(variant)).params_for(
+        name, check_severity(severity))
     rgb = as_rgb(image)
-    out = spec.kernel(rgb, params, np.random.default_rng(rng))
+    if draws is None:
+        draws = kernel.draw(np.random.default_rng(rng), rgb.shape, params)
+    out = kernel.apply(rgb, params, draws)
     if out is rgb or np.shares_memory(out, image):
         out = out.copy()
     return out

@@ -138,3 +138,63 @@ def hsv_adjust(image, channel, scale, offset):
             out[y, x, 1] = np.uint8(min(max(gg, 0.0), 1.0) * 255)
             out[y, x, 2] = np.uint8(min(max(bb, 0.0), 1.0) * 255)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _reflect_coordinate(c, n):
+    """scipy.ndimage's map_coordinate for mode 'reflect' (half-sample symmetric)."""
+    if c < 0.0:
+        if n <= 1:
+            return 0.0
+        period = 2.0 * n
+        if c < -period:
+            c = period * int(-c / period) + c
+        if c < -n:
+            return c + period
+        return (1e-15 if c > -1e-15 else -c) - 1.0
+    if c > n - 1:
+        if n <= 1:
+            return 0.0
+        period = 2.0 * n
+        c -= period * int(c / period)
+        if c >= n:
+            c = period - c - 1.0
+    return c
+
+
+@njit(cache=True, nogil=True)
+def _reflect_index(i, n):
+    if n <= 1:
+        return 0
+    period = 2 * n
+    i = i % period
+    return i if i < n else period - i - 1
+
+
+@njit(cache=True, nogil=True)
+def bilinear_reflect(image, dy, dx):
+    """``scipy.ndimage.map_coordinates(image, (y + dy, x + dx, c), order=1, mode='reflect')`` of an
+    HxWxC float32 image, with scipy's arithmetic: weights (1 - t, 1 - (1 - t)), products taken
+    value * weight_y * weight_x and summed in C order in float64, stored as float32."""
+    height, width, channels = image.shape
+    out = np.empty_like(image)
+    for y in range(height):
+        for x in range(width):
+            cy = _reflect_coordinate(y + np.float64(dy[y, x]), height)
+            cx = _reflect_coordinate(x + np.float64(dx[y, x]), width)
+            fy, fx = np.floor(cy), np.floor(cx)
+            wy0 = 1.0 - (cy - fy)
+            wy1 = 1.0 - wy0
+            wx0 = 1.0 - (cx - fx)
+            wx1 = 1.0 - wx0
+            y0, x0 = int(fy), int(fx)
+            y1, x1 = _reflect_index(y0 + 1, height), _reflect_index(x0 + 1, width)
+            y0, x0 = _reflect_index(y0, height), _reflect_index(x0, width)
+            for c in range(channels):
+                acc = 0.0
+                acc += np.float64(image[y0, x0, c]) * wy0 * wx0
+                acc += np.float64(image[y0, x1, c]) * wy0 * wx1
+                acc += np.float64(image[y1, x0, c]) * wy1 * wx0
+                acc += np.float64(image[y1, x1, c]) * wy1 * wx1
+                out[y, x, c] = np.float32(acc)
+    return out

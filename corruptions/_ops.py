@@ -37,18 +37,39 @@ def gaussian_kernel(sigma: float, truncate: float) -> np.ndarray:
     return weights
 
 
-def gaussian_nearest(image: np.ndarray, sigma: float, truncate: float = 4.0) -> np.ndarray:
-    """skimage ``gaussian(image, sigma, channel_axis=-1)`` (mode 'nearest') on a float32 image."""
-    image = np.ascontiguousarray(image, dtype=np.float32)
+def gaussian_nearest(image: np.ndarray, sigma: float, truncate: float, dtype=np.float32) -> np.ndarray:
+    """skimage ``gaussian(image, sigma, channel_axis=-1)`` (scipy, mode 'nearest') in ``dtype``.
+
+    float64 gives the original's values to the last bits that matter (the kernels truncate to
+    uint8, so float32 sums can tip a value across an integer); float32 is faster.
+    """
+    image = np.ascontiguousarray(image, dtype=dtype)
     if sigma <= 0:
         return image.copy()
-    kernel = gaussian_kernel(float(sigma), float(truncate)).astype(np.float32)
+    kernel = gaussian_kernel(float(sigma), float(truncate)).astype(dtype)
     radius = kernel.size // 2
     if radius >= min(image.shape[:2]):  # OpenCV's border code wants the kernel inside the image
         padding = ((radius, radius), (radius, radius)) + ((0, 0),) * (image.ndim - 2)
         padded = np.pad(image, padding, mode="edge")
         return cv2.sepFilter2D(padded, -1, kernel, kernel)[radius:-radius, radius:-radius]
     return cv2.sepFilter2D(image, -1, kernel, kernel, borderType=cv2.BORDER_REPLICATE)
+
+
+def gaussian_nearest_float32(image: np.ndarray, sigma: float, truncate: float) -> np.ndarray:
+    """skimage ``gaussian`` of a float32 image as scipy computes it: each axis in float64,
+    the result of each pass stored as float32."""
+    kernel = gaussian_kernel(float(sigma), float(truncate))
+    identity = np.ones(1)
+    out = np.asarray(image, np.float64)
+    for kx, ky in ((identity, kernel), (kernel, identity)):
+        radius = max(kx.size, ky.size) // 2
+        if radius >= min(out.shape[:2]):
+            padded = np.pad(out, ((radius, radius), (radius, radius)), mode="edge")
+            out = cv2.sepFilter2D(padded, -1, kx, ky)[radius:-radius, radius:-radius]
+        else:
+            out = cv2.sepFilter2D(out, -1, kx, ky, borderType=cv2.BORDER_REPLICATE)
+        out = out.astype(np.float32).astype(np.float64)
+    return out.astype(np.float32)
 
 
 @functools.lru_cache(maxsize=64)
@@ -67,18 +88,18 @@ def reflect_smoothing_matrix(n: int, sigma: float, truncate: float) -> np.ndarra
         source = (rows + offset) % (2 * n)
         source = np.where(source >= n, 2 * n - 1 - source, source)
         np.add.at(matrix, (rows, source), weight)
-    matrix = matrix.astype(np.float32)
     matrix.setflags(write=False)
     return matrix
 
 
 def smooth_reflect(field: np.ndarray, sigma: float, truncate: float) -> np.ndarray:
-    """skimage ``gaussian(field, sigma, mode='reflect', truncate=...)`` of a 2-D field."""
+    """skimage ``gaussian(field, sigma, mode='reflect', truncate=...)`` of a 2-D float64 field,
+    in float64 as the original (the elastic displacement fields)."""
     if sigma <= 0:
-        return field.astype(np.float32)
+        return np.asarray(field, np.float64)
     rows = reflect_smoothing_matrix(field.shape[0], float(sigma), float(truncate))
     cols = reflect_smoothing_matrix(field.shape[1], float(sigma), float(truncate))
-    return rows @ field.astype(np.float32) @ cols.T
+    return rows @ np.asarray(field, np.float64) @ cols.T
 
 
 def zoom_matrix(shape: tuple[int, int], factor: float) -> np.ndarray:
@@ -111,17 +132,32 @@ def clipped_zoom(image: np.ndarray, factor: float) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=64)
-def disk_kernel(radius: float, alias_blur: float) -> np.ndarray:
-    """The originals' ``disk``: an aliased disk, normalised, then a small Gaussian blur."""
-    if radius <= 8:
-        coords = np.arange(-8, 8 + 1)
-        ksize = (3, 3)
+def disk_kernel(radius: float, alias_blur: float, min_grid_radius: int, small_ksize: int,
+                large_ksize: int) -> np.ndarray:
+    """The originals' ``disk``: an aliased disk on a grid of at least ``min_grid_radius``,
+    normalised, then a Gaussian blur (``small_ksize`` up to that radius, ``large_ksize`` above)."""
+    if radius <= min_grid_radius:
+        coords = np.arange(-min_grid_radius, min_grid_radius + 1)
+        ksize = (small_ksize, small_ksize)
     else:
         coords = np.arange(-radius, radius + 1)
-        ksize = (5, 5)
+        ksize = (large_ksize, large_ksize)
     xx, yy = np.meshgrid(coords, coords)
     aliased = np.array((xx ** 2 + yy ** 2) <= radius ** 2, dtype=np.float32)
     aliased /= np.sum(aliased)
     kernel = cv2.GaussianBlur(aliased, ksize=ksize, sigmaX=alias_blur)
     kernel.setflags(write=False)
     return kernel
+
+
+def scipy_clipped_zoom(layer: np.ndarray, factor: float) -> np.ndarray:
+    """The originals' ``clipped_zoom`` of a 2-D float layer with scipy itself (order 1), as the
+    snow layer is made: central ceil(n / z) crop, ``scipy.ndimage.zoom``, central trim to n.
+    Each axis uses its own length (the originals' images are square)."""
+    from scipy.ndimage import zoom
+    height, width = layer.shape
+    crop_h, crop_w = int(math.ceil(height / factor)), int(math.ceil(width / factor))
+    top, left = (height - crop_h) // 2, (width - crop_w) // 2
+    zoomed = zoom(layer[top:top + crop_h, left:left + crop_w], (factor, factor), order=1)
+    trim_top, trim_left = (zoomed.shape[0] - height) // 2, (zoomed.shape[1] - width) // 2
+    return zoomed[trim_top:trim_top + height, trim_left:trim_left + width]

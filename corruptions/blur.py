@@ -6,37 +6,60 @@ import numpy as np
 
 from . import _native
 from ._ops import clipped_zoom, disk_kernel, gaussian_nearest, to_unit, unit_to_uint8
+from .motion import BACKENDS
 from .motion import motion_blur as _motion_blur
 from .registry import register
+from .settings import ANGLE_RANGE, ODD_SIZE, POSITIVE, POSITIVE_INT, one_of
+
+GAUSSIAN = {"truncate": POSITIVE}  # scipy's gaussian_filter reach, in sigmas
 
 
-@register("defocus_blur", family="blur", severity_params=("radius", "alias_blur"), stochastic=False)
-def defocus_blur(image, params, rng):
-    kernel = disk_kernel(float(params["radius"]), float(params["alias_blur"]))
-    # cv2.filter2D's default border (reflect 101), as the original
-    return unit_to_uint8(cv2.filter2D(to_unit(image), -1, kernel))
+@register("defocus_blur", family="blur", levels={"radius": POSITIVE, "alias_blur": POSITIVE},
+          shared={"min_grid_radius": POSITIVE_INT, "small_alias_ksize": ODD_SIZE, "large_alias_ksize": ODD_SIZE})
+def defocus_blur(image, params, draws):
+    """Convolution with the originals' anti-aliased disk (cv2.filter2D, reflect-101 border), in
+    float64 as the original (float32 tips 3% of values by one level at severity 1)."""
+    kernel = disk_kernel(float(params["radius"]), float(params["alias_blur"]), int(params["min_grid_radius"]),
+                         int(params["small_alias_ksize"]), int(params["large_alias_ksize"]))
+    return unit_to_uint8(cv2.filter2D(image / 255.0, -1, kernel.astype(np.float64)))
 
 
-@register("glass_blur", family="blur", severity_params=("sigma", "max_delta", "iterations"))
-def glass_blur(image, params, rng):
-    sigma, delta, iterations = float(params["sigma"]), int(params["max_delta"]), int(params["iterations"])
-    height, width = image.shape[:2]
-    x = (gaussian_nearest(to_unit(image), sigma) * 255).astype(np.uint8)
-    # one (dx, dy) per visited pixel, drawn with randint(-d, d): +d never occurs
+def _glass_offsets(rng, shape, params) -> np.ndarray:
+    """(iterations, rows, cols, 2) offsets (dx, dy), one per visited pixel in the scan's order,
+    each ``randint(-d, d)``: +d never occurs."""
+    height, width = shape[:2]
+    delta = int(params["max_delta"])
     rows, cols = max(height - 2 * delta, 0), max(width - 2 * delta, 0)
-    offsets = rng.integers(-delta, delta, size=(iterations, rows, cols, 2), dtype=np.int16)
-    _native.glass_shuffle(x, offsets, delta)
-    return unit_to_uint8(gaussian_nearest(to_unit(x), sigma))
+    return rng.integers(-delta, delta, size=(int(params["iterations"]), rows, cols, 2), dtype=np.int16)
 
 
-@register("motion_blur", family="blur", severity_params=("radius", "sigma"), shared_params=("angle_range", "backend"))
-def motion_blur(image, params, rng):
-    angle = rng.uniform(*params["angle_range"])
+@register("glass_blur", family="blur", levels={"sigma": POSITIVE, "max_delta": POSITIVE_INT,
+                                               "iterations": POSITIVE_INT}, shared=GAUSSIAN, sample=_glass_offsets)
+def glass_blur(image, params, offsets):
+    """Gaussian blur (truncated to uint8), the sequential local pixel 'swaps', blur again."""
+    sigma, truncate = float(params["sigma"]), float(params["truncate"])
+    x = (gaussian_nearest(image / 255.0, sigma, truncate, np.float64) * 255).astype(np.uint8)
+    _native.glass_shuffle(x, np.asarray(offsets, np.int16), int(params["max_delta"]))
+    return unit_to_uint8(gaussian_nearest(x / 255.0, sigma, truncate, np.float64))
+
+
+def uniform_angle(rng, shape, params) -> float:
+    return rng.uniform(*params["angle_range"])
+
+
+MOTION = {"angle_range": ANGLE_RANGE, "backend": one_of(BACKENDS)}
+
+
+@register("motion_blur", family="blur", levels={"radius": POSITIVE, "sigma": POSITIVE}, shared=MOTION,
+          sample=uniform_angle)
+def motion_blur(image, params, angle):
+    """ImageMagick's MotionBlurImage(radius, sigma, angle)."""
     return _motion_blur(image, params["radius"], params["sigma"], angle, params["backend"])
 
 
-@register("zoom_blur", family="blur", severity_params=("stop", "step"), shared_params=("start",), stochastic=False)
-def zoom_blur(image, params, rng):
+@register("zoom_blur", family="blur", levels={"stop": POSITIVE, "step": POSITIVE}, shared={"start": POSITIVE})
+def zoom_blur(image, params, draws):
+    """Mean of the image and its ``clipped_zoom`` by each factor of ``arange(start, stop, step)``."""
     factors = np.arange(params["start"], params["stop"], params["step"])
     x = to_unit(image)
     total = np.zeros_like(x)
@@ -45,6 +68,8 @@ def zoom_blur(image, params, rng):
     return unit_to_uint8((x + total) / np.float32(len(factors) + 1))
 
 
-@register("gaussian_blur", family="blur", severity_params=("sigma",), stochastic=False)
-def gaussian_blur(image, params, rng):
-    return unit_to_uint8(gaussian_nearest(to_unit(image), float(params["sigma"])))
+@register("gaussian_blur", family="blur", levels={"sigma": POSITIVE}, shared=GAUSSIAN)
+def gaussian_blur(image, params, draws):
+    """skimage ``gaussian(x, sigma, channel_axis=-1)``, mode 'nearest'."""
+    return unit_to_uint8(gaussian_nearest(image / 255.0, float(params["sigma"]), float(params["truncate"]),
+                                          np.float64))

@@ -1,32 +1,39 @@
 """Variant configs: one YAML per variant under ``configs/variants/`` holding every constant.
 
-A malformed or incomplete file fails here, at load time, naming the file, the key and
-what was expected, so that no corruption ever runs with a missing constant.
+A file is checked whole when it is loaded (every key present, every value of the type and
+range its kernel declares), so no kernel ever runs with a missing or malformed constant;
+a mistake names the file and the key.
 """
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
-from typing import Mapping
+from typing import Any, Mapping
 
 import yaml
 
-from .registry import corruption_names, registered
+from .preprocess import STEPS
+from .registry import CORRUPTIONS, Registry
+from .settings import ConfigError, Settings, numbers, text, validate
 
 CONFIG_DIR = Path(os.environ.get("CORRUPTIONS_CONFIG_DIR", Path(__file__).resolve().parents[1] / "configs"))
 VARIANT_DIR = CONFIG_DIR / "variants"
 VARIANTS = ("imagenet", "inception", "imagenet64", "tiny", "cifar")
 SEVERITIES = (1, 2, 3, 4, 5)
-# preprocessing steps a variant may list, with the keys each takes
-PREPROCESS_OPS = {"resize_shorter": ("size",), "center_crop": ("size",),
-                  "center_crop_fraction": ("fraction",), "resize": ("size",)}
+
+__all__ = ["ConfigError", "Variant", "load_variant", "load_variant_file", "variant_names", "SEVERITIES"]
 
 
-class ConfigError(ValueError):
-    """A config file that is malformed or incomplete."""
+class VariantFile(Settings):
+    variant: text()
+    description: text()
+    size: numbers(2, "[height, width] as two positive integers", each=lambda v: isinstance(v, int) and v > 0)
+    preprocess: Any
+    corruptions: Any
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,7 @@ class Variant:
     # corruption -> five read-only parameter mappings, severity 1 first
     params: Mapping[str, tuple[Mapping, ...]]
     path: Path
+    sha256: str  # of the file's bytes: part of a run's identity
 
     def params_for(self, corruption: str, severity: int) -> Mapping:
         return self.params[corruption][severity - 1]
@@ -55,71 +63,71 @@ def load_variant(name: str) -> Variant:
     return load_variant_file(VARIANT_DIR / f"{name}.yaml")
 
 
-def load_variant_file(path: str | os.PathLike) -> Variant:
-    path = Path(path)
-
-    def fail(key: str, expected: str) -> ConfigError:
-        return ConfigError(f"{path}: key {key!r}: expected {expected}")
-
+def read_yaml(path: Path) -> Any:
     try:
-        doc = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except FileNotFoundError:
-        raise ConfigError(f"{path}: variant config not found") from None
+        raise ConfigError(f"{path}: not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc}") from None
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
-    if not isinstance(doc, dict):
-        raise fail("<top level>", "a mapping with keys variant, description, size, corruptions")
-    for key in ("variant", "description", "size", "preprocess", "corruptions"):
-        if key not in doc:
-            raise fail(key, "to be present")
-    size = doc["size"]
-    if not (isinstance(size, list) and len(size) == 2 and all(isinstance(s, int) and s > 0 for s in size)):
-        raise fail("size", "[height, width] as two positive integers")
-    steps = doc["preprocess"]
+
+
+def check_steps(steps: Any, where: str, prefix: str) -> tuple[Mapping, ...]:
     if not isinstance(steps, list):
-        raise fail("preprocess", "a list of steps like {op: resize_shorter, size: 256}")
+        raise ConfigError(f"{where}: key {prefix.rstrip('.')!r}: expected a list of steps like "
+                          "{op: resize_shorter, size: 256}")
+    checked = []
     for index, step in enumerate(steps):
+        key = f"{prefix.rstrip('.')}[{index}]"
         op = step.get("op") if isinstance(step, dict) else None
-        if op not in PREPROCESS_OPS:
-            raise fail(f"preprocess[{index}].op", f"one of {', '.join(PREPROCESS_OPS)}")
-        if set(step) != {"op", *PREPROCESS_OPS[op]}:
-            raise fail(f"preprocess[{index}]", f"exactly the keys {['op', *PREPROCESS_OPS[op]]}, got {sorted(step)}")
-    table = doc["corruptions"]
+        if op not in STEPS:
+            raise ConfigError(f"{where}: key '{key}.op': expected one of {', '.join(STEPS)}, got {op!r}")
+        model = validate(STEPS[op], step, where, prefix=f"{key}.")
+        checked.append(MappingProxyType(model.model_dump()))
+    return tuple(checked)
+
+
+def check_table(table: Any, registry: Registry, levels: int, where: str, level_word: str = "severities"
+                ) -> Mapping[str, tuple[Mapping, ...]]:
+    """Every kernel of ``registry`` with its shared constants and ``levels`` level mappings,
+    each validated against the kernel's declared types."""
     if not isinstance(table, dict):
-        raise fail("corruptions", "a mapping from corruption name to its constants")
-    kernels = registered()
+        raise ConfigError(f"{where}: key {registry.task!r}: expected a mapping from name to constants")
+    kernels = registry.kernels()
     unknown = sorted(set(table) - set(kernels))
     if unknown:
-        raise fail(f"corruptions.{unknown[0]}", f"one of {', '.join(corruption_names('all'))}")
+        raise ConfigError(f"{where}: key 'corruptions.{unknown[0]}': unknown; allowed: {', '.join(kernels)}")
     params = {}
-    for name in corruption_names("all"):
-        spec = kernels[name]
-        where = f"corruptions.{name}"
+    for name, kernel in kernels.items():
+        key = f"corruptions.{name}"
         entry = table.get(name)
         if not isinstance(entry, dict):
-            raise fail(where, "a mapping with keys 'shared' and 'severities'")
-        extra = sorted(set(entry) - {"shared", "severities"})
+            raise ConfigError(f"{where}: key {key!r}: expected a mapping with keys 'shared' and '{level_word}'")
+        extra = sorted(set(entry) - {"shared", level_word})
         if extra:
-            raise fail(f"{where}.{extra[0]}", "only 'shared' and 'severities'")
-        shared = entry.get("shared") or {}
-        if not isinstance(shared, dict) or set(shared) != set(spec.shared_params):
-            raise fail(f"{where}.shared", f"exactly the keys {list(spec.shared_params)}, got {_keys(shared)}")
-        levels = entry.get("severities")
-        if not (isinstance(levels, list) and len(levels) == len(SEVERITIES)):
-            raise fail(f"{where}.severities", "a list of 5 mappings, severity 1 first")
+            raise ConfigError(f"{where}: unknown key '{key}.{extra[0]}'; allowed: shared, {level_word}")
+        shared = validate(kernel.shared, entry.get("shared") or {}, where, prefix=f"{key}.shared.").model_dump()
+        rows = entry.get(level_word)
+        if not (isinstance(rows, list) and len(rows) == levels):
+            raise ConfigError(f"{where}: key '{key}.{level_word}': expected a list of {levels} mappings, "
+                              f"level 1 first, got {rows!r}")
         merged = []
-        for severity, level in zip(SEVERITIES, levels):
-            if not isinstance(level, dict) or set(level) != set(spec.severity_params):
-                raise fail(f"{where}.severities[{severity}]",
-                           f"exactly the keys {list(spec.severity_params)}, got {_keys(level)}")
-            for key, value in level.items():
-                if not isinstance(value, (int, float, str, list)) or isinstance(value, bool):
-                    raise fail(f"{where}.severities[{severity}].{key}", "a number, a string or a list")
-            merged.append(MappingProxyType({**shared, **level}))
+        for level, row in enumerate(rows, start=1):
+            values = validate(kernel.levels, row if row is not None else {}, where,
+                              prefix=f"{key}.{level_word}[{level}].").model_dump()
+            merged.append(MappingProxyType({**shared, **values}))
         params[name] = tuple(merged)
-    return Variant(str(doc["variant"]), str(doc["description"]), (size[0], size[1]),
-                   tuple(MappingProxyType(step) for step in steps), MappingProxyType(params), path)
+    return MappingProxyType(params)
 
 
-def _keys(value) -> list:
-    return sorted(value) if isinstance(value, dict) else [type(value).__name__]
+def load_variant_file(path: str | os.PathLike) -> Variant:
+    path = Path(path)
+    doc = read_yaml(path)
+    head = validate(VariantFile, doc, str(path))
+    params = check_table(head.corruptions, CORRUPTIONS, len(SEVERITIES), str(path))
+    steps = check_steps(head.preprocess, str(path), "preprocess.")
+    return Variant(head.variant, head.description, (head.size[0], head.size[1]), steps, params, path,
+                   hashlib.sha256(path.read_bytes()).hexdigest())
+

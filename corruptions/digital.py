@@ -10,29 +10,34 @@ from PIL import Image
 from . import _native
 from ._ops import smooth_reflect, to_unit, unit_to_uint8
 from .registry import register
+from .settings import FRACTION, NONNEGATIVE, NUMBER, POSITIVE, POSITIVE_INT, integer
 
 _VALUE, _SATURATION = 2, 1  # HSV channel indices
 
 
-@register("brightness", family="digital", severity_params=("shift",), stochastic=False)
-def brightness(image, params, rng):
+@register("brightness", family="weather", levels={"shift": NUMBER})
+def brightness(image, params, draws):
+    """skimage rgb2hsv, ``V = clip(V + shift, 0, 1)``, hsv2rgb (float64)."""
     return _native.hsv_adjust(np.ascontiguousarray(image), _VALUE, 1.0, float(params["shift"]))
 
 
-@register("saturate", family="digital", severity_params=("scale", "offset"), stochastic=False)
-def saturate(image, params, rng):
+@register("saturate", family="digital", levels={"scale": NONNEGATIVE, "offset": NUMBER})
+def saturate(image, params, draws):
+    """skimage rgb2hsv, ``S = clip(S * scale + offset, 0, 1)``, hsv2rgb (float64)."""
     return _native.hsv_adjust(np.ascontiguousarray(image), _SATURATION, float(params["scale"]), float(params["offset"]))
 
 
-@register("contrast", family="digital", severity_params=("factor",), stochastic=False)
-def contrast(image, params, rng):
+@register("contrast", family="digital", levels={"factor": NONNEGATIVE})
+def contrast(image, params, draws):
+    """``(x - mean) * factor + mean``, per-channel means, float64."""
     x = image / 255.0
     means = x.mean(axis=(0, 1), keepdims=True)
     return unit_to_uint8((x - means) * params["factor"] + means)
 
 
-@register("pixelate", family="digital", severity_params=("factor",), stochastic=False)
-def pixelate(image, params, rng):
+@register("pixelate", family="digital", levels={"factor": FRACTION})
+def pixelate(image, params, draws):
+    """PIL box downsampling by ``factor`` and box upsampling back."""
     height, width = image.shape[:2]
     factor = params["factor"]
     small = (max(int(width * factor), 1), max(int(height * factor), 1))
@@ -40,31 +45,44 @@ def pixelate(image, params, rng):
     return np.asarray(pil).copy()
 
 
-@register("jpeg_compression", family="digital", severity_params=("quality",), stochastic=False)
-def jpeg_compression(image, params, rng):
+@register("jpeg_compression", family="digital", levels={"quality": integer("an integer from 1 to 100", 1, 100)})
+def jpeg_compression(image, params, draws):
+    """A PIL JPEG round trip at ``quality``."""
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, "JPEG", quality=int(params["quality"]))
     return np.asarray(Image.open(buffer).convert("RGB")).copy()
 
 
-@register("elastic_transform", family="digital", severity_params=("alpha", "sigma", "affine"), shared_params=("base",))
-def elastic_transform(image, params, rng):
+def _elastic_draws(rng, shape, params):
+    """The original's order: the affine jitter (3 x 2, float32), then the dx and dy fields
+    (uniform in +-field_range, float64)."""
+    height, width = shape[:2]
+    jitter = params["base"] * params["affine"]
+    moves = rng.uniform(-jitter, jitter, size=(3, 2)).astype(np.float32)
+    reach = params["field_range"]
+    return moves, rng.uniform(-reach, reach, size=(height, width)), rng.uniform(-reach, reach, size=(height, width))
+
+
+@register("elastic_transform", family="digital", levels={"alpha": NONNEGATIVE, "sigma": NONNEGATIVE,
+                                                         "affine": NONNEGATIVE},
+          shared={"base": POSITIVE, "smoothing_truncate": POSITIVE, "field_range": POSITIVE,
+                  "affine_square_divisor": POSITIVE_INT},
+          sample=_elastic_draws)
+def elastic_transform(image, params, draws):
+    """A random affine warp of three points around the centre (reflect-101 border), then a
+    displacement by smoothed random fields times ``alpha`` (bilinear, mode 'reflect').
+    ``alpha``, ``sigma`` and ``affine`` are multiples of ``base`` pixels."""
+    moves, field_x, field_y = draws
     base = params["base"]
-    alpha, sigma, jitter = base * params["alpha"], base * params["sigma"], base * params["affine"]
+    alpha, sigma = base * params["alpha"], base * params["sigma"]
     height, width = image.shape[:2]
     x = to_unit(image)
-    # random affine: three points around the centre (x, y), each moved by up to `jitter` px
     cx, cy = np.float32(width // 2), np.float32(height // 2)
-    half = np.float32(min(height, width) // 3)
+    half = np.float32(min(height, width) // int(params["affine_square_divisor"]))
     source = np.float32([[cx + half, cy + half], [cx + half, cy - half], [cx - half, cy - half]])
-    target = source + rng.uniform(-jitter, jitter, size=source.shape).astype(np.float32)
-    matrix = cv2.getAffineTransform(source, target)
+    matrix = cv2.getAffineTransform(source, source + moves)
     x = cv2.warpAffine(x, matrix, (width, height), borderMode=cv2.BORDER_REFLECT_101)
-    # smooth random displacement fields, columns (dx) first, as the original draws them
-    dx = smooth_reflect(rng.uniform(-1, 1, size=(height, width)), sigma, 3.0) * np.float32(alpha)
-    dy = smooth_reflect(rng.uniform(-1, 1, size=(height, width)), sigma, 3.0) * np.float32(alpha)
-    map_x = np.arange(width, dtype=np.float32)[None, :] + dx
-    map_y = np.arange(height, dtype=np.float32)[:, None] + dy
-    # map_coordinates(order=1, mode='reflect') == bilinear remap with half-sample mirroring
-    out = cv2.remap(x, map_x, map_y, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    return unit_to_uint8(out)
+    truncate = float(params["smoothing_truncate"])
+    dx = (smooth_reflect(field_x, sigma, truncate) * alpha).astype(np.float32)
+    dy = (smooth_reflect(field_y, sigma, truncate) * alpha).astype(np.float32)
+    return unit_to_uint8(_native.bilinear_reflect(np.ascontiguousarray(x), dy, dx))

@@ -14,11 +14,17 @@ from scipy.special import gammaln
 from . import _native
 from ._ops import to_unit, unit_to_uint8
 from .registry import register
+from .settings import FRACTION, NONNEGATIVE, POSITIVE
 
 
-@register("gaussian_noise", family="noise", severity_params=("scale",))
-def gaussian_noise(image, params, rng):
-    noise = rng.standard_normal(image.shape, dtype=np.float32)
+def standard_normal(rng, shape, params) -> np.ndarray:
+    """One N(0, 1) float32 draw per value of the image."""
+    return rng.standard_normal(shape, dtype=np.float32)
+
+
+@register("gaussian_noise", family="noise", levels={"scale": NONNEGATIVE}, sample=standard_normal)
+def gaussian_noise(image, params, noise):
+    """``uint8(clip(x + scale * n, 0, 1) * 255)``, x in [0, 1], n ~ N(0, 1)."""
     return unit_to_uint8(to_unit(image) + noise * np.float32(params["scale"]))
 
 
@@ -39,27 +45,38 @@ def _poisson_tables(photons: float) -> tuple[np.ndarray, np.ndarray]:
     return cdf, levels
 
 
-@register("shot_noise", family="noise", severity_params=("photons",))
-def shot_noise(image, params, rng):
-    # np.random.poisson(x * c) / c, clipped and truncated: sampled by inverse CDF per level
+def _uniforms(rng, shape, params) -> np.ndarray:
+    return rng.random(int(np.prod(shape)))
+
+
+@register("shot_noise", family="noise", levels={"photons": POSITIVE}, sample=_uniforms)
+def shot_noise(image, params, uniforms):
+    """``uint8(clip(Poisson(x * photons) / photons, 0, 1) * 255)``, sampled by inverse CDF per
+    input level from the uniforms drawn (the exact Poisson distribution)."""
     cdf, levels = _poisson_tables(float(params["photons"]))
-    uniforms = rng.random(image.size)
     return _native.poisson_lookup(np.ascontiguousarray(image), uniforms, cdf, levels)
 
 
-@register("impulse_noise", family="noise", severity_params=("amount",), shared_params=("salt_vs_pepper",))
-def impulse_noise(image, params, rng):
-    # skimage random_noise(mode='s&p'): per element, flipped with p = amount, then salt or pepper
-    flipped = rng.random(image.shape, dtype=np.float32) <= params["amount"]
-    salted = rng.random(image.shape, dtype=np.float32) <= params["salt_vs_pepper"]
+def _impulse_draws(rng, shape, params) -> tuple[np.ndarray, np.ndarray]:
+    return rng.random(shape, dtype=np.float32), rng.random(shape, dtype=np.float32)
+
+
+@register("impulse_noise", family="noise", levels={"amount": FRACTION}, shared={"salt_vs_pepper": FRACTION},
+          sample=_impulse_draws)
+def impulse_noise(image, params, draws):
+    """skimage ``random_noise(mode='s&p')``: each value is flipped with probability ``amount``,
+    to 255 with probability ``salt_vs_pepper``, else to 0."""
+    flip, salt = draws
+    flipped = flip <= params["amount"]
+    salted = salt <= params["salt_vs_pepper"]
     out = image.copy()
     out[flipped & salted] = 255
     out[flipped & ~salted] = 0
     return out
 
 
-@register("speckle_noise", family="noise", severity_params=("scale",))
-def speckle_noise(image, params, rng):
+@register("speckle_noise", family="noise", levels={"scale": NONNEGATIVE}, sample=standard_normal)
+def speckle_noise(image, params, noise):
+    """``uint8(clip(x + x * scale * n, 0, 1) * 255)``, n ~ N(0, 1)."""
     x = to_unit(image)
-    noise = rng.standard_normal(image.shape, dtype=np.float32)
     return unit_to_uint8(x + x * noise * np.float32(params["scale"]))

@@ -1,19 +1,110 @@
-"""The registry of corruption kernels, keyed by name; it refuses duplicates.
+"""Registries of kernels, one per task (ImageNet-C's corruptions here; ImageNet-P has its own),
+keyed by name; a registry refuses duplicates and names outside its task's list.
 
-A kernel is a pure function ``kernel(image, params, rng) -> image``: ``image`` is an
-HxWx3 uint8 array it must not modify, ``params`` the merged shared and per-severity
-constants of one variant's YAML, ``rng`` a ``numpy.random.Generator``.
+A kernel is two pure functions, as albumentations splits ``get_params`` from ``apply``:
+
+- ``sample(rng, shape, params) -> draws``: every random quantity, drawn from a
+  ``numpy.random.Generator`` (``None`` for deterministic kernels). A test can instead feed the
+  draws an original script made, and a sequence can hold one draw across its frames.
+- ``apply(image, params, draws) -> image``: ``image`` is an HxWx3 uint8 array it must not modify,
+  ``params`` the merged shared and per-severity constants of one variant's YAML.
+
+Each kernel declares the type of every constant (``shared`` and ``levels``: name -> field type
+of ``corruptions.settings``), so a variant file is checked whole when it is loaded.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
+import importlib
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping
 
 import numpy as np
+from pydantic import create_model
 
-Kernel = Callable[[np.ndarray, dict, np.random.Generator], np.ndarray]
+from .settings import Settings
 
-# Order of the paper's tables (Figure 1 / Table 1), then the four extra corruptions.
+Apply = Callable[[np.ndarray, Mapping, Any], np.ndarray]
+Sample = Callable[[np.random.Generator, tuple, Mapping], Any]
+
+
+@dataclass(frozen=True)
+class Kernel:
+    name: str
+    family: str  # noise, blur, weather, digital (the release's tarball groups)
+    apply: Apply
+    sample: Sample | None
+    shared: type[Settings]  # constants common to every severity (or difficulty)
+    levels: type[Settings]  # constants of one severity
+
+    @property
+    def stochastic(self) -> bool:
+        return self.sample is not None
+
+    def draw(self, rng: np.random.Generator, shape: tuple, params: Mapping):
+        return self.sample(rng, shape, params) if self.sample else None
+
+    def __call__(self, image: np.ndarray, params: Mapping, rng: np.random.Generator) -> np.ndarray:
+        return self.apply(image, params, self.draw(rng, image.shape, params))
+
+
+def _model(name: str, fields: Mapping[str, Any]) -> type[Settings]:
+    return create_model(name, __base__=Settings, **{key: (kind, ...) for key, kind in fields.items()})
+
+
+@dataclass
+class Registry:
+    """The kernels of one task, in the order of the paper's tables."""
+    task: str
+    groups: Mapping[str, tuple[str, ...]]  # e.g. benchmark, extra; "all" is their concatenation
+    modules: tuple[str, ...]  # importing these runs their @register decorators
+    _kernels: dict[str, Kernel] = field(default_factory=dict)
+
+    @property
+    def order(self) -> tuple[str, ...]:
+        return tuple(name for names in self.groups.values() for name in names)
+
+    def register(self, name: str, *, family: str, levels: Mapping[str, Any], shared: Mapping[str, Any] = {},
+                 sample: Sample | None = None):
+        """Decorator adding ``apply`` under ``name``; a second kernel of that name is an error."""
+        if name not in self.order:
+            raise ValueError(f"{name!r} is not one of {self.task}'s names: {', '.join(self.order)}")
+
+        def add(apply: Apply) -> Apply:
+            if name in self._kernels:
+                raise ValueError(f"{self.task}: {name!r} is already registered")
+            self._kernels[name] = Kernel(name, family, apply, sample, _model(f"{name}_shared", shared),
+                                         _model(f"{name}_levels", levels))
+            return apply
+
+        return add
+
+    def _load(self) -> None:
+        for module in self.modules:
+            importlib.import_module(module)
+
+    def get(self, name: str) -> Kernel:
+        self._load()
+        try:
+            return self._kernels[name]
+        except (KeyError, TypeError):
+            raise ValueError(f"unknown {self.task} name {name!r}; allowed: {', '.join(self.order)}") from None
+
+    def kernels(self) -> dict[str, Kernel]:
+        self._load()
+        return {name: self._kernels[name] for name in self.order if name in self._kernels}
+
+    def names(self, group: str = "all") -> list[str]:
+        if group == "all":
+            return list(self.order)
+        if group in self.groups:
+            return list(self.groups[group])
+        raise ValueError(f"unknown {self.task} group {group!r}; allowed: {', '.join([*self.groups, 'all'])}")
+
+    def group_names(self) -> tuple[str, ...]:
+        return (*self.groups, "all")
+
+
+# ImageNet-C: the order of the paper's tables (Figure 1 / Table 1), then the four extra corruptions.
 BENCHMARK = (
     "gaussian_noise", "shot_noise", "impulse_noise",
     "defocus_blur", "glass_blur", "motion_blur", "zoom_blur",
@@ -21,62 +112,20 @@ BENCHMARK = (
     "contrast", "elastic_transform", "pixelate", "jpeg_compression",
 )
 EXTRA = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
-GROUPS = ("benchmark", "extra", "all")
+CORRUPTIONS = Registry("imagenet-c", {"benchmark": BENCHMARK, "extra": EXTRA},
+                       ("corruptions.noise", "corruptions.blur", "corruptions.weather", "corruptions.digital"))
+register = CORRUPTIONS.register
+GROUPS = CORRUPTIONS.group_names()
 
 
-@dataclass(frozen=True)
-class Corruption:
-    name: str
-    family: str  # noise, blur, weather, digital
-    kernel: Kernel
-    severity_params: tuple[str, ...]
-    shared_params: tuple[str, ...]
-    stochastic: bool
+def get(name: str) -> Kernel:
+    return CORRUPTIONS.get(name)
 
 
-_REGISTRY: dict[str, Corruption] = {}
-
-
-def register(name: str, *, family: str, severity_params: tuple[str, ...],
-             shared_params: tuple[str, ...] = (), stochastic: bool = True):
-    """Decorator adding a kernel under ``name``; a second kernel of that name is an error."""
-    if name not in BENCHMARK + EXTRA:
-        raise ValueError(f"{name!r} is not one of the benchmark's corruptions: {BENCHMARK + EXTRA}")
-
-    def add(kernel: Kernel) -> Kernel:
-        if name in _REGISTRY:
-            raise ValueError(f"corruption {name!r} is already registered")
-        _REGISTRY[name] = Corruption(name, family, kernel, tuple(severity_params),
-                                     tuple(shared_params), stochastic)
-        return kernel
-
-    return add
-
-
-def get(name: str) -> Corruption:
-    _load_families()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise ValueError(f"unknown corruption {name!r}; allowed: {', '.join(corruption_names('all'))}") from None
-
-
-def registered() -> dict[str, Corruption]:
-    _load_families()
-    return dict(_REGISTRY)
+def registered() -> dict[str, Kernel]:
+    return CORRUPTIONS.kernels()
 
 
 def corruption_names(group: str = "benchmark") -> list[str]:
     """Names in the order of the paper's tables: ``"benchmark"`` (15), ``"extra"`` (4) or ``"all"``."""
-    if group == "benchmark":
-        return list(BENCHMARK)
-    if group == "extra":
-        return list(EXTRA)
-    if group == "all":
-        return list(BENCHMARK + EXTRA)
-    raise ValueError(f"unknown corruption group {group!r}; allowed: {', '.join(GROUPS)}")
-
-
-def _load_families() -> None:
-    # Importing the family modules runs their @register decorators.
-    from . import blur, digital, noise, weather  # noqa: F401
+    return CORRUPTIONS.names(group)

@@ -1,7 +1,10 @@
-"""One random generator per output image, derived from what identifies it.
+"""One random generator per output, derived from what identifies it.
 
-The stream depends on (root seed, variant, corruption, severity, image id) only, so the
-bytes written never depend on worker count, shard size, scheduling or retries.
+The stream depends on (root seed, task, then the task's own parts: variant, name, level,
+image id) only, so the bytes written never depend on worker count, shard size, scheduling or
+retries. Each task has its own namespace, so no two tasks share a stream. ImageNet-C's
+namespace is empty, which keeps the derivation (and the bytes) of its first release; every
+other task prefixes its name, which no variant name can equal.
 """
 from __future__ import annotations
 
@@ -9,8 +12,17 @@ import hashlib
 
 import numpy as np
 
+NAMESPACES = {"imagenet-c": ()}  # tasks not listed here use (task name,)
 
-def rng_for(root_seed: int, variant: str, corruption: str, severity: int, image_id: str) -> np.random.Generator:
-    key = "\x1f".join((variant, corruption, str(int(severity)), str(image_id))).encode()
+
+def stream_key(task: str, *parts) -> bytes:
+    prefix = NAMESPACES.get(task, (task,))
+    return "\x1f".join((*prefix, *map(str, parts))).encode()
+
+
+def rng_for(root_seed: int, variant: str, corruption: str, severity: int, image_id: str,
+            task: str = "imagenet-c") -> np.random.Generator:
+    """The generator of one output: ``task``'s stream for (variant, name, level, image id)."""
+    key = stream_key(task, variant, corruption, int(severity), image_id)
     words = np.frombuffer(hashlib.sha256(key).digest(), dtype="<u4")
     return np.random.default_rng(np.random.SeedSequence([int(root_seed), *map(int, words)]))

@@ -6,10 +6,13 @@ import math
 import cv2
 import numpy as np
 
-from ._ops import clipped_zoom, gaussian_nearest, to_uint8, to_unit, unit_to_uint8
-from .assets import frost_texture
+from ._ops import gaussian_nearest, gaussian_nearest_float32, scipy_clipped_zoom, to_unit, unit_to_uint8
+from .assets import FROST_SHA256, frost_texture
+from .blur import MOTION, uniform_angle
 from .motion import motion_blur
 from .registry import register
+from .settings import (FRACTION, NONNEGATIVE, NUMBER, POSITIVE, POSITIVE_INT, RGB, checked, integer,
+                       listed, matrix, one_of)
 
 
 def normal_layer(rng: np.random.Generator, shape: tuple[int, int], mean: float, std: float) -> np.ndarray:
@@ -17,56 +20,89 @@ def normal_layer(rng: np.random.Generator, shape: tuple[int, int], mean: float, 
     return rng.standard_normal(shape, dtype=np.float32) * np.float32(std) + np.float32(mean)
 
 
-@register("snow", family="weather",
-          severity_params=("mean", "std", "zoom", "threshold", "radius", "sigma", "blend"),
-          shared_params=("angle_range", "backend"))
-def snow(image, params, rng):
-    height, width = image.shape[:2]
+def _snow_draws(rng, shape, params):
+    """The flake layer, then the blur angle (the original's order)."""
+    layer = normal_layer(rng, shape[:2], params["mean"], params["std"])
+    return layer, uniform_angle(rng, shape, params)
+
+
+def snow_flakes(layer: np.ndarray, params, angle: float) -> np.ndarray:
+    """The motion-blurred flake layer, HxWx1 float64 in [0, 1]: the layer zoomed (scipy,
+    order 1), values below ``threshold`` cleared, stored as 8-bit grey, blurred at ``angle``."""
+    zoomed = scipy_clipped_zoom(np.asarray(layer, np.float64), float(params["zoom"]))
+    zoomed[zoomed < params["threshold"]] = 0
+    flakes = unit_to_uint8(zoomed)
+    return (motion_blur(flakes, params["radius"], params["sigma"], angle, params["backend"]) / 255.0)[..., None]
+
+
+def snow_scene(image: np.ndarray, flakes: np.ndarray, params) -> np.ndarray:
+    """``x' = b x + (1 - b) max(x, grey_scale * grey(x) + grey_offset)`` (float32, as the original),
+    plus the flakes and the flakes turned by ``second_layer_quarter_turns`` x 90 degrees."""
     x = to_unit(image)
-    layer = clipped_zoom(normal_layer(rng, (height, width), params["mean"], params["std"]), float(params["zoom"]))
-    layer[layer < params["threshold"]] = 0
-    flakes = unit_to_uint8(layer)
-    angle = rng.uniform(*params["angle_range"])
-    flakes = to_unit(motion_blur(flakes, params["radius"], params["sigma"], angle, params["backend"]))[..., None]
     grey = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)[..., None]
-    blend = np.float32(params["blend"])
-    x = blend * x + (1 - blend) * np.maximum(x, grey * np.float32(1.5) + np.float32(0.5))
-    return unit_to_uint8(x + flakes + np.rot90(flakes, k=2))
+    blend = float(params["blend"])
+    x = blend * x + (1 - blend) * np.maximum(x, grey * float(params["grey_scale"]) + float(params["grey_offset"]))
+    return unit_to_uint8(x + flakes + np.rot90(flakes, k=int(params["second_layer_quarter_turns"])))
 
 
-def _frost_crop(textures, scale, shape, rng) -> np.ndarray:
-    """A random crop of one of ``textures`` (the original's draw order: texture, row, column).
+@register("snow", family="weather",
+          levels={"mean": NUMBER, "std": NONNEGATIVE, "zoom": POSITIVE, "threshold": NUMBER, "radius": POSITIVE,
+                  "sigma": POSITIVE, "blend": FRACTION},
+          shared={**MOTION, "grey_scale": NUMBER, "grey_offset": NUMBER,
+                  "second_layer_quarter_turns": integer("an integer from 0 to 3", 0, 3)},
+          sample=_snow_draws)
+def snow(image, params, draws):
+    layer, angle = draws
+    return snow_scene(image, snow_flakes(layer, params, angle), params)
 
-    For an image larger than the texture, the texture is first enlarged (bilinear) just
-    enough to hold it: the original needs ``texture side > image side``.
-    """
-    height, width = shape
-    texture = frost_texture(textures[rng.integers(len(textures))], float(scale))
+
+def _frost_texture(params, index: int, shape) -> np.ndarray:
+    """Texture ``index`` of the list, enlarged (bilinear) just enough to cover an image larger
+    than it (the original needs ``texture side > image side``)."""
+    height, width = shape[:2]
+    texture = frost_texture(params["textures"][index], float(params["texture_scale"]))
     if texture.shape[0] <= height or texture.shape[1] <= width:
         grow = max((height + 1) / texture.shape[0], (width + 1) / texture.shape[1])
         size = (math.ceil(texture.shape[1] * grow), math.ceil(texture.shape[0] * grow))
         texture = cv2.resize(texture, size, interpolation=cv2.INTER_LINEAR)
-    top = rng.integers(0, texture.shape[0] - height)
-    left = rng.integers(0, texture.shape[1] - width)
-    return texture[top:top + height, left:left + width]
+    return texture
 
 
-@register("frost", family="weather", severity_params=("image_weight", "frost_weight"),
-          shared_params=("textures", "texture_scale"))
-def frost(image, params, rng):
-    crop = _frost_crop(params["textures"], params["texture_scale"], image.shape[:2], rng)
-    return to_uint8(np.float32(params["image_weight"]) * image + np.float32(params["frost_weight"]) * crop)
+def _frost_draws(rng, shape, params) -> tuple[int, int, int]:
+    """(texture index, top, left), in the original's order."""
+    index = int(rng.integers(len(params["textures"])))
+    texture = _frost_texture(params, index, shape)
+    top = int(rng.integers(0, texture.shape[0] - shape[0]))
+    left = int(rng.integers(0, texture.shape[1] - shape[1]))
+    return index, top, left
 
 
-def plasma_fractal(mapsize: int, wibble_decay: float, rng: np.random.Generator) -> np.ndarray:
+@register("frost", family="weather", levels={"image_weight": NONNEGATIVE, "frost_weight": NONNEGATIVE},
+          shared={"textures": listed(FROST_SHA256, unique=False), "texture_scale": POSITIVE}, sample=_frost_draws)
+def frost(image, params, draws):
+    """``clip(image_weight * x + frost_weight * crop, 0, 255)`` on the 0-255 scale, float64."""
+    index, top, left = draws
+    height, width = image.shape[:2]
+    crop = _frost_texture(params, index, image.shape)[top:top + height, left:left + width]
+    return np.clip(float(params["image_weight"]) * image + float(params["frost_weight"]) * crop,
+                   0, 255).astype(np.uint8)
+
+
+def _power_of_two(value):
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 2 and not value & (value - 1) \
+        else None
+
+
+def plasma_fractal(mapsize: int, wibble_decay: float, rng, initial_wibble: float = 100.0) -> np.ndarray:
     """Diamond-square height map in [0, 1], ``mapsize`` a power of two; the original's
-    draw order and its quirk ``wibble * uniform(-wibble, wibble)``."""
+    draw order and its quirk ``wibble * uniform(-wibble, wibble)``. ``rng`` needs only
+    ``uniform(low, high, shape)`` (a Generator, or a RandomState replaying the original)."""
     if mapsize < 2 or mapsize & (mapsize - 1):
         raise ValueError(f"fog mapsize must be a power of two, got {mapsize}")
     n = mapsize
     grid = np.empty((n, n), np.float64)
     grid[0, 0] = 0
-    step, wibble = n, 100.0
+    step, wibble = n, float(initial_wibble)
 
     def wibbled_mean(total):
         return total / 4 + wibble * rng.uniform(-wibble, wibble, total.shape)
@@ -89,46 +125,91 @@ def plasma_fractal(mapsize: int, wibble_decay: float, rng: np.random.Generator) 
     return grid / grid.max()
 
 
-@register("fog", family="weather", severity_params=("strength", "wibble_decay"), shared_params=("mapsize",))
-def fog(image, params, rng):
+def fog_mapsize(params, shape) -> int:
+    """The variant's map size, or the next power of two that covers a larger image (the map is
+    cropped from its top-left corner)."""
+    return max(int(params["mapsize"]), 1 << (max(shape[:2]) - 1).bit_length())
+
+
+def _fog_draws(rng, shape, params) -> np.ndarray:
+    return plasma_fractal(fog_mapsize(params, shape), params["wibble_decay"], rng, params["initial_wibble"])
+
+
+@register("fog", family="weather", levels={"strength": POSITIVE, "wibble_decay": POSITIVE},
+          shared={"mapsize": checked("a power of two >= 2", _power_of_two), "initial_wibble": POSITIVE},
+          sample=_fog_draws)
+def fog(image, params, fractal):
+    """``clip((x + strength * fractal) * max(x) / (max(x) + strength), 0, 1)``, float64."""
     height, width = image.shape[:2]
-    # The map is cropped from its top-left corner; an image larger than the variant's map
-    # gets the next power of two that covers it.
-    mapsize = max(int(params["mapsize"]), 1 << (max(height, width) - 1).bit_length())
     strength = params["strength"]
     x = image / 255.0
     peak = x.max()
-    x = x + strength * plasma_fractal(mapsize, params["wibble_decay"], rng)[:height, :width, None]
+    x = x + strength * fractal[:height, :width, None]
     return unit_to_uint8(x * peak / (peak + strength))
 
 
-@register("spatter", family="weather", severity_params=("mean", "std", "sigma", "threshold", "amount", "liquid"),
-          shared_params=("water_rgb", "mud_rgb"))
-def spatter(image, params, rng):
-    height, width = image.shape[:2]
-    x = to_unit(image)
-    liquid = gaussian_nearest(normal_layer(rng, (height, width), params["mean"], params["std"]), float(params["sigma"]))
+def _spatter_layer(rng, shape, params) -> np.ndarray:
+    return normal_layer(rng, shape[:2], params["mean"], params["std"])
+
+
+SPATTER_SHARED = {
+    "water_rgb": RGB, "mud_rgb": RGB, "truncate": POSITIVE,
+    "canny_low": NONNEGATIVE, "canny_high": NONNEGATIVE,
+    "distance_mask": one_of((0, 3, 5), "0, 3 or 5 (OpenCV's distance-transform mask)"),
+    "distance_cap": POSITIVE, "box_blur": POSITIVE_INT, "ridge_kernel": matrix(3, 3),
+    "mud_cutoff": FRACTION,
+}
+
+
+def liquid_layer(layer: np.ndarray, params) -> np.ndarray:
+    """The drawn layer blurred (skimage gaussian, float64) and cleared below ``threshold``."""
+    liquid = gaussian_nearest(np.asarray(layer, np.float64), float(params["sigma"]), float(params["truncate"]),
+                              np.float64)
     liquid[liquid < params["threshold"]] = 0
+    return liquid
+
+
+def water_sheen(liquid: np.ndarray, params) -> np.ndarray | None:
+    """The water's HxW float32 sheen m in [0, amount]: Canny edges of the 8-bit layer, their
+    distance transform capped and equalised, a ridge filter and box blurs, times the layer,
+    over its maximum. None when the layer has no edges (the original divides by zero)."""
+    layer = (liquid * 255).astype(np.uint8)
+    dist = cv2.distanceTransform(255 - cv2.Canny(layer, params["canny_low"], params["canny_high"]), cv2.DIST_L2,
+                                 int(params["distance_mask"]))
+    cap = float(params["distance_cap"])
+    _, dist = cv2.threshold(dist, cap, cap, cv2.THRESH_TRUNC)
+    box = (int(params["box_blur"]),) * 2
+    dist = cv2.equalizeHist(cv2.blur(dist, box).astype(np.uint8))
+    dist = cv2.blur(cv2.filter2D(dist, cv2.CV_8U, np.asarray(params["ridge_kernel"], np.float64)), box)
+    sheen = layer * dist.astype(np.float32)
+    peak = sheen.max()
+    if peak == 0:
+        return None
+    sheen /= peak
+    sheen *= float(params["amount"])
+    return sheen
+
+
+@register("spatter", family="weather",
+          levels={"mean": NUMBER, "std": NONNEGATIVE, "sigma": POSITIVE, "threshold": NUMBER, "amount": POSITIVE,
+                  "liquid": one_of(("water", "mud"))},
+          shared=SPATTER_SHARED, sample=_spatter_layer)
+def spatter(image, params, layer):
+    """Water: ``x + m * water_rgb / 255`` with the sheen m; mud: ``x (1 - m) + mud_rgb / 255 * m``
+    with m the blurred layer mask cleared below ``mud_cutoff``. float32 as the original."""
+    x = to_unit(image)
+    liquid = liquid_layer(layer, params)
     if params["liquid"] == "water":
-        layer = unit_to_uint8(liquid)
-        dist = cv2.distanceTransform(255 - cv2.Canny(layer, 50, 150), cv2.DIST_L2, 5)
-        _, dist = cv2.threshold(dist, 20, 20, cv2.THRESH_TRUNC)
-        dist = cv2.equalizeHist(cv2.blur(dist, (3, 3)).astype(np.uint8))
-        ridge = np.array([[-2, -1, 0], [-1, 1, 1], [0, 1, 2]], np.float32)
-        dist = cv2.blur(cv2.filter2D(dist, cv2.CV_8U, ridge), (3, 3)).astype(np.float32)
-        sheen = liquid * dist
-        peak = sheen.max()
-        if peak == 0:
+        sheen = water_sheen(liquid, params)
+        if sheen is None:
             # The original divides by this maximum: without Canny edges it gets NaN, which
             # np.uint8 turns into a black image. Kept, since the benchmark contains it.
             return np.zeros_like(image)
-        sheen *= np.float32(params["amount"]) / peak
-        colour = np.asarray(params["water_rgb"], np.float32) / 255
+        colour = np.asarray([c / 255.0 for c in params["water_rgb"]], np.float32)
         return unit_to_uint8(x + sheen[..., None] * colour)
-    if params["liquid"] == "mud":
-        mask = gaussian_nearest((liquid > params["threshold"]).astype(np.float32), float(params["amount"]))
-        mask[mask < 0.8] = 0
-        mask = mask[..., None]
-        colour = np.asarray(params["mud_rgb"], np.float32) / 255
-        return unit_to_uint8(x * (1 - mask) + colour * mask)
-    raise ValueError(f"spatter liquid must be 'water' or 'mud', got {params['liquid']!r}")
+    mask = gaussian_nearest_float32((liquid > params["threshold"]).astype(np.float32), float(params["amount"]),
+                                    float(params["truncate"]))
+    mask[mask < params["mud_cutoff"]] = 0
+    mask = mask[..., None]
+    colour = np.asarray([c / 255.0 for c in params["mud_rgb"]], np.float32)
+    return unit_to_uint8(x * (1 - mask) + colour * mask)

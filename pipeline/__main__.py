@@ -4,15 +4,17 @@ from __future__ import annotations
 import argparse
 import sys
 
+from corruptions.settings import ConfigError
+
 from .readers import SourceError
-from .runconfig import RunConfigError, load_run_config, parse_override
+from .runconfig import load_run_config, parse_override
 
 
 def _generate(args) -> int:
-    from .generate import RunError, generate
-    overrides = [parse_override(text) for text in args.set or []]
+    from .engine import RunError, generate
+    overrides = []
     for key, value in (("source", args.source), ("out", args.out), ("seed", args.seed),
-                       ("shard_size", args.shard_size), ("variant", args.variant)):
+                       ("shard_size", args.shard_size), ("variant", args.variant), ("labels", args.labels)):
         if value is not None:
             overrides.append({key: value})
     if args.only:
@@ -28,9 +30,10 @@ def _generate(args) -> int:
     if args.allow_failures:
         overrides.append({"allow_failures": True})
     try:
+        overrides = [parse_override(text) for text in args.set or []] + overrides
         config = load_run_config(args.config, overrides)
         summary = generate(config)
-    except (RunConfigError, SourceError, RunError) as exc:
+    except (ConfigError, SourceError, RunError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"done in {summary.seconds:.1f} s: {summary.units_run} units run, {summary.units_skipped} already done; "
@@ -44,18 +47,17 @@ def _generate(args) -> int:
 
 
 def _score(args) -> int:
-    from .score import ScoreError, load_scoring_config, score
-    from .scoring_data import DataError
+    from .scoring import DataError, ScoreError, load_scoring_config, score
     try:
         config = load_scoring_config(args.config, {"batch_size": args.batch_size, "workers": args.workers,
                                                    "device": args.device, "amp": args.amp,
                                                    "baseline": args.baseline})
         results = score(args.model, args.data, args.clean, args.out, args.weights, config, args.classes,
                         args.allow_partial, name=args.name)
-    except (ScoreError, DataError, RunConfigError) as exc:
+    except (ScoreError, DataError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    from .score import markdown_tables
+    from .scoring import markdown_tables
     print(markdown_tables([results]))
     if args.out:
         print(f"results: {args.out}/results.json, results.csv, report.md, ce.png")
@@ -69,8 +71,12 @@ def _score(args) -> int:
 
 
 def _report(args) -> int:
-    from .score import compare
-    print(compare(args.results, args.out))
+    from .scoring import ScoreError, compare
+    try:
+        print(compare(args.results, args.out))
+    except ScoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -78,17 +84,20 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description="ImageNet-C generation and scoring")
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="materialise a corrupted dataset from a run config")
-    gen.add_argument("config", help="run config YAML, e.g. configs/imagenet-c.yaml")
+    gen.add_argument("config", help="run config: a shipped one by name (imagenet-c, imagenet-c-inception, "
+                     "imagenet-64-c, tiny-imagenet-c, cifar-10-c, cifar-100-c) or a YAML path")
     gen.add_argument("--source", help="the validation set (folder or tar, as the config's reader expects)")
     gen.add_argument("--out", help="output folder")
+    gen.add_argument("--labels", help="LOC_val_solution.csv for the flat and tar layouts, where it is not beside "
+                     "the source")
     gen.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://10.0.0.1:8786")
     gen.add_argument("--workers", type=int, help="local worker processes (or SLURM/PBS jobs)")
     gen.add_argument("--only", nargs="+", metavar="CORRUPTION", help="only these corruptions")
     gen.add_argument("--severities", nargs="+", type=int, metavar="S", help="only these severities")
     gen.add_argument("--formats", nargs="+", metavar="FORMAT", help="jpeg, zarr, cifar_npy")
-    gen.add_argument("--seed", type=int)
-    gen.add_argument("--shard-size", type=int)
-    gen.add_argument("--variant")
+    gen.add_argument("--seed", type=int, help="root seed (default 0): every image's streams derive from it")
+    gen.add_argument("--shard-size", type=int, help="source images per unit of work and per Zarr shard (default 64)")
+    gen.add_argument("--variant", help="imagenet, inception, imagenet64, tiny or cifar (constants and preprocessing)")
     gen.add_argument("--allow-failures", action="store_true", help="exit 0 even when some images were unreadable")
     gen.add_argument("--set", action="append", metavar="KEY=VALUE",
                      help="override any config key, e.g. --set outputs.zarr.level=9 --set cluster.memory_limit=4GiB")
@@ -113,7 +122,7 @@ def main(argv=None) -> int:
     sc.set_defaults(run=_score)
 
     rep = commands.add_parser("report", help="compare several results.json in one table and chart")
-    rep.add_argument("results", nargs="+")
+    rep.add_argument("results", nargs="+", help="results.json files written by `score`")
     rep.add_argument("--out", help="folder for comparison.md and comparison.png")
     rep.set_defaults(run=_report)
     args = parser.parse_args(argv)

@@ -14,15 +14,28 @@ SINGLE_THREADED = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREA
 
 
 class WorkerSetup(WorkerPlugin):
-    """Runs in every worker: single-threaded libraries, allocator kept for reuse."""
+    """Runs in every worker, whatever started it (local, a scheduler address, batch jobs):
+    single-threaded BLAS / OpenMP / OpenCV / numba, allocator kept for reuse."""
     name = "imagenet-c-worker-setup"
 
     def setup(self, worker):
         import cv2
+        from threadpoolctl import threadpool_limits
 
         from corruptions.runtime import keep_freed_memory
+        os.environ.update(SINGLE_THREADED)
+        threadpool_limits(1)
         cv2.setNumThreads(1)
         keep_freed_memory()
+
+
+def jobqueue_arguments(cluster: dict) -> dict:
+    """The run's dask-jobqueue arguments, with the thread limits exported in every job script
+    (so they hold before the worker imports its libraries)."""
+    arguments = dict(cluster["jobqueue"])
+    exports = [f"export {name}={value}" for name, value in SINGLE_THREADED.items()]
+    arguments["job_script_prologue"] = [*exports, *arguments.get("job_script_prologue", [])]
+    return arguments
 
 
 @contextlib.contextmanager
@@ -35,7 +48,7 @@ def open_client(cluster: dict):
     with dask.config.set({"distributed.nanny.pre-spawn-environ": SINGLE_THREADED,
                           "distributed.scheduler.worker-saturation": 1.0}):
         if kind == "address":
-            with Client(cluster["address"]) as client:
+            with Client(cluster["address"], timeout="10s") as client:
                 client.register_plugin(WorkerSetup())
                 yield client
             return
@@ -51,7 +64,7 @@ def open_client(cluster: dict):
             except ImportError as exc:
                 raise RuntimeError("SLURM / PBS clusters need dask-jobqueue: pip install dask-jobqueue") from exc
             factory = dask_jobqueue.SLURMCluster if kind == "slurm" else dask_jobqueue.PBSCluster
-            manager = factory(**cluster["jobqueue"])
+            manager = factory(**jobqueue_arguments(cluster))
             manager.scale(jobs=cluster["jobs"])
         with manager, Client(manager) as client:
             client.register_plugin(WorkerSetup())

@@ -46,10 +46,10 @@ def main(argv=None) -> int:
     parser.add_argument("--dir", type=Path, default=Path(".demo"))
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
-    from corruptions.preview import contact_sheet
+    from pipeline.preview import contact_sheet
 
     from .__main__ import main as cli
-    from .preprocess import preprocess
+    from corruptions.preprocess import preprocess
     source = build_sample(args.dir / "val")
     out = args.dir / "imagenet-c"
     config = Path(__file__).resolve().parents[1] / "configs" / "imagenet-c.yaml"

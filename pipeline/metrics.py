@@ -123,6 +123,7 @@ def summarize_c(errors: Mapping[str, Mapping[int, float]], clean_error: float | 
     use = complete or (allow_partial and benchmark)
     return {
         "baseline": baseline.name,
+        "baseline_clean_error": baseline.clean_error,
         "ce": ce,
         "relative_ce": relative,
         "mce": float(np.mean([ce[n] for n in benchmark])) if use else None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import hashlib
 import io
 import os
 import pickle
@@ -42,7 +43,12 @@ class Item:
     kind: str  # file, tar, cifar
     path: str  # file, tar archive or pickle batch
     offset: int = 0  # tar: data offset; cifar: row
-    size: int = 0  # tar: member size
+    size: int = 0  # bytes (tar member, file); 0 for CIFAR rows
+
+    @property
+    def where(self) -> str:
+        """Where the image comes from, for messages: the file, or archive:member."""
+        return f"{self.path}:{self.name}" if self.kind == "tar" else self.path
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,14 @@ class Source:
     root: str
     items: tuple[Item, ...]
     classes: tuple[str, ...]  # index -> class name (wnid, or CIFAR class)
+
+    def digest(self) -> str:
+        """sha256 of the item list (ids, output names, classes, labels, sizes): part of a run's
+        identity, so a re-run into the same OUT with another source is refused."""
+        listing = hashlib.sha256()
+        for item in self.items:
+            listing.update(f"{item.image_id}\t{item.name}\t{item.wnid}\t{item.label}\t{item.size}\n".encode())
+        return listing.hexdigest()
 
 
 def load_pixels(item: Item) -> Image.Image:
@@ -68,6 +82,13 @@ def load_pixels(item: Item) -> Image.Image:
         image = Image.open(item.path)
     image.load()  # decode now: truncated files raise here, not later
     return image
+
+
+def _size(path) -> int:
+    try:
+        return os.stat(path).st_size
+    except OSError:
+        return -1
 
 
 def _label(wnid: str) -> int:
@@ -100,16 +121,19 @@ def read_imagenet_folders(root: Path) -> Source:
     # trees whose file names repeat across folders use relative paths instead.
     unique = len({path.name for _, path in found}) == len(found)
     items = tuple(Item(path.name if unique else str(path.relative_to(root)), path.name, wnid, _label(wnid), "file",
-                       str(path)) for wnid, path in found)
+                       str(path), size=_size(path)) for wnid, path in found)
     return Source("imagenet_folders", str(root), items, imagenet_wnids())
 
 
-def _val_solution(root: Path) -> dict[str, str]:
-    """``LOC_val_solution.csv`` (ImageId, PredictionString "wnid x y x y ..."): id -> wnid."""
-    candidates = [root / "LOC_val_solution.csv", root.parent / "LOC_val_solution.csv"]
+def _val_solution(root: Path, labels: str | None = None) -> dict[str, str]:
+    """``LOC_val_solution.csv`` (ImageId, PredictionString "wnid x y x y ..."): id -> wnid;
+    ``labels`` names the file, else it is looked for beside or above ``root``."""
+    candidates = [Path(labels).expanduser()] if labels else [root / "LOC_val_solution.csv",
+                                                             root.parent / "LOC_val_solution.csv"]
     path = next((p for p in candidates if p.is_file()), None)
     if path is None:
-        raise SourceError(f"LOC_val_solution.csv not found next to {root} (looked in {', '.join(map(str, candidates))})")
+        raise SourceError(f"LOC_val_solution.csv not found (looked in {', '.join(map(str, candidates))}); "
+                          "give its path with --labels")
     with open(path, newline="") as handle:
         return {row["ImageId"]: row["PredictionString"].split()[0] for row in csv.DictReader(handle)}
 
@@ -119,19 +143,20 @@ def _labelled(name: str, solution: dict[str, str], kind: str, path: str, offset=
     return Item(name, name, wnid, _label(wnid), kind, path, offset, size)
 
 
-def read_imagenet_flat(root: Path) -> Source:
+def read_imagenet_flat(root: Path, labels: str | None = None) -> Source:
     """The validation set as distributed: a flat folder of ``ILSVRC2012_val_*.JPEG`` and
-    ``LOC_val_solution.csv`` beside it."""
-    solution = _val_solution(root)
-    names = sorted(e.name for e in os.scandir(root) if e.is_file() and _is_image(e.name))
-    return Source("imagenet_flat", str(root), tuple(_labelled(n, solution, "file", str(root / n)) for n in names),
+    ``LOC_val_solution.csv`` beside it (or at ``labels``)."""
+    solution = _val_solution(root, labels)
+    entries = sorted((e for e in os.scandir(root) if e.is_file() and _is_image(e.name)), key=lambda e: e.name)
+    return Source("imagenet_flat", str(root), tuple(_labelled(e.name, solution, "file", str(root / e.name), 0,
+                                                              e.stat().st_size) for e in entries),
                   imagenet_wnids())
 
 
-def read_imagenet_tar(path: Path) -> Source:
+def read_imagenet_tar(path: Path, labels: str | None = None) -> Source:
     """``ILSVRC2012_img_val.tar`` read in place: members are located once, then each is read
     straight from its offset, so nothing is extracted."""
-    solution = _val_solution(path.parent)
+    solution = _val_solution(path.parent, labels)
     with tarfile.open(path, "r:") as archive:  # uncompressed, so offsets are seekable
         members = [m for m in archive.getmembers() if m.isfile() and _is_image(m.name)]
     members.sort(key=lambda m: Path(m.name).name)
@@ -153,8 +178,8 @@ def read_tiny_imagenet(root: Path) -> Source:
     index = {w: i for i, w in enumerate(classes)}
     images = base / "images"
     names = sorted(e.name for e in os.scandir(images) if e.is_file() and _is_image(e.name))
-    items = tuple(Item(n, n, wnid_of.get(n, "unknown"), index.get(wnid_of.get(n, ""), -1), "file", str(images / n))
-                  for n in names)
+    items = tuple(Item(n, n, wnid_of.get(n, "unknown"), index.get(wnid_of.get(n, ""), -1), "file", str(images / n),
+                       size=_size(images / n)) for n in names)
     return Source("tiny_imagenet", str(root), items, tuple(classes))
 
 
@@ -193,8 +218,9 @@ def read_cifar(root: Path, reader: str) -> Source:
     return Source(reader, str(root), items, classes)
 
 
-def read_source(reader: str, path: str | os.PathLike) -> Source:
-    """List the source at ``path`` with ``reader`` (one of ``READERS``)."""
+def read_source(reader: str, path: str | os.PathLike, labels: str | None = None) -> Source:
+    """List the source at ``path`` with ``reader`` (one of ``READERS``); ``labels``: the
+    LOC_val_solution.csv of the flat and tar layouts, where it is not beside the source."""
     path = Path(path).expanduser()
     if reader not in READERS:
         raise SourceError(f"unknown reader {reader!r}; allowed: {', '.join(READERS)}")
@@ -203,13 +229,13 @@ def read_source(reader: str, path: str | os.PathLike) -> Source:
     if reader == "imagenet_tar":
         if not path.is_file():
             raise SourceError(f"imagenet_tar reads a .tar file, got the folder {path}")
-        return read_imagenet_tar(path)
+        return read_imagenet_tar(path, labels)
     if not path.is_dir():
         raise SourceError(f"{reader} reads a folder, got the file {path}")
     if reader == "imagenet_folders":
         return read_imagenet_folders(path)
     if reader == "imagenet_flat":
-        return read_imagenet_flat(path)
+        return read_imagenet_flat(path, labels)
     if reader == "tiny_imagenet":
         return read_tiny_imagenet(path)
     return read_cifar(path, reader)

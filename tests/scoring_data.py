@@ -8,7 +8,6 @@ error of every cell is fixed by construction.
 from __future__ import annotations
 
 from pathlib import Path
-from types import SimpleNamespace
 
 import numpy as np
 from PIL import Image
@@ -112,26 +111,14 @@ def jpeg_tree(root: Path, names) -> tuple[Path, Path]:
     return root / "c", clean
 
 
-def zarr_store(root: Path, names) -> Path:
+def zarr_store(root: Path, names, codec: str = "zstd") -> Path:
     """The same cells written by the pipeline's own Zarr writer."""
-    from pipeline.readers import Item
-    from pipeline.writers import ZarrStore
+    from pipeline.formats.zarr_store import from_arrays
+    from pipeline.readers import Item, imagenet_wnids
     labels = [LABELS[k] for k in range(len(WNIDS)) for _ in range(IMAGES_PER_CLASS)]
     items = tuple(Item(str(i), f"{i}.JPEG", WNIDS[i // IMAGES_PER_CLASS], labels[i], "file", "") for i in range(6))
-    plan = SimpleNamespace(items=items, image_size=(224, 224), corruptions=list(names), severities=[1, 2, 3, 4, 5],
-                           config={"seed": 0, "variant": "imagenet"}, classes=(), version="test")
-    from pipeline.readers import imagenet_wnids
-    plan.classes = imagenet_wnids()
-    store = ZarrStore(str(root / "test.zarr"), chunk_rows=4)
-    store.prepare(plan)
-    for name in names:
-        for position, severity in enumerate(range(1, 6)):
-            block = np.stack(cell_images(name, severity, labels, 224))
-            for start in (0, 4):
-                store.write(name, severity, position, start, items[start:start + 4], block[start:start + 4],
-                            np.ones(4, bool), 6)
-    store.finalise(plan, [])
-    return root / "test.zarr"
+    cells = {(name, s): np.stack(cell_images(name, s, labels, 224)) for name in names for s in range(1, 6)}
+    return Path(from_arrays(str(root / "test.zarr"), items, imagenet_wnids(), cells, shard_rows=4, codec=codec))
 
 
 def cifar_folder(root: Path, names, n: int = 8) -> Path:

@@ -12,7 +12,7 @@ import pytest
 from corruptions import corrupt, corruption_names, variant_names
 from corruptions.registry import get
 
-from .conftest import PHOTOS, clean, reference_dir
+from ..helpers import PHOTOS, clean, reference_dir
 
 SEEDS = 12
 # motion_blur's only randomness is one angle. The reference's six angles (4, -7, -6, 5, 42,

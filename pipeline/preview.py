@@ -1,6 +1,6 @@
 """Contact sheet like the paper's Figure 1: one row per corruption, clean + severities 1-5.
 
-    python -m corruptions.preview --variant imagenet --photo astronaut --out sheet.png
+    python -m pipeline.preview --variant imagenet --photo astronaut --out sheet.png
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from . import corrupt, corruption_names, load_variant, rng_for
+from corruptions import corrupt, corruption_names, load_variant, rng_for
 
 SAMPLE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 LABEL_WIDTH, HEADER, GAP, MIN_CELL = 150, 22, 4, 128
@@ -56,7 +56,7 @@ def main(argv=None) -> Path:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    from pipeline.preprocess import preprocess
+    from corruptions.preprocess import preprocess
     variant = load_variant(args.variant)
     clean = preprocess(load_photo(args.photo), variant)
     sheet = contact_sheet(clean, args.variant, corruption_names(args.corruptions), args.seed, Path(args.photo).name)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .conftest import photo
+from .helpers import photo
 
 WNIDS = ("n01440764", "n01443537", "n02123045")
 

@@ -3,14 +3,41 @@
 The steps are the variant YAML's ``preprocess`` list. Resampling is PIL bilinear;
 ``resize_shorter`` is torchvision 0.2's ``Resize(n)`` (longer side ``int(n * long / short)``,
 unchanged when the shorter side is already n); crops are centred with offsets
-``int(round((side - crop) / 2))``.
+``int(round((side - crop) / 2))``. Pure functions of PIL images: no I/O.
 """
 from __future__ import annotations
+
+from typing import Mapping
 
 import numpy as np
 from PIL import Image
 
-from corruptions import Variant, load_variant
+from .settings import FRACTION, POSITIVE_INT, Settings, numbers, one_of
+
+
+class ResizeShorter(Settings):
+    op: one_of(("resize_shorter",))
+    size: POSITIVE_INT
+
+
+class CenterCrop(Settings):
+    op: one_of(("center_crop",))
+    size: POSITIVE_INT
+
+
+class CenterCropFraction(Settings):
+    op: one_of(("center_crop_fraction",))
+    fraction: FRACTION
+
+
+class Resize(Settings):
+    op: one_of(("resize",))
+    size: numbers(2, "[height, width] as two positive integers", each=lambda v: isinstance(v, int) and v > 0)
+
+
+# the steps a variant may list, each with the keys it takes
+STEPS = {"resize_shorter": ResizeShorter, "center_crop": CenterCrop, "center_crop_fraction": CenterCropFraction,
+         "resize": Resize}
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -35,7 +62,7 @@ def resize_shorter(image: Image.Image, size: int) -> Image.Image:
     return image.resize((int(size * width / height), size), Image.BILINEAR)
 
 
-def apply_step(image: Image.Image, step) -> Image.Image:
+def apply_step(image: Image.Image, step: Mapping) -> Image.Image:
     op = step["op"]
     width, height = image.size
     if op == "resize_shorter":
@@ -49,12 +76,15 @@ def apply_step(image: Image.Image, step) -> Image.Image:
     if op == "resize":
         out_h, out_w = step["size"]
         return image.resize((int(out_w), int(out_h)), Image.BILINEAR)
-    raise ValueError(f"unknown preprocessing op {op!r}")
+    raise ValueError(f"unknown preprocessing op {op!r}; allowed: {', '.join(STEPS)}")
 
 
-def preprocess(image: Image.Image, variant: str | Variant) -> np.ndarray:
-    """The clean HxWx3 uint8 input of ``variant`` for a PIL image of any mode."""
-    variant = variant if isinstance(variant, Variant) else load_variant(variant)
+def preprocess(image: Image.Image, variant) -> np.ndarray:
+    """The clean HxWx3 uint8 input of ``variant`` (a ``Variant`` or its name) for a PIL image
+    of any mode."""
+    if isinstance(variant, str):
+        from .config import load_variant
+        variant = load_variant(variant)
     image = to_rgb(image)
     for step in variant.preprocess:
         image = apply_step(image, step)

@@ -6,6 +6,7 @@ import yaml
 
 from corruptions import ConfigError, corrupt, corruption_names, load_variant, load_variant_file, variant_names
 from corruptions.config import VARIANT_DIR
+from corruptions import rng_for
 from corruptions.registry import register, registered
 
 PAPER_ORDER = ["gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",
@@ -28,13 +29,29 @@ def test_every_corruption_has_a_kernel_and_every_kernel_an_entry_in_every_varian
         for name, spec in registered().items():
             assert len(table[name]) == 5, (variant, name)
             for params in table[name]:
-                assert set(params) == set(spec.severity_params) | set(spec.shared_params), (variant, name)
+                assert set(params) == set(spec.levels.model_fields) | set(spec.shared.model_fields), (variant, name)
 
 
-def test_registry_refuses_duplicates():
+def test_registry_refuses_duplicates_and_names_outside_its_task():
     registered()
     with pytest.raises(ValueError, match="already registered"):
-        register("fog", family="weather", severity_params=("strength",))(lambda image, params, rng: image)
+        register("fog", family="weather", levels={})(lambda image, params, draws: image)
+    with pytest.raises(ValueError, match="not one of imagenet-c's names"):
+        register("rotate", family="digital", levels={})(lambda image, params, draws: image)
+
+
+def test_a_second_task_has_its_own_registry_and_namespace():
+    from corruptions.registry import Registry
+    from corruptions.seeding import stream_key
+    other = Registry("imagenet-p", {"test": ("gaussian_noise", "rotate")}, ())
+    other.register("gaussian_noise", family="noise", levels={})(lambda image, params, draws: image)
+    assert other.names() == ["gaussian_noise", "rotate"] and registered()["gaussian_noise"].apply is not \
+        other.get("gaussian_noise").apply
+    # ImageNet-C keeps the key of its first release (its bytes are unchanged); other tasks are prefixed
+    assert stream_key("imagenet-c", "imagenet", "fog", 3, "x.JPEG") == "imagenet\x1ffog\x1f3\x1fx.JPEG".encode()
+    assert stream_key("imagenet-p", "imagenet", "fog", 3, "x.JPEG").startswith(b"imagenet-p\x1f")
+    draw = lambda task: rng_for(0, "imagenet", "gaussian_noise", 1, "x.JPEG", task=task).integers(2**62)  # noqa: E731
+    assert draw("imagenet-c") != draw("imagenet-p")
 
 
 def test_variant_sizes():
@@ -54,13 +71,27 @@ def _broken_copy(tmp_path, edit):
     (lambda d: d["corruptions"].pop("fog"), "corruptions.fog", "'shared' and 'severities'"),
     (lambda d: d["corruptions"]["glass_blur"]["severities"].pop(), "corruptions.glass_blur.severities", "list of 5"),
     (lambda d: d["corruptions"]["glass_blur"]["severities"][2].pop("sigma"),
-     "corruptions.glass_blur.severities[3]", "exactly the keys"),
-    (lambda d: d["corruptions"]["motion_blur"]["shared"].pop("backend"), "corruptions.motion_blur.shared", "backend"),
-    (lambda d: d["corruptions"].update(fgsm={"shared": {}, "severities": []}), "corruptions.fgsm", "one of"),
-    (lambda d: d.pop("size"), "size", "present"),
+     "corruptions.glass_blur.severities[3].sigma", "missing"),
+    (lambda d: d["corruptions"]["motion_blur"]["shared"].pop("backend"), "corruptions.motion_blur.shared.backend",
+     "missing"),
+    (lambda d: d["corruptions"]["motion_blur"]["shared"].update(backend="gimp"),
+     "corruptions.motion_blur.shared.backend", "one of native, imagemagick"),
+    (lambda d: d["corruptions"]["spatter"]["severities"][0].update(liquid="oil"),
+     "corruptions.spatter.severities[1].liquid", "one of water, mud"),
+    (lambda d: d["corruptions"]["frost"]["shared"].update(textures=["frost7.png"]),
+     "corruptions.frost.shared.textures", "frost1.png"),
+    (lambda d: d["corruptions"]["spatter"]["shared"].update(canny_low="fifty"),
+     "corruptions.spatter.shared.canny_low", "a number >= 0"),
+    (lambda d: d["corruptions"]["glass_blur"]["severities"][0].update(max_delta=1.5),
+     "corruptions.glass_blur.severities[1].max_delta", "a positive integer"),
+    (lambda d: d["corruptions"]["fog"]["shared"].update(mapsize=100), "corruptions.fog.shared.mapsize", "power of two"),
+    (lambda d: d["corruptions"]["snow"]["shared"].update(colour=1), "corruptions.snow.shared.colour", "unknown key"),
+    (lambda d: d["corruptions"].update(fgsm={"shared": {}, "severities": []}), "corruptions.fgsm", "allowed:"),
+    (lambda d: d.pop("size"), "size", "missing"),
     (lambda d: d.update(size=[224]), "size", "[height, width]"),
     (lambda d: d["preprocess"].append({"op": "rotate"}), "preprocess[2].op", "resize_shorter"),
-    (lambda d: d["corruptions"]["fog"]["severities"][0].update(strength=True), "strength", "a number"),
+    (lambda d: d["preprocess"][0].update(size=-3), "preprocess[0].size", "a positive integer"),
+    (lambda d: d["corruptions"]["fog"]["severities"][0].update(strength=True), "strength", "a positive number"),
 ])
 def test_malformed_config_fails_at_load_naming_file_and_key(tmp_path, edit, key, expected):
     path = _broken_copy(tmp_path, edit)

@@ -7,7 +7,7 @@ import pytest
 from corruptions import corrupt, corruption_names, variant_names
 from corruptions.registry import get
 
-from .conftest import clean
+from ..helpers import clean
 
 ALL = corruption_names("all")
 STOCHASTIC = [n for n in ALL if get(n).stochastic]

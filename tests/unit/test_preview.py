@@ -1,7 +1,7 @@
 import numpy as np
 from PIL import Image
 
-from corruptions import preview
+from pipeline import preview
 
 
 def test_preview_writes_a_contact_sheet(tmp_path):

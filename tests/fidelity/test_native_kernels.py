@@ -5,7 +5,7 @@ import pytest
 from corruptions import _native
 from corruptions.motion import motion_blur
 
-from .conftest import clean
+from ..helpers import clean
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +112,18 @@ def test_hsv_round_trip_is_skimages():
         hsv[..., channel] = np.clip(hsv[..., channel] * scale + offset, 0, 1)
         expected = (np.clip(hsv2rgb(hsv), 0, 1) * 255).astype(np.uint8)
         assert np.array_equal(_native.hsv_adjust(image, channel, scale, offset), expected)
+
+
+@pytest.mark.parametrize("spread", [0.5, 7.0, 400.0])
+def test_bilinear_reflect_is_scipys_map_coordinates(spread):
+    """The elastic transform's remap against scipy itself (the original's call), including
+    displacements that reflect several times."""
+    from scipy.ndimage import map_coordinates
+    rng = np.random.default_rng(int(spread))
+    image = rng.random((37, 53, 3), dtype=np.float32)
+    dy = (rng.standard_normal((37, 53)) * spread).astype(np.float32)
+    dx = (rng.standard_normal((37, 53)) * spread).astype(np.float32)
+    x, y, z = np.meshgrid(np.arange(53), np.arange(37), np.arange(3))
+    indices = (np.reshape(y + dy[..., None], (-1, 1)), np.reshape(x + dx[..., None], (-1, 1)), np.reshape(z, (-1, 1)))
+    expected = map_coordinates(image, indices, order=1, mode="reflect").reshape(image.shape)
+    assert np.array_equal(_native.bilinear_reflect(image, dy, dx), expected)

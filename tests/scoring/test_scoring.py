@@ -7,9 +7,9 @@ import pytest
 
 from corruptions import corruption_names
 from pipeline import metrics
-from pipeline.score import ScoreError, compare, load_scoring_config, score
+from pipeline.scoring import ScoreError, compare, load_scoring_config, score
 
-from . import scoring_fixtures as fx
+from .. import scoring_data as fx
 
 N = 6
 CLEAN_ERROR = 1 / 6
@@ -174,7 +174,7 @@ def test_library_model_specs_load_or_fail_clearly(library):
 
     import torch
 
-    from pipeline.score import load_model
+    from pipeline.scoring import load_model
     try:
         importlib.import_module("torchvision.models" if library == "torchvision" else "timm")
         importable = True
@@ -191,7 +191,7 @@ def test_library_model_specs_load_or_fail_clearly(library):
 def test_weights_are_loaded_into_a_factory_model(workspace, tmp_path):
     import torch
 
-    from pipeline.score import load_model
+    from pipeline.scoring import load_model
     root, model, tree, clean = workspace
     reader = load_model(f"{model}:imagenet")
     state = reader.state_dict()
@@ -211,8 +211,8 @@ def test_decode_gives_the_pixels_of_the_original_pil_loader(tmp_path, size, mode
     import skimage.data
     from PIL import Image
 
-    from pipeline.preprocess import apply_step
-    from pipeline.scoring_data import decode
+    from corruptions.preprocess import apply_step
+    from pipeline.scoring import decode
     photo = Image.fromarray(skimage.data.coffee()).resize(size, Image.BILINEAR).convert(mode)
     path = tmp_path / "image.JPEG"
     photo.save(path, quality=85, optimize=True)

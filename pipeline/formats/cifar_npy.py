@@ -1,0 +1,122 @@
+"""The official CIFAR-10-C / CIFAR-100-C layout: ``<corruption>.npy`` of shape (L N, 32, 32, 3)
+uint8, severity-major (all images at the first severity, then the next), and ``labels.npy``
+(the labels repeated L times). The official files hold L = 5 severities; a run over a subset
+also writes ``severities.json`` saying which, and the reader follows it."""
+from __future__ import annotations
+
+import io
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..files import atomic_write_bytes, inside, sha256
+from .common import DataError
+from .common import Reader as BaseReader
+
+DIMS = ("severity", "image", "y", "x", "channel")
+LEVELS_FILE = "severities.json"
+OFFICIAL_LEVELS = (1, 2, 3, 4, 5)
+
+
+@dataclass(frozen=True)
+class Writer:
+    root: str
+    format = "cifar_npy"
+    dims = DIMS
+
+    def _path(self, name: str, part: bool) -> Path:
+        return inside(Path(self.root), f".{name}.npy.part" if part else f"{name}.npy")
+
+    def prepare(self, plan) -> None:
+        Path(self.root).mkdir(parents=True, exist_ok=True)
+        levels = plan.task.levels
+        n, rows = len(plan.items), len(plan.items) * len(levels)
+        height, width = plan.task.image_size
+        for name in plan.task.names:
+            if not self._path(name, False).exists() and not self._path(name, True).exists():
+                np.lib.format.open_memmap(self._path(name, True), mode="w+", dtype=np.uint8,
+                                          shape=(rows, height, width, 3)).flush()
+        labels = np.tile(np.asarray([i.label for i in plan.items], np.int64), len(levels))
+        buffer = io.BytesIO()
+        np.save(buffer, labels)
+        atomic_write_bytes(Path(self.root) / "labels.npy", buffer.getvalue())
+        if tuple(levels) != OFFICIAL_LEVELS:
+            atomic_write_bytes(Path(self.root) / LEVELS_FILE,
+                               json.dumps({"severities": list(levels), "images": n}).encode())
+
+    def write(self, block) -> dict[str, str]:
+        key = block.key
+        path = self._path(key.name, True)
+        if not path.exists():  # finalised already: a retried unit of a finished corruption
+            path = self._path(key.name, False)
+        array = np.load(path, mmap_mode="r+")
+        total = array.shape[0] // len(block.levels)
+        digests = {}
+        for level_index, level in enumerate(block.levels):
+            row = total * level_index + key.start
+            array[row:row + len(block.items)] = block.data[level_index]
+            digests[f"{key.name}.npy[{level}][{key.start}:{key.stop}]"] = sha256(
+                np.ascontiguousarray(block.data[level_index]).tobytes())
+        array.flush()
+        return digests
+
+    def finalise(self, plan, failures) -> list[str]:
+        done = []
+        for name in plan.task.names:
+            part, final = self._path(name, True), self._path(name, False)
+            if part.exists():
+                os.replace(part, final)
+            done.append(str(final))
+        return done
+
+
+def recognise(path: Path) -> bool:
+    return (path / "labels.npy").is_file()
+
+
+def stored_levels(root: Path, rows: int) -> tuple[int, ...]:
+    """The severities a folder holds: ``severities.json`` where present, else the official five."""
+    sidecar = root / LEVELS_FILE
+    if sidecar.is_file():
+        levels = tuple(json.loads(sidecar.read_text())["severities"])
+    else:
+        levels = OFFICIAL_LEVELS
+    if rows % len(levels):
+        raise DataError(f"{root}: {rows} rows are not {len(levels)} severities of equal size")
+    return levels
+
+
+class Reader(BaseReader):
+    kind = "cifar_npy"
+
+    def __init__(self, root: Path, classes, allow_partial: bool = False):
+        from corruptions import corruption_names
+        self.root, self.classes = Path(root), classes
+        self.labels = np.load(self.root / "labels.npy")
+        self.levels = stored_levels(self.root, len(self.labels))
+        self._cells = []
+        for name in corruption_names("all"):
+            if (self.root / f"{name}.npy").exists():
+                rows = np.load(self.root / f"{name}.npy", mmap_mode="r").shape[0]
+                if rows != len(self.labels):
+                    raise DataError(f"{self.root / name}.npy holds {rows} rows but labels.npy {len(self.labels)}")
+                self._cells += [(name, s) for s in self.levels]
+
+    def cells(self):
+        return list(self._cells)
+
+    def count(self, cell):
+        return len(self.labels) // len(self.levels)
+
+    def slices(self, cell, batch_size):
+        n = self.count(cell)
+        return [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+
+    def read(self, cell, start, stop):
+        data = np.load(self.root / f"{cell[0]}.npy", mmap_mode="r")
+        offset = self.levels.index(cell[1]) * self.count(cell)
+        return (np.array(data[offset + start:offset + stop]),
+                np.asarray(self.labels[offset + start:offset + stop], np.int64))

@@ -1,0 +1,43 @@
+"""What every format's reader offers the scorer, and the error it raises."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+LEVEL_NAMES = ("1", "2", "3", "4", "5")  # severity folders and array names: exactly these
+
+
+class DataError(ValueError):
+    """Data that cannot be read as any known layout, or that is incomplete."""
+
+
+@dataclass(frozen=True)
+class Files:
+    """A list of image files with their labels (a cell of a JPEG tree, or a clean folder)."""
+    paths: tuple[str, ...]
+    labels: tuple[int, ...]
+
+
+class Reader:
+    """Common interface: ``kind``, ``cells()`` [(name, level)], ``classes``, and per cell either
+    ``files(cell)`` (image files to decode) or ``slices(cell, batch)`` and ``read(cell, start,
+    stop)`` (stored arrays). Either way the scorer reads them in worker processes."""
+    kind = "?"
+    classes: list[str] | None = None
+
+    def cells(self) -> list[tuple[str, int]]:
+        raise NotImplementedError
+
+    def files(self, cell) -> Files | None:
+        return None
+
+    def slices(self, cell, batch_size: int) -> list[tuple[int, int]]:
+        raise NotImplementedError
+
+    def read(self, cell, start: int, stop: int) -> tuple[np.ndarray, np.ndarray]:
+        """Images [start, stop) of ``cell`` (uint8 N x H x W x 3) and their int64 labels."""
+        raise NotImplementedError
+
+    def count(self, cell) -> int:
+        raise NotImplementedError

@@ -1,0 +1,105 @@
+"""The official ImageNet-C layout: ``OUT/<corruption>/<severity>/<wnid>/<file name>``, JPEG
+quality 85, optimised, as the originals saved it; ImageFolder-readable."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..files import atomic_write_bytes, inside, sha256
+from ..readers import class_folder_images
+from .common import LEVEL_NAMES, DataError, Files
+from .common import Reader as BaseReader
+
+DIMS = ("severity", "image", "y", "x", "channel")
+
+
+def jpeg_name(name: str) -> str:
+    """The original file name; sources that are not JPEG files get a .JPEG suffix instead."""
+    stem, suffix = os.path.splitext(name)
+    return name if suffix.lower() in (".jpeg", ".jpg") else f"{stem}.JPEG"
+
+
+def relative_path(name: str, level: int, item) -> tuple[str, ...]:
+    return (name, str(level), item.wnid, jpeg_name(item.name))
+
+
+@dataclass(frozen=True)
+class Writer:
+    root: str
+    quality: int = 85
+    optimize: bool = True
+    format = "jpeg"
+    dims = DIMS
+
+    def prepare(self, plan) -> None:
+        Path(self.root).mkdir(parents=True, exist_ok=True)
+
+    def write(self, block) -> dict[str, str]:
+        root = Path(self.root)
+        digests = {}
+        folders_made = set()
+        for level_index, level in enumerate(block.levels):
+            for row, (item, good) in enumerate(zip(block.items, block.ok)):
+                if not good:
+                    continue
+                parts = relative_path(block.key.name, level, item)
+                path = inside(root, *parts)
+                if path.parent not in folders_made:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    folders_made.add(path.parent)
+                data = block.jpeg(level_index, row, self.quality, self.optimize)
+                atomic_write_bytes(path, data, make_parent=False)
+                digests["/".join(parts)] = sha256(data)
+        return digests
+
+    def finalise(self, plan, failures) -> list[str]:
+        return [str(Path(self.root))]
+
+
+def list_folder(root: Path, classes: list[str] | None) -> Files:
+    """``root/<class>/<image>``, sorted as torchvision's ImageFolder."""
+    found = class_folder_images(root)
+    index = class_index([e.name for e in os.scandir(root) if e.is_dir()], classes)
+    return Files(tuple(str(path) for _, path in found), tuple(index[folder] for folder, _ in found))
+
+
+def class_index(folders: list[str], classes: list[str] | None) -> dict[str, int]:
+    """Folder name -> class index: ``classes`` when given (e.g. the 1000 ImageNet wnids,
+    so a tree holding only some classes keeps the standard indices), else sorted folders."""
+    if classes is None:
+        return {w: i for i, w in enumerate(sorted(set(folders)))}
+    index = {c: i for i, c in enumerate(classes)}
+    unknown = sorted(set(folders) - set(index))
+    if unknown:
+        raise DataError(f"class folders not in the class list: {', '.join(unknown[:5])}"
+                        f"{' ...' if len(unknown) > 5 else ''} (give --classes, or use folders named by class)")
+    return index
+
+
+def recognise(path: Path) -> bool:
+    from corruptions import corruption_names
+    return path.is_dir() and any((path / c).is_dir() for c in corruption_names("all"))
+
+
+class Reader(BaseReader):
+    """``root/<corruption>/<severity>/<class>/<image>``: ours or the official download."""
+    kind = "jpeg_tree"
+
+    def __init__(self, root: Path, classes: list[str] | None, allow_partial: bool = False):
+        from corruptions import corruption_names
+        self.root, self.classes = Path(root), classes
+        self._cells = [(c, int(s.name)) for c in corruption_names("all") if (self.root / c).is_dir()
+                       for s in sorted((self.root / c).iterdir()) if s.is_dir() and s.name in LEVEL_NAMES]
+        self._files: dict = {}
+
+    def cells(self):
+        return list(self._cells)
+
+    def files(self, cell):
+        if cell not in self._files:
+            self._files[cell] = list_folder(self.root / cell[0] / str(cell[1]), self.classes)
+        return self._files[cell]
+
+    def count(self, cell):
+        return len(self.files(cell).paths)

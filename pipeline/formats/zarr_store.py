@@ -1,0 +1,216 @@
+"""``OUT/<name>.zarr``: a Zarr v3 store, consolidated metadata.
+
+- ``<corruption>/<severity>``: uint8 (N, H, W, 3), one image per chunk, one shard file per
+  key (the run's shard of source images), so a unit writes whole files and a reader fetches one
+  image with two small reads. Chunks hold the benchmark's JPEG bytes (codec ``imagenet_c.jpeg``,
+  the default for the ImageNet variants: the pixels the JPEG tree decodes to) or lossless
+  ``zstd`` / ``blosc`` / ``gzip`` / ``none`` (the default for CIFAR, whose benchmark is raw arrays).
+- ``labels`` (int32), ``filenames``, ``wnids`` (strings), all (N,).
+- Attributes: task, variant, levels, classes, seed, resolved config, library versions,
+  ``failed_images`` (their rows are left unwritten: they read as zeros and the scorer leaves
+  them out), and ``complete``, set only when every key has been written.
+"""
+from __future__ import annotations
+
+import struct
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..files import atomic_write_bytes, sha256
+from .common import LEVEL_NAMES, DataError
+from .common import Reader as BaseReader
+from .zarr_codecs import NAME as JPEG_CODEC
+from .zarr_codecs import JpegCodec
+
+DIMS = ("severity", "image", "y", "x", "channel")
+CODECS = ("jpeg", "zstd", "blosc", "gzip", "none")
+_EMPTY = 2**64 - 1  # the sharding index's "chunk absent"
+
+
+def _lossless(codec: str, level: int):
+    """(zarr compressor list, numcodecs codec that makes the same chunk bytes) for a lossless codec."""
+    import numcodecs
+    from zarr.codecs import BloscCodec, GzipCodec, ZstdCodec
+    if codec == "zstd":
+        return [ZstdCodec(level=level)], numcodecs.Zstd(level=level)
+    if codec == "blosc":
+        return ([BloscCodec(cname="zstd", clevel=min(level, 9), shuffle="bitshuffle", typesize=1)],
+                numcodecs.Blosc(cname="zstd", clevel=min(level, 9), shuffle=numcodecs.Blosc.BITSHUFFLE))
+    if codec == "gzip":
+        return [GzipCodec(level=min(level, 9))], numcodecs.GZip(level=min(level, 9))
+    return [], None
+
+
+def shard_file(inner: list[bytes | None]) -> bytes:
+    """A Zarr v3 shard: the inner chunks' bytes, then the index ((offset, nbytes) uint64 little
+    endian per chunk, absent ones all ones) and its CRC32C (the default index codecs)."""
+    import google_crc32c
+    body, index, offset = [], [], 0
+    for data in inner:
+        if data is None:
+            index += [_EMPTY, _EMPTY]
+        else:
+            index += [offset, len(data)]
+            body.append(data)
+            offset += len(data)
+    packed = struct.pack(f"<{len(index)}Q", *index)
+    return b"".join(body) + packed + struct.pack("<I", google_crc32c.value(packed))
+
+
+@dataclass(frozen=True)
+class Writer:
+    path: str
+    shard_rows: int  # images per shard file: the run's shard size
+    codec: str = "jpeg"
+    level: int = 1
+    quality: int = 85  # jpeg: the JPEG tree's settings, so both hold the same bytes
+    optimize: bool = True
+    format = "zarr"
+    dims = DIMS
+
+    def prepare(self, plan) -> None:
+        import zarr
+        from zarr.codecs import BytesCodec
+        n = len(plan.items)
+        height, width = plan.task.image_size
+        root = zarr.open_group(self.path, mode="a", zarr_format=3)
+        if self.codec == "jpeg":
+            serializer, compressors = JpegCodec(quality=self.quality, optimize=self.optimize), []
+        else:
+            serializer, compressors = BytesCodec(), _lossless(self.codec, self.level)[0]
+        for name in plan.task.names:
+            group = root.require_group(name)
+            for level in plan.task.levels:
+                if str(level) in group:
+                    continue
+                group.create_array(str(level), shape=(n, height, width, 3), dtype="uint8",
+                                   shards=(self.shard_rows, height, width, 3), chunks=(1, height, width, 3),
+                                   serializer=serializer, compressors=compressors, fill_value=0,
+                                   dimension_names=("image", "y", "x", "channel"))
+        for key, values, dtype in (("labels", [i.label for i in plan.items], "int32"),
+                                   ("filenames", [i.name for i in plan.items], str),
+                                   ("wnids", [i.wnid for i in plan.items], str)):
+            array = (np.asarray(values, dtype=dtype) if dtype != str
+                     else np.asarray(values, dtype=np.dtypes.StringDType()))
+            if key not in root:
+                root.create_array(key, shape=array.shape, dtype=array.dtype, chunks=(max(len(array), 1),),
+                                  dimension_names=("image",))
+            root[key][...] = array
+        root.attrs.update({"complete": False})
+
+    def _chunk(self, block, level_index: int, row: int) -> bytes:
+        if self.codec == "jpeg":
+            return block.jpeg(level_index, row, self.quality, self.optimize)
+        codec = _lossless(self.codec, self.level)[1]
+        image = np.ascontiguousarray(block.data[level_index, row])
+        return image.tobytes() if codec is None else bytes(codec.encode(image))
+
+    def write(self, block) -> dict[str, str]:
+        """One shard file per severity, written whole and atomically (zarr's own write path costs
+        several times more per image); rows of failed images stay absent (zeros)."""
+        key = block.key
+        if key.start % self.shard_rows or key.stop - key.start > self.shard_rows:
+            raise ValueError(f"rows {key.start}:{key.stop} are not one shard of {self.shard_rows}")
+        digests = {}
+        for level_index, level in enumerate(block.levels):
+            inner: list[bytes | None] = [None] * self.shard_rows
+            for row, good in enumerate(block.ok):
+                if good:
+                    inner[row] = self._chunk(block, level_index, row)
+            data = shard_file(inner)
+            relative = f"{key.name}/{level}/c/{key.start // self.shard_rows}/0/0/0"
+            atomic_write_bytes(Path(self.path, relative), data)
+            digests[relative] = sha256(data)
+        return digests
+
+    def finalise(self, plan, failures) -> list[str]:
+        import zarr
+        root = zarr.open_group(self.path, mode="r+", zarr_format=3)
+        root.attrs.update({"complete": True, "task": plan.task.name, "variant": plan.task.variant,
+                           "levels": list(plan.task.levels), "config": plan.config, "seed": plan.config["seed"],
+                           "version": plan.version, "versions": plan.versions, "classes": list(plan.classes),
+                           "codec": self.codec, "failed_images": [f["image_id"] for f in failures],
+                           "failed_rows": sorted(f["row"] for f in failures)})
+        with warnings.catch_warnings():  # zarr notes that consolidated metadata is not in the v3 spec yet
+            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+            zarr.consolidate_metadata(self.path)
+        return [self.path]
+
+
+def recognise(path: Path) -> bool:
+    return (path / "zarr.json").is_file() or len(list(path.glob("*.zarr"))) == 1
+
+
+class Reader(BaseReader):
+    """Our store: images read a chunk at a time (JPEG bytes decoded by PIL, or raw pixels);
+    rows of failed source images left out; an incomplete store refused unless allowed."""
+    kind = "zarr"
+
+    def __init__(self, path: Path, classes, allow_partial: bool = False):
+        import zarr
+        path = Path(path)
+        if not (path / "zarr.json").is_file():
+            path = next(path.glob("*.zarr"))
+        self.path = path
+        self.group = zarr.open_group(path, mode="r")
+        if not self.group.attrs.get("complete", False) and not allow_partial:
+            raise DataError(f"{path}: the store is incomplete (its run did not finish); re-run the same "
+                            "generate command to finish it, or score what is there with --allow-partial")
+        self.labels = np.asarray(self.group["labels"][...], np.int64)
+        failed = set(self.group.attrs.get("failed_rows", []))
+        self.rows = np.asarray([i for i in range(len(self.labels)) if i not in failed], np.int64)
+        stored = self.group.attrs.get("classes")
+        self.classes = classes if classes is not None else (list(stored) if stored else None)
+        from corruptions import corruption_names
+        self._cells = [(c, int(s)) for c in corruption_names("all") if c in self.group
+                       for s in sorted(self.group[c].array_keys()) if s in LEVEL_NAMES]
+
+    def cells(self):
+        return list(self._cells)
+
+    def count(self, cell):
+        return len(self.rows)
+
+    def slices(self, cell, batch_size):
+        return [(start, min(start + batch_size, len(self.rows))) for start in range(0, len(self.rows), batch_size)]
+
+    def read(self, cell, start, stop):
+        array = self.group[f"{cell[0]}/{cell[1]}"]
+        rows = self.rows[start:stop]
+        if len(rows) and rows[-1] - rows[0] == len(rows) - 1:  # contiguous: one read
+            images = array[int(rows[0]):int(rows[-1]) + 1]
+        else:
+            images = np.stack([array[int(r)] for r in rows]) if len(rows) else np.zeros((0,) + array.shape[1:], np.uint8)
+        return images, self.labels[rows]
+
+
+__all__ = ["Writer", "Reader", "recognise", "CODECS", "JPEG_CODEC", "shard_file"]
+
+
+def from_arrays(path: str, items, classes, cells: dict, shard_rows: int = 64, codec: str = "jpeg",
+                level: int = 1) -> str:
+    """A complete store holding ``cells[(corruption, severity)]`` (N x H x W x 3 uint8 arrays,
+    rows in ``items``' order), written through the same writer as a run (benchmarks, tests)."""
+    from types import SimpleNamespace
+
+    from ..task import Block, Key
+    first = next(iter(cells.values()))
+    names = tuple(dict.fromkeys(name for name, _ in cells))
+    levels = tuple(sorted({lvl for _, lvl in cells}))
+    task = SimpleNamespace(name="imagenet-c", variant="custom", names=names, levels=levels,
+                           image_size=tuple(first.shape[1:3]))
+    plan = SimpleNamespace(items=tuple(items), classes=tuple(classes), task=task, version="arrays",
+                           versions={}, config={"seed": None, "source": "arrays"})
+    writer = Writer(path, shard_rows, codec, level)
+    writer.prepare(plan)
+    for name in names:
+        for start in range(0, len(items), shard_rows):
+            stop = min(start + shard_rows, len(items))
+            data = np.stack([cells[(name, lvl)][start:stop] for lvl in levels])
+            writer.write(Block(Key(name, start // shard_rows, start, stop), DIMS, levels, data,
+                               tuple(items[start:stop]), np.ones(stop - start, bool)))
+    writer.finalise(plan, [])
+    return path

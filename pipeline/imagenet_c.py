@@ -1,0 +1,79 @@
+"""ImageNet-C as a task: one key per (shard, corruption), a block of every severity of that
+corruption for the shard's images (dims severity, image, y, x, channel)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Sequence
+
+import numpy as np
+
+from corruptions import CORRUPTIONS, corrupt, load_variant, rng_for
+from corruptions.preprocess import preprocess
+
+from .readers import Item, load_pixels
+from .task import Block, Key, Shard, shard_keys
+
+DIMS = ("severity", "image", "y", "x", "channel")
+
+
+def load_clean(items: Sequence[Item], variant: str, start: int = 0) -> Shard:
+    """Decode and preprocess a shard once for all its keys; unreadable images are reported."""
+    size = tuple(load_variant(variant).size)
+    images = np.zeros((len(items),) + size + (3,), np.uint8)
+    ok = np.zeros(len(items), bool)
+    failures = []
+    for index, item in enumerate(items):
+        try:
+            clean = preprocess(load_pixels(item), variant)
+            if clean.shape[:2] != size:
+                raise ValueError(f"preprocessed to {clean.shape[:2]}, expected {size}")
+            images[index], ok[index] = clean, True
+        except Exception as exc:  # noqa: BLE001 - any decoder error is this file's failure, not the run's
+            failures.append({"image_id": item.image_id, "row": start + index, "path": item.where,
+                             "reason": f"{type(exc).__name__}: {exc}"})
+    return Shard(tuple(items), images, ok, tuple(failures))
+
+
+@dataclass(frozen=True)
+class ImageNetC:
+    variant: str
+    names: tuple[str, ...]  # corruptions, in the paper's order
+    levels: tuple[int, ...]  # severities
+    seed: int
+    name = "imagenet-c"
+    dims = DIMS
+    registry = CORRUPTIONS
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(load_variant(self.variant).size)
+
+    def keys(self, count: int, shard_size: int) -> list[Key]:
+        return shard_keys(self.names, count, shard_size)
+
+    def load_shard(self, items: Sequence[Item], start: int = 0) -> Shard:
+        return load_clean(items, self.variant, start)
+
+    def family(self, name: str) -> str:
+        return self.registry.get(name).family
+
+    def rng(self, name: str, level: int, item: Item) -> np.random.Generator:
+        return rng_for(self.seed, self.variant, name, level, item.image_id, task=self.name)
+
+    def produce(self, key: Key, shard: Shard) -> Block:
+        """Every severity of ``key.name`` for the shard's readable images; no I/O."""
+        variant = load_variant(self.variant)
+        data = np.zeros((len(self.levels),) + shard.images.shape, np.uint8)
+        for position, level in enumerate(self.levels):
+            for index, item in enumerate(shard.items):
+                if shard.ok[index]:
+                    data[position, index] = corrupt(shard.images[index], key.name, level,
+                                                    self.rng(key.name, level, item), variant)
+        return Block(key, self.dims, self.levels, data, shard.items, shard.ok)
+
+
+def task_from_config(config: dict):
+    """The task a run config asks for."""
+    if config["task"] == "imagenet-c":
+        return ImageNetC(config["variant"], tuple(config["corruptions"]), tuple(config["severities"]), config["seed"])
+    raise ValueError(f"unknown task {config['task']!r}")

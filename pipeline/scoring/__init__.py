@@ -1,0 +1,133 @@
+"""The scoring stage: top-1 error of a PyTorch model on every (corruption, severity) cell,
+then CE, relative CE, mCE and relative mCE (``metrics.py``), written as JSON, CSV, a
+Markdown report laid out like the paper's Tables 1 and 2, and a bar chart.
+
+Needs only torch (torchvision / timm model specs are optional). Uses CUDA when present:
+batches decoded in worker processes into pinned memory, normalised on the device,
+optionally channels_last and bf16 / fp16 autocast; otherwise the CPU.
+
+    config.py    settings          models.py   model specs, optimisation, device
+    loader.py    batches           evaluate.py the loop
+    report.py    results on disk
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from .. import metrics
+from ..formats import DataError, open_data
+from ..progress import progress
+from ..readers import imagenet_wnids
+from .config import load_scoring_config
+from .errors import ScoreError
+from .evaluate import check_labels, check_model, evaluate
+from .loader import CLEAN, CleanFolder, batches, decode
+from .models import Normaliser, load_model, model_name, optimise, pick_device
+from .report import compare, markdown_tables, write_results
+
+__all__ = ["score", "ScoreError", "DataError", "load_scoring_config", "compare", "markdown_tables", "load_model",
+           "optimise", "pick_device", "Normaliser", "batches", "evaluate", "decode", "open_data"]
+
+
+def default_classes(num_outputs: int, data) -> list[str] | None:
+    """The class list for a model with ``num_outputs`` classes: the stored list, ImageNet's
+    1000 wnids, or None (labels are already indices)."""
+    if data.classes is not None:
+        return data.classes
+    if num_outputs == 1000:
+        return list(imagenet_wnids())
+    return None
+
+
+def score(model_spec: str, data_path: str, clean_path: str | None = None, out: str | None = None,
+          weights: str | None = None, config: dict | None = None, classes_file: str | None = None,
+          allow_partial: bool = False, stream=sys.stderr, name: str | None = None) -> dict:
+    import torch
+    config = config or load_scoring_config()
+    device = pick_device(config["device"])
+    model = load_model(model_spec, weights).to(device)
+    if config["channels_last"]:
+        model = model.to(memory_format=torch.channels_last)
+    normalise = Normaliser(config, device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+    classes = Path(classes_file).read_text().split() if classes_file else None
+    data = open_data(data_path, classes, allow_partial)
+    cells = data.cells()
+    if not cells:
+        raise DataError(f"{data_path}: no corruption cells found")
+    num_classes, example = check_model(model, data, cells[0], config, device, normalise)
+    if config["optimize"]:
+        model = optimise(model, example)
+    if classes is None and num_classes != 1000 and data.kind == "jpeg_tree":
+        folders = {os.path.basename(os.path.dirname(p)) for p in data.files(cells[0]).paths}
+        if folders and folders <= set(imagenet_wnids()):
+            raise ScoreError(f"the data's class folders are ImageNet wnids (standard indices 0-999) but the model "
+                             f"gives N x {num_classes} outputs, not N x 1000; give --classes for another class list")
+    if classes is None:
+        classes = default_classes(num_classes, data)
+        if classes is not None and data.classes is None:
+            data = open_data(data_path, classes, allow_partial)
+    if classes is not None and len(classes) != num_classes:
+        raise ScoreError(f"the model has {num_classes} outputs but the class list has {len(classes)}")
+    clean = CleanFolder(Path(clean_path), classes) if clean_path else None
+    check_labels(data, cells, num_classes)
+    if clean is not None:
+        check_model(model, clean, CLEAN, config, device, normalise)
+        check_labels(clean, [CLEAN], num_classes)
+    total = sum(data.count(c) for c in cells) + (clean.count(CLEAN) if clean else 0)
+    bar = progress(total, stream=stream)
+    errors: dict[str, dict[str, float]] = {}
+    counts = {}
+    started = time.monotonic()
+    clean_error = None
+    unreadable: list[str] = []
+    if clean is not None:
+        [(clean_error, counts["clean"])] = evaluate(model, clean, [CLEAN], config, device, normalise, bar,
+                                                    unreadable)
+    for cell, (error, n) in zip(cells, evaluate(model, data, cells, config, device, normalise, bar, unreadable)):
+        errors.setdefault(cell[0], {})[str(cell[1])] = error
+        counts[f"{cell[0]}/{cell[1]}"] = n
+    bar.close()
+    seconds = time.monotonic() - started
+    baseline = _baseline(config["baseline"])
+    summary = metrics.summarize_c({c: {int(s): e for s, e in v.items()} for c, v in errors.items()}, clean_error,
+                                  baseline, allow_partial)
+    results = {
+        "model": {"spec": model_spec, "name": name or model_name(model_spec), "weights": weights,
+                  "weights_sha256": _sha256(weights) if weights else None,
+                  "spec_sha256": _sha256(model_spec) if Path(model_spec).is_file() else None},
+        "data": {"path": str(Path(data_path).resolve()), "kind": data.kind, "images": counts,
+                 "clean": str(Path(clean_path).resolve()) if clean_path else None, "unreadable": unreadable},
+        "device": str(device), "seconds": round(seconds, 3), "images_per_second": round(total / max(seconds, 1e-9), 1),
+        "clean_error": clean_error, "errors": errors, **summary,
+    }
+    if out:
+        write_results(results, Path(out))
+    return results
+
+
+
+
+def _baseline(setting: str) -> metrics.Baseline:
+    if setting in (None, "alexnet"):
+        return metrics.Baseline.alexnet()
+    path = Path(setting)
+    if not path.is_file():
+        raise ScoreError(f"key 'baseline': expected 'alexnet' or a results.json, got {setting!r}")
+    try:
+        return metrics.Baseline.from_results(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ScoreError(f"baseline {path}: not a results.json written by `score` ({type(exc).__name__}: {exc})") \
+            from None
+
+
+def _sha256(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()

@@ -1,0 +1,139 @@
+"""Batches for the model: image files decoded in worker processes straight into one uint8 array
+per batch, or stored arrays (Zarr chunks, .npy rows) read a batch at a time."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..formats import DataError, Files
+from ..formats.common import Reader
+from ..formats.jpeg_tree import list_folder
+
+CLEAN = ("clean", 0)
+
+
+# OpenCV >= 4.10 decodes straight to RGB; reversing BGR afterwards costs as much again.
+_READ_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
+
+
+def decode(path: str, input_size: int, resize: int) -> np.ndarray:
+    """RGB uint8, resized (shorter side, bilinear) and centre-cropped unless already square at
+    size. Any file that cannot be read or decoded raises ``DataError`` naming it."""
+    try:
+        image = cv2.imdecode(np.fromfile(path, np.uint8), _READ_RGB if _READ_RGB is not None else cv2.IMREAD_COLOR)
+    except (OSError, cv2.error) as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+    if image is None:
+        raise DataError(f"cannot decode {path}: not an image, or its data are damaged")
+    if _READ_RGB is None:
+        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    height, width = image.shape[:2]
+    if (height, width) != (input_size, input_size):
+        from PIL import Image
+
+        from corruptions.preprocess import apply_step
+        pil = Image.fromarray(image)
+        pil = apply_step(pil, {"op": "resize_shorter", "size": resize})
+        pil = apply_step(pil, {"op": "center_crop", "size": input_size})
+        return np.array(pil)
+    return image
+
+
+class CleanFolder(Reader):
+    """A clean validation set in class folders: the single cell ``("clean", 0)``."""
+    kind = "clean_folder"
+
+    def __init__(self, root: Path, classes):
+        self.root, self.classes, self._files = root, classes, {}
+        self._cells = [CLEAN]
+
+    def cells(self):
+        return list(self._cells)
+
+    def files(self, cell):
+        if cell not in self._files:
+            self._files[cell] = list_folder(self.root, self.classes)
+        return self._files[cell]
+
+    def count(self, cell):
+        return len(self.files(cell).paths)
+
+
+class _FileBatches:
+    """Items are whole batches of image files (of several cells), decoded in worker processes
+    straight into one array: no per-image tensors, no collation. Files that cannot be decoded
+    are left out of the batch and named in its fourth element."""
+
+    def __init__(self, files: list[tuple[str, int, int]], batch_size: int, input_size: int, resize: int):
+        self.files, self.batch_size = files, batch_size  # (path, label, cell position)
+        self.input_size, self.resize = input_size, resize
+
+    def __len__(self):
+        return -(-len(self.files) // self.batch_size)
+
+    def __getitem__(self, index):
+        import torch
+        files = self.files[index * self.batch_size:(index + 1) * self.batch_size]
+        images = np.empty((len(files), self.input_size, self.input_size, 3), np.uint8)
+        read, unreadable = [], []
+        for path, label, position in files:
+            try:
+                images[len(read)] = decode(path, self.input_size, self.resize)
+                read.append((label, position))
+            except DataError as exc:
+                unreadable.append(str(exc))
+        return (torch.from_numpy(images[:len(read)]), torch.tensor([r[0] for r in read], dtype=torch.int64),
+                torch.tensor([r[1] for r in read], dtype=torch.int64), unreadable)
+
+
+class _SliceBatches:
+    """Items are whole batches read from a store (Zarr chunks, .npy rows)."""
+
+    def __init__(self, data: Reader, pieces: list[tuple[int, tuple, int, int]]):
+        self.data, self.pieces = data, pieces  # (cell position, cell, start, stop)
+
+    def __len__(self):
+        return len(self.pieces)
+
+    def __getitem__(self, index):
+        import torch
+        position, cell, start, stop = self.pieces[index]
+        images, labels = self.data.read(cell, start, stop)
+        images = np.ascontiguousarray(images)
+        return (torch.from_numpy(images if images.flags.writeable else images.copy()), torch.from_numpy(labels),
+                torch.full((len(labels),), position, dtype=torch.int64), [])
+
+
+def batches(data: Reader, cells: list, config: dict, pin: bool, unreadable: list | None = None):
+    """Yield (uint8 NHWC tensor, int64 labels, int64 cell indices) over ``cells``. All cells go
+    through one loader, so its worker processes start once per run. Files are decoded in
+    worker processes; stored arrays are read there only for a GPU, since on a CPU the model
+    needs every core and reading a chunk costs next to nothing. Files that cannot be decoded
+    are appended to ``unreadable`` ("path: reason") and skipped; without that list, the
+    first one raises ``DataError``."""
+    import torch
+    workers = config["workers"] if config["workers"] is not None else (os.cpu_count() or 1)
+    if data.files(cells[0]) is None:
+        dataset = _SliceBatches(data, [(position, cell, start, stop) for position, cell in enumerate(cells)
+                                       for start, stop in data.slices(cell, config["batch_size"])])
+        workers = workers if pin else 0
+    else:
+        dataset = _FileBatches([(path, label, position) for position, cell in enumerate(cells)
+                                for path, label in zip(data.files(cell).paths, data.files(cell).labels)],
+                               config["batch_size"], config["input_size"], config["resize"])
+    workers = min(workers, len(dataset))
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=None, num_workers=workers, pin_memory=pin, shuffle=False,
+        prefetch_factor=4 if workers else None,
+        multiprocessing_context="fork" if workers and sys.platform == "linux" else None)
+    for images, labels, positions, failed in loader:
+        if failed and unreadable is None:
+            raise DataError(failed[0])
+        if failed:
+            unreadable.extend(failed)
+        if len(labels):
+            yield images, labels, positions

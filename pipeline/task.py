@@ -1,0 +1,87 @@
+"""What the engine runs: a task (what is generated), its keys (units of work) and blocks.
+
+- A **task** (ImageNet-C here; ImageNet-P beside it) lists its keys, prepares each source
+  item's input once per shard (its input stage), and produces a key's block.
+- A **key** is immutable and names one unit of work: one kernel (a corruption) over one
+  shard of source items, rows ``[start, stop)``; every output's region follows from it alone.
+- A **block** is what a key produces, in memory, without touching disk: an array with named
+  dimensions (ImageNet-C: severity, image, y, x, channel) and the coordinates of its first one.
+  Writers turn blocks into files; the on-the-fly scorer feeds them to a model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping, Protocol, Sequence
+
+import numpy as np
+
+from .readers import Item
+
+
+@dataclass(frozen=True)
+class Key:
+    name: str  # the kernel: a corruption (ImageNet-C), a sequence kind (ImageNet-P)
+    shard: int
+    start: int  # rows [start, stop) of every output
+    stop: int
+
+    @property
+    def id(self) -> str:
+        return f"{self.name}/{self.shard:06d}"
+
+
+@dataclass(frozen=True)
+class Shard:
+    """A shard's decoded, preprocessed inputs: made once, used by all of its keys."""
+    items: tuple[Item, ...]
+    images: np.ndarray  # (n, H, W, 3) uint8, zeros where loading failed
+    ok: np.ndarray  # (n,) bool
+    failures: tuple[dict, ...]
+
+
+@dataclass
+class Block:
+    key: Key
+    dims: tuple[str, ...]
+    levels: tuple[int, ...]  # coordinates of the first dimension (severities)
+    data: np.ndarray
+    items: tuple[Item, ...]
+    ok: np.ndarray
+    _encoded: dict = field(default_factory=dict, repr=False)
+
+    def jpeg(self, level_index: int, row: int, quality: int, optimize: bool) -> bytes:
+        """The JPEG bytes of one image, encoded once however many formats store them."""
+        from .formats.zarr_codecs import encode_jpeg
+        key = (level_index, row, quality, optimize)
+        if key not in self._encoded:
+            self._encoded[key] = encode_jpeg(self.data[level_index, row], quality, optimize)
+        return self._encoded[key]
+
+
+class Task(Protocol):
+    name: str
+    dims: tuple[str, ...]
+    names: tuple[str, ...]
+    levels: tuple[int, ...]
+    variant: str
+
+    @property
+    def image_size(self) -> tuple[int, int]: ...
+
+    def keys(self, count: int, shard_size: int) -> list[Key]: ...
+
+    def load_shard(self, items: Sequence[Item]) -> Shard: ...
+
+    def produce(self, key: Key, shard: Shard) -> Block: ...
+
+    def family(self, name: str) -> str: ...
+
+
+def shard_keys(names: Sequence[str], count: int, shard_size: int) -> list[Key]:
+    """One key per (shard, name), shard-major, so a shard's input is needed by consecutive keys."""
+    shards = range(-(-count // shard_size))
+    return [Key(name, s, s * shard_size, min((s + 1) * shard_size, count)) for s in shards for name in names]
+
+
+def describe_levels(levels: Mapping | Sequence) -> str:
+    return ", ".join(map(str, levels))
