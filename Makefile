@@ -34,7 +34,7 @@ system-deps:
 test: setup  ## the test suite (what CI runs)
 	$(PY) -m pytest -q
 
-test-all: setup  ## including the opt-in slow tests
+test-all: setup  ## including the slow stress tests (`-m slow`), which `make test` leaves out
 	$(PY) -m pytest -q -m "slow or not slow"
 
 preview: setup  ## contact sheet: make preview VARIANT=imagenet PHOTO=astronaut
@@ -62,7 +62,7 @@ score: setup
 DATASETS := imagenet-c imagenet-c-inception imagenet-64-c tiny-imagenet-c cifar-10-c cifar-100-c
 $(DATASETS): setup
 	@test -n "$(SOURCE)" -a -n "$(OUT)" || { echo "usage: make $@ SOURCE=path OUT=path [ARGS='--workers N ...']"; exit 2; }
-	$(PY) -m pipeline generate configs/$@.yaml --source "$(SOURCE)" --out "$(OUT)" $(ARGS)
+	$(PY) -m pipeline generate $@ --source "$(SOURCE)" --out "$(OUT)" $(ARGS)
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache

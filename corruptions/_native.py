@@ -180,16 +180,23 @@ def bilinear_reflect(image, dy, dx):
     out = np.empty_like(image)
     for y in range(height):
         for x in range(width):
-            cy = _reflect_coordinate(y + np.float64(dy[y, x]), height)
-            cx = _reflect_coordinate(x + np.float64(dx[y, x]), width)
+            cy = y + np.float64(dy[y, x])
+            cx = x + np.float64(dx[y, x])
+            inside = 0.0 <= cy < height - 1 and 0.0 <= cx < width - 1
+            if not inside:
+                cy = _reflect_coordinate(cy, height)
+                cx = _reflect_coordinate(cx, width)
             fy, fx = np.floor(cy), np.floor(cx)
             wy0 = 1.0 - (cy - fy)
             wy1 = 1.0 - wy0
             wx0 = 1.0 - (cx - fx)
             wx1 = 1.0 - wx0
             y0, x0 = int(fy), int(fx)
-            y1, x1 = _reflect_index(y0 + 1, height), _reflect_index(x0 + 1, width)
-            y0, x0 = _reflect_index(y0, height), _reflect_index(x0, width)
+            if inside:
+                y1, x1 = y0 + 1, x0 + 1
+            else:
+                y1, x1 = _reflect_index(y0 + 1, height), _reflect_index(x0 + 1, width)
+                y0, x0 = _reflect_index(y0, height), _reflect_index(x0, width)
             for c in range(channels):
                 acc = 0.0
                 acc += np.float64(image[y0, x0, c]) * wy0 * wx0
@@ -197,4 +204,32 @@ def bilinear_reflect(image, dy, dx):
                 acc += np.float64(image[y1, x0, c]) * wy1 * wx0
                 acc += np.float64(image[y1, x1, c]) * wy1 * wx1
                 out[y, x, c] = np.float32(acc)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def snow_composite(scene, flakes, turned):
+    """``uint8(clip(scene + flakes + turned, 0, 1) * 255)`` with numpy's promotions: the float32
+    scene (HxWx3) plus the float64 flake layers (HxW), summed left to right in float64."""
+    height, width, channels = scene.shape
+    out = np.empty((height, width, channels), np.uint8)
+    for y in range(height):
+        for x in range(width):
+            for c in range(channels):
+                v = (np.float64(scene[y, x, c]) + flakes[y, x]) + turned[y, x]
+                v = min(max(v, 0.0), 1.0) * 255.0
+                out[y, x, c] = np.uint8(v)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def contrast_stretch(x, means, factor):
+    """``uint8(clip((x - means) * factor + means, 0, 1) * 255)`` in float64, per channel means."""
+    height, width, channels = x.shape
+    out = np.empty((height, width, channels), np.uint8)
+    for y in range(height):
+        for col in range(width):
+            for c in range(channels):
+                v = (x[y, col, c] - means[c]) * factor + means[c]
+                out[y, col, c] = np.uint8(min(max(v, 0.0), 1.0) * 255.0)
     return out

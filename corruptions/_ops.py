@@ -97,6 +97,14 @@ def smooth_reflect(field: np.ndarray, sigma: float, truncate: float) -> np.ndarr
     in float64 as the original (the elastic displacement fields)."""
     if sigma <= 0:
         return np.asarray(field, np.float64)
+    field = np.asarray(field, np.float64)
+    weights = gaussian_kernel(float(sigma), float(truncate))
+    if weights.size // 2 <= 16:
+        # a short kernel: separable filtering ('reflect' is OpenCV's BORDER_REFLECT); long ones,
+        # reaching past the field's edges too, are cheaper as the folded matrices below
+        identity = np.ones(1)
+        rows = cv2.sepFilter2D(field, -1, identity, weights, borderType=cv2.BORDER_REFLECT)
+        return cv2.sepFilter2D(rows, -1, weights, identity, borderType=cv2.BORDER_REFLECT)
     rows = reflect_smoothing_matrix(field.shape[0], float(sigma), float(truncate))
     cols = reflect_smoothing_matrix(field.shape[1], float(sigma), float(truncate))
     return rows @ np.asarray(field, np.float64) @ cols.T

@@ -20,7 +20,7 @@ from .preprocess import STEPS
 from .registry import CORRUPTIONS, Registry
 from .settings import ConfigError, Settings, numbers, text, validate
 
-CONFIG_DIR = Path(os.environ.get("CORRUPTIONS_CONFIG_DIR", Path(__file__).resolve().parents[1] / "configs"))
+from .locations import CONFIG_DIR  # noqa: E402
 VARIANT_DIR = CONFIG_DIR / "variants"
 VARIANTS = ("imagenet", "inception", "imagenet64", "tiny", "cifar")
 SEVERITIES = (1, 2, 3, 4, 5)

@@ -31,8 +31,8 @@ def saturate(image, params, draws):
 def contrast(image, params, draws):
     """``(x - mean) * factor + mean``, per-channel means, float64."""
     x = image / 255.0
-    means = x.mean(axis=(0, 1), keepdims=True)
-    return unit_to_uint8((x - means) * params["factor"] + means)
+    means = x.mean(axis=(0, 1))
+    return _native.contrast_stretch(x, means, float(params["factor"]))
 
 
 @register("pixelate", family="digital", levels={"factor": FRACTION})

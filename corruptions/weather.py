@@ -6,6 +6,7 @@ import math
 import cv2
 import numpy as np
 
+from . import _native
 from ._ops import gaussian_nearest, gaussian_nearest_float32, scipy_clipped_zoom, to_unit, unit_to_uint8
 from .assets import FROST_SHA256, frost_texture
 from .blur import MOTION, uniform_angle
@@ -42,7 +43,10 @@ def snow_scene(image: np.ndarray, flakes: np.ndarray, params) -> np.ndarray:
     grey = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)[..., None]
     blend = float(params["blend"])
     x = blend * x + (1 - blend) * np.maximum(x, grey * float(params["grey_scale"]) + float(params["grey_offset"]))
-    return unit_to_uint8(x + flakes + np.rot90(flakes, k=int(params["second_layer_quarter_turns"])))
+    turned = np.ascontiguousarray(np.rot90(flakes, k=int(params["second_layer_quarter_turns"])))
+    if turned.shape != flakes.shape:  # a quarter turn of a non-square image: numpy broadcasting fails as it would
+        raise ValueError(f"snow: a {turned.shape[:2]} turned layer cannot be added to a {flakes.shape[:2]} image")
+    return _native.snow_composite(np.ascontiguousarray(x), np.ascontiguousarray(flakes[..., 0]), turned[..., 0])
 
 
 @register("snow", family="weather",

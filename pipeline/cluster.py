@@ -14,7 +14,8 @@ SINGLE_THREADED = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREA
 
 
 class WorkerSetup(WorkerPlugin):
-    """Runs in every worker, whatever started it (local, a scheduler address, batch jobs):
+    """Registered by the engine on every run's client, so it runs in every worker, whatever
+    started it (local, a scheduler address, batch jobs) and whenever it joins:
     single-threaded BLAS / OpenMP / OpenCV / numba, allocator kept for reuse."""
     name = "imagenet-c-worker-setup"
 
@@ -49,7 +50,6 @@ def open_client(cluster: dict):
                           "distributed.scheduler.worker-saturation": 1.0}):
         if kind == "address":
             with Client(cluster["address"], timeout="10s") as client:
-                client.register_plugin(WorkerSetup())
                 yield client
             return
         if kind == "local":
@@ -67,5 +67,4 @@ def open_client(cluster: dict):
             manager = factory(**jobqueue_arguments(cluster))
             manager.scale(jobs=cluster["jobs"])
         with manager, Client(manager) as client:
-            client.register_plugin(WorkerSetup())
             yield client

@@ -52,7 +52,7 @@ def main(argv=None) -> int:
     from corruptions.preprocess import preprocess
     source = build_sample(args.dir / "val")
     out = args.dir / "imagenet-c"
-    config = Path(__file__).resolve().parents[1] / "configs" / "imagenet-c.yaml"
+    config = "imagenet-c"
     status = cli(["generate", str(config), "--source", str(source), "--out", str(out),
                   "--workers", str(args.workers), "--shard-size", "2", "--allow-failures"])
     if status:

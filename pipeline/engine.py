@@ -198,6 +198,8 @@ def execute(plan: Plan, client, todo: list[Key], on_done) -> None:
     cluster's size as workers join and leave (batch jobs start late), so memory stays flat."""
     from distributed import as_completed
 
+    from .cluster import WorkerSetup
+    client.register_plugin(WorkerSetup())  # on every worker, now and as they join
     by_shard: dict[int, list[Key]] = defaultdict(list)
     for key in todo:
         by_shard[key.shard].append(key)

@@ -26,7 +26,7 @@ from .readers import READERS
 RunConfigError = ConfigError
 TASKS = ("imagenet-c",)
 CLUSTER_KINDS = ("local", "address", "slurm", "pbs")
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+from corruptions.locations import CONFIG_DIR  # noqa: E402
 
 
 def _memory(value):

@@ -10,7 +10,9 @@ from corruptions.settings import ConfigError, Settings, checked, flag, integer, 
 
 from .errors import ScoreError
 
-SCORING_DEFAULTS = Path(__file__).resolve().parents[2] / "configs" / "scoring.yaml"
+from corruptions.locations import CONFIG_DIR  # noqa: E402
+
+SCORING_DEFAULTS = CONFIG_DIR / "scoring.yaml"
 
 
 class ScoringConfig(Settings):

@@ -146,12 +146,12 @@ def _cli(args, **kwargs):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
 
 
-def test_sigkill_and_resume_gives_identical_bytes(source, tmp_path, client):
+def sigkill_and_resume(source, tmp_path, client, seed: int):
     args = ["configs/imagenet-c.yaml", "--source", str(source), "--shard-size", "1", "--workers", "2",
             "--variant", "imagenet", "--only", *SOME]
     run(source, tmp_path / "reference", client, shard_size=1, corruptions=SOME)
     out = tmp_path / "killed"
-    units, kill_after = 9 * len(SOME), random.Random(2019).randint(1, 8)
+    units, kill_after = 9 * len(SOME), random.Random(seed).randint(1, 8)
     process = _cli(args + ["--out", str(out)], start_new_session=True)
     manifest = out / "manifest.jsonl"
     deadline = time.monotonic() + 120
@@ -172,6 +172,17 @@ def test_sigkill_and_resume_gives_identical_bytes(source, tmp_path, client):
     ours, theirs = zarr_contents(out / "imagenet-c.zarr"), zarr_contents(tmp_path / "reference" / "imagenet-c.zarr")
     assert all(np.array_equal(ours[k], theirs[k]) for k in theirs)
     assert not list(out.rglob(".*.part"))
+
+
+def test_sigkill_and_resume_gives_identical_bytes(source, tmp_path, client):
+    sigkill_and_resume(source, tmp_path, client, seed=2019)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", range(6))
+def test_sigkill_at_many_points_and_resume(source, tmp_path, client, seed):
+    """The same at six more kill points (a stress run: `make test-all`)."""
+    sigkill_and_resume(source, tmp_path, client, seed)
 
 
 def test_a_worker_killed_mid_run_is_survived(source, tmp_path, client):
@@ -384,3 +395,38 @@ def test_each_format_reads_back_what_it_wrote(tmp_path, client, formats, severit
             got, labels = data.read((name, level), 0, data.count((name, level)))
             assert list(labels) == [i.label for i in items]
         assert np.array_equal(got, expected), (name, level)
+
+
+def _thread_limits():
+    import cv2
+    from threadpoolctl import threadpool_info
+    return os.environ.get("OMP_NUM_THREADS"), cv2.getNumThreads(), sorted({p["num_threads"] for p in threadpool_info()})
+
+
+def test_a_cluster_that_starts_empty_gains_workers_mid_run(source, tmp_path, client):
+    """Batch jobs arrive late: the run waits, then uses the workers as they join; thread limits
+    reach workers that joined after the run started (set by the worker plugin, not LocalCluster)."""
+    from distributed import Client, LocalCluster
+    settings = dict(shard_size=1, corruptions=["contrast", "fog"], severities=[1, 2])
+    run(source, tmp_path / "reference", client, **settings)
+    out = tmp_path / "out"
+    manifest = out / "manifest.jsonl"
+    with LocalCluster(n_workers=0, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=40) as cluster, Client(cluster) as empty:
+        result = {}
+        thread = threading.Thread(target=lambda: result.update(summary=run(source, out, empty, **settings)))
+        thread.start()
+        time.sleep(3)
+        assert thread.is_alive() and not (manifest.exists() and manifest.read_text())  # nothing can run yet
+        cluster.scale(1)
+        deadline = time.monotonic() + 120
+        while thread.is_alive() and not (manifest.exists() and manifest.read_text().count("\n") >= 2):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        cluster.scale(2)
+        thread.join(timeout=300)
+        assert result["summary"].units_run == 9 * 2
+        empty.wait_for_workers(2, timeout=60)
+        limits = empty.run(_thread_limits)
+        assert len(limits) == 2 and all(v == ("1", 1, [1]) for v in limits.values()), limits
+    assert jpeg_files(out) == jpeg_files(tmp_path / "reference")

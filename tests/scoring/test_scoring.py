@@ -276,3 +276,27 @@ def test_scoring_config_file_is_checked(tmp_path):
     with pytest.raises(ScoreError, match="not found"):
         load_scoring_config(tmp_path / "missing.yaml")
     assert load_scoring_config(None)["batch_size"] == 128  # the shipped defaults pass their own checks
+
+
+def test_a_baseline_results_file_replaces_alexnet_in_report_and_chart(workspace, tmp_path):
+    root, model, tree, clean = workspace
+    base = score(f"{model}:imagenet", str(tree), str(clean), str(tmp_path / "base"), config=cpu_config(),
+                 name="my-baseline")
+    results = score(f"{model}:imagenet", str(tree), str(clean), str(tmp_path / "out"),
+                    config=cpu_config(baseline=str(tmp_path / "base" / "results.json")))
+    assert results["baseline"] == "my-baseline" and results["mce"] == pytest.approx(100.0)
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "AlexNet" not in report and "(my-baseline = 100)" in report
+    assert f"| my-baseline | {100 * base['clean_error']:.1f} | 100.0 |" in report
+    assert "43.5" not in report
+
+
+def test_only_severity_folders_1_to_5_are_cells(workspace, tmp_path):
+    import shutil
+    root, model, tree, clean = workspace
+    odd = tmp_path / "odd"
+    shutil.copytree(tree / "fog", odd / "fog")
+    for name in ("34", "12345", "0", "6", "1.5"):
+        shutil.copytree(tree / "fog" / "1", odd / "fog" / name)
+    from pipeline.formats import open_data
+    assert sorted(open_data(odd).cells()) == [("fog", s) for s in range(1, 6)]

@@ -144,3 +144,25 @@ def test_frost_textures_are_verified(tmp_path, monkeypatch):
         shutil.copy(assets.FROST_DIR / name, tmp_path / name)
     (tmp_path / "frost3.png").write_bytes(b"not the texture")
     assert assets.missing_textures(tmp_path) == ["frost3.png"]
+
+
+def test_the_kernel_package_never_imports_the_pipeline():
+    """Kernels are pure: nothing under corruptions/ imports pipeline code, and running every
+    kernel loads no pipeline module."""
+    import ast
+    import subprocess
+    import sys
+    from pathlib import Path
+    package = Path(__file__).resolve().parents[2] / "corruptions"
+    for path in package.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else [node.module or ""]
+                assert not any(n == "pipeline" or n.startswith("pipeline.") for n in names), path.name
+    code = ("import sys, numpy as np; from corruptions import corrupt, corruption_names;"
+            "image = np.full((32, 32, 3), 90, np.uint8);"
+            "[corrupt(image, n, 3, 0, 'cifar') for n in corruption_names('all')];"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pipeline'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=package.parent).stdout.strip()
+    assert out == "[]", out
