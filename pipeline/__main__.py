@@ -2,7 +2,10 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
+import threading
 
 from corruptions.settings import ConfigError
 
@@ -53,7 +56,7 @@ def _score(args) -> int:
                                                    "device": args.device, "amp": args.amp,
                                                    "baseline": args.baseline})
         results = score(args.model, args.data, args.clean, args.out, args.weights, config, args.classes,
-                        args.allow_partial, name=args.name)
+                        args.allow_partial, name=args.name, random_weights=args.random_weights)
     except (ScoreError, DataError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -118,7 +121,11 @@ def main(argv=None) -> int:
     sc.add_argument("--device", choices=["auto", "cuda", "cpu"])
     sc.add_argument("--amp", choices=["bf16", "fp16"])
     sc.add_argument("--baseline", help="'alexnet' (default) or another model's results.json")
-    sc.add_argument("--allow-partial", action="store_true", help="compute mCE over the corruptions present")
+    sc.add_argument("--allow-partial", action="store_true",
+                    help="score what is there: an incomplete store, empty cells; mCE over the corruptions present")
+    sc.add_argument("--random-weights", action="store_true",
+                    help="torchvision:/timm: models without --weights: score them randomly initialised (a smoke test) "
+                         "instead of refusing when the library's pretrained weights cannot be had")
     sc.set_defaults(run=_score)
 
     rep = commands.add_parser("report", help="compare several results.json in one table and chart")
@@ -126,7 +133,35 @@ def main(argv=None) -> int:
     rep.add_argument("--out", help="folder for comparison.md and comparison.png")
     rep.set_defaults(run=_report)
     args = parser.parse_args(argv)
-    return args.run(args)
+    previous = signal.getsignal(signal.SIGINT)
+
+    def interrupted(signum, frame):
+        quiet_exit()
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, interrupted)
+    try:
+        return args.run(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted; re-run the same command to resume", file=sys.stderr, flush=True)
+        return 130
+    finally:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGINT, previous)
+
+
+def quiet_exit() -> None:
+    """After Ctrl-C: the Dask cluster's own shutdown messages and worker tracebacks are noise
+    (everything finished is on disk and a re-run resumes), so silence this process's logging
+    and stderr before the cluster is torn down."""
+    import logging
+    logging.disable(logging.CRITICAL)
+    sys.stderr.flush()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    saved = os.dup(2)
+    os.dup2(devnull, 2)
+    sys.stderr = os.fdopen(saved, "w", closefd=False)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import os
+import signal
 
 from distributed import WorkerPlugin
 
@@ -26,6 +27,10 @@ class WorkerSetup(WorkerPlugin):
         from corruptions.runtime import keep_freed_memory
         os.environ.update(SINGLE_THREADED)
         threadpool_limits(1)
+        try:  # Ctrl-C at the terminal reaches the whole process group: the client handles it
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+        except ValueError:  # not the worker's main thread
+            pass
         cv2.setNumThreads(1)
         keep_freed_memory()
 

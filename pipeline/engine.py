@@ -23,10 +23,10 @@ from pathlib import Path
 from corruptions import __version__, load_variant
 
 from . import formats
-from .files import atomic_write_bytes
+from .files import Busy, FolderLock, atomic_write_bytes
 from .imagenet_c import task_from_config
 from .progress import progress
-from .readers import Source, read_source
+from .readers import Source, read_source, safe_component
 from .task import Key, Shard
 
 MANIFEST, FAILURES, RUN = "manifest.jsonl", "failures.jsonl", "run.json"
@@ -80,13 +80,15 @@ class Plan:
         return self.items[shard * self.shard_size:(shard + 1) * self.shard_size]
 
     def identity(self) -> dict:
-        """What a resumed run must agree on: everything that decides which bytes go where."""
+        """What a resumed run must agree on: everything that decides which bytes go where. The
+        corruptions and formats are not part of it: a key's record says what it wrote, so a run
+        into a finished OUT with more corruptions or formats extends it."""
         config = self.config
         return {"task": config["task"], "name": config["name"], "reader": config["reader"],
                 "source_digest": self.source.digest(), "images": len(self.items), "variant": config["variant"],
-                "variant_sha256": load_variant(config["variant"]).sha256, "corruptions": config["corruptions"],
-                "severities": config["severities"], "seed": config["seed"], "shard_size": config["shard_size"],
-                "outputs": config["outputs"], "versions": self.versions}
+                "variant_sha256": load_variant(config["variant"]).sha256, "severities": config["severities"],
+                "seed": config["seed"], "shard_size": config["shard_size"], "max_pixels": config["max_pixels"],
+                "jpeg": config["outputs"]["jpeg"], "zarr": config["outputs"]["zarr"], "versions": self.versions}
 
     def identity_digest(self) -> str:
         import hashlib
@@ -122,6 +124,41 @@ def make_writers(config: dict, out: Path) -> tuple:
     return tuple(writers)
 
 
+def check_names(source: Source) -> None:
+    """Every name that becomes part of an output path is one safe component, and no two items
+    land on the same output file: refused, with the names, before any work."""
+    bad = [i for i in source.items if not (safe_component(i.wnid) and safe_component(i.name))]
+    if bad:
+        raise RunError(f"{len(bad)} source images have class or file names that cannot be output names, e.g. "
+                       f"{bad[0].where}: class {bad[0].wnid!r}, file {bad[0].name!r}")
+    outputs: dict = defaultdict(list)
+    for item in source.items:
+        outputs[formats.jpeg_tree.relative_path("_", 1, item)[2:]].append(item.where)
+    collisions = [paths for paths in outputs.values() if len(paths) > 1]
+    ids = defaultdict(list)
+    for item in source.items:
+        ids[item.image_id].append(item.where)
+    collisions += [paths for paths in ids.values() if len(paths) > 1]
+    if collisions:
+        shown = "; ".join(" and ".join(paths) for paths in collisions[:5])
+        raise RunError(f"{len(collisions)} groups of source images would be written to the same output file, so "
+                       f"all but one would be lost: {shown}{' ...' if len(collisions) > 5 else ''}. Rename or "
+                       "remove the duplicates")
+
+
+def check_locations(out: Path, source_root: str) -> None:
+    """OUT may not be, or lie inside, the source (a run would read its own outputs), nor be a
+    file or under one."""
+    source = Path(source_root).resolve()
+    if out == source or source in out.parents:
+        raise RunError(f"--out {out} is inside the source {source}; write the outputs elsewhere")
+    for folder in (out, *out.parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise RunError(f"--out {out}: {folder} is a file, not a folder")
+            break
+
+
 def plan_run(config: dict) -> Plan:
     if not config.get("source"):
         raise RunError("no source: give --source PATH (or `source:` in the run config)")
@@ -130,7 +167,9 @@ def plan_run(config: dict) -> Plan:
     source = read_source(config["reader"], config["source"], config.get("labels"))
     if not source.items:
         raise RunError(f"source {config['source']} holds no images for reader {config['reader']!r}")
+    check_names(source)
     out = Path(config["out"]).expanduser().resolve()
+    check_locations(out, source.root)
     task = task_from_config(config)
     writers = make_writers(config, out)
     for writer in writers:
@@ -191,12 +230,36 @@ def run_key(task, key: Key, shard: Shard, writers: tuple) -> dict:
             "images": int(shard.ok.sum()), "outputs": outputs, "failures": list(shard.failures)}
 
 
+def merge_shards(parts: list, items, start: int, image_size) -> Shard:
+    """One shard from per-image loads; an image whose load killed its worker every time is a
+    failure of that image, not of the run."""
+    import numpy as np
+    images = np.zeros((len(items),) + tuple(image_size) + (3,), np.uint8)
+    ok = np.zeros(len(items), bool)
+    failures = []
+    for index, (item, part) in enumerate(zip(items, parts)):
+        if part is None:
+            failures.append({"image_id": item.image_id, "row": start + index, "path": item.where,
+                             "reason": "KilledWorker: decoding it killed a worker on every try (too large for a "
+                                       "worker's memory? see max_pixels and cluster.memory_limit)"})
+        else:
+            images[index], ok[index] = part.images[0], part.ok[0]
+            failures += list(part.failures)
+    return Shard(tuple(items), images, ok, tuple(failures))
+
+
 # ---------------------------------------------------------------- execute (client drives Dask)
+
+def _killed(exc: BaseException) -> bool:
+    return type(exc).__name__ == "KilledWorker"
+
 
 def execute(plan: Plan, client, todo: list[Key], on_done) -> None:
     """Submit shard loads and their keys, keeping a window of shards in flight that follows the
-    cluster's size as workers join and leave (batch jobs start late), so memory stays flat."""
-    from distributed import as_completed
+    cluster's size as workers join and leave (batch jobs start late), so memory stays flat.
+    Nothing is scattered: a lost worker's results are recomputed. A shard whose load keeps
+    killing workers is loaded again image by image, so only the image at fault is lost."""
+    from distributed import as_completed, wait
 
     from .cluster import WorkerSetup
     client.register_plugin(WorkerSetup())  # on every worker, now and as they join
@@ -204,7 +267,8 @@ def execute(plan: Plan, client, todo: list[Key], on_done) -> None:
     for key in todo:
         by_shard[key.shard].append(key)
     queue = iter(sorted(by_shard))
-    in_flight: dict[int, list] = {}  # shard -> [shard future, keys left]
+    in_flight: dict[int, set] = {}  # shard -> keys not yet done
+    isolated: set[int] = set()
     completed = as_completed()
     sized = [0.0, 2]  # when the window was last computed, and its size
 
@@ -214,17 +278,29 @@ def execute(plan: Plan, client, todo: list[Key], on_done) -> None:
             sized[:] = [now, max(2, 2 * sum(client.nthreads().values()))]
         return sized[1]
 
+    def submit_keys(shard: int, loaded, keys) -> None:
+        for key in keys:
+            future = client.submit(run_key, plan.task, key, loaded, plan.writers, pure=False, priority=-shard)
+            future.shard_and_key = (shard, key)
+            completed.add(future)
+
     def launch() -> bool:
         shard = next(queue, None)
         if shard is None:
             return False
-        items = plan.shard_items(shard)
-        start = shard * plan.shard_size
-        loaded = client.submit(load_shard, plan.task, items, start, pure=False, priority=-shard)
-        for key in by_shard[shard]:
-            completed.add(client.submit(run_key, plan.task, key, loaded, plan.writers, pure=False, priority=-shard))
-        in_flight[shard] = [loaded, len(by_shard[shard])]
+        loaded = client.submit(load_shard, plan.task, plan.shard_items(shard), shard * plan.shard_size, pure=False,
+                               priority=-shard)
+        submit_keys(shard, loaded, by_shard[shard])
+        in_flight[shard] = set(by_shard[shard])
         return True
+
+    def isolate(shard: int) -> None:
+        items, start = plan.shard_items(shard), shard * plan.shard_size
+        loads = [client.submit(load_shard, plan.task, (item,), start + i, pure=False) for i, item in enumerate(items)]
+        wait(loads)
+        parts = [None if f.status == "error" and _killed(f.exception()) else f.result() for f in loads]
+        merged = merge_shards(parts, items, start, plan.task.image_size)
+        submit_keys(shard, client.submit(lambda s: s, merged, pure=False), sorted(in_flight[shard], key=str))
 
     def fill() -> None:
         while len(in_flight) < window() and launch():
@@ -232,12 +308,21 @@ def execute(plan: Plan, client, todo: list[Key], on_done) -> None:
 
     fill()
     for future in completed:
-        record = future.result()
-        on_done(record)
-        entry = in_flight[record["shard"]]
-        entry[1] -= 1
-        if entry[1] == 0:
-            del in_flight[record["shard"]]  # releases the decoded shard on its worker
+        shard, key = future.shard_and_key
+        if future.status == "error":
+            exc = future.exception()
+            if not _killed(exc):
+                raise exc
+            if key in in_flight.get(shard, ()) and shard not in isolated:
+                isolated.add(shard)
+                isolate(shard)
+            continue
+        if key not in in_flight.get(shard, ()):
+            continue  # done already, by an earlier submission of the same key
+        on_done(future.result())
+        in_flight[shard].discard(key)
+        if not in_flight[shard]:
+            del in_flight[shard]  # releases the decoded shard on its worker
         fill()
 
 
@@ -246,42 +331,91 @@ def execute(plan: Plan, client, todo: list[Key], on_done) -> None:
 def finalise(plan: Plan, records: dict[str, dict]) -> tuple[list[dict], list[str]]:
     failures = {f["image_id"]: f for r in records.values() for f in r["failures"]}
     ordered = sorted(failures.values(), key=lambda f: f["row"])
-    atomic_write_bytes(plan.out / FAILURES, "".join(json.dumps(f, sort_keys=True) + "\n" for f in ordered).encode())
+    rejected = [{"image_id": r["path"], "row": -1, **r} for r in plan.source.rejected]
+    everything = rejected + ordered
+    atomic_write_bytes(plan.out / FAILURES, "".join(json.dumps(f, sort_keys=True) + "\n" for f in everything).encode())
+    complete = all(k.id in records and set(plan.config["outputs"]["formats"]) <= set(records[k.id]["outputs"])
+                   for k in plan.keys)
     paths = []
     for writer in plan.writers:
-        paths += writer.finalise(plan, ordered)
-    return ordered, paths
+        paths += writer.finalise(plan, ordered, complete)
+    return everything, paths
+
+
+class MissingSource(RunError):
+    pass
+
+
+def _check_record(record: dict, plan: Plan) -> None:
+    """A key whose every image was 'not found' means the workers do not see the source (a
+    relative path, another mount): stop, rather than report thousands of failures."""
+    failures = record["failures"]
+    if record["images"] == 0 and failures and all(f["reason"].startswith(("FileNotFoundError", "PermissionError"))
+                                                  for f in failures):
+        raise MissingSource(f"no image of shard {record['shard']} could be read by the workers "
+                            f"({failures[0]['reason']}); do the workers see the source at {plan.source.root}?")
+
+
+def _space_message(plan: Plan, exc: OSError, done: int, total: int) -> str:
+    import errno
+    import shutil
+    if exc.errno == errno.ENOSPC:
+        written = sum(p.stat().st_size for p in plan.out.rglob("*") if p.is_file())
+        free = shutil.disk_usage(plan.out).free
+        need = written / max(done, 1) * (total - done)
+        return (f"no space left on the device of {plan.out} after {done} of {total} images: about "
+                f"{need / 2**30:.1f} GiB more is needed ({free / 2**30:.1f} GiB free); free space, then re-run the "
+                "same command to resume")
+    return f"cannot write under {plan.out}: {exc.strerror or exc} ({exc.filename or ''}); fix that, then re-run"
 
 
 def generate(config: dict, client=None, stream=sys.stderr) -> Summary:
+    import contextlib
+    import errno
     started = time.monotonic()
     plan = plan_run(config)
-    finished = prepare(plan)
-    todo = [k for k in plan.keys if k.id not in finished]
-    per_key = len(plan.task.levels)
-    total = sum((k.stop - k.start) * per_key for k in plan.keys)
-    done = sum((k.stop - k.start) * per_key for k in plan.keys if k.id in finished)
-    records = dict(finished)
-    if todo:
-        digest = plan.identity_digest()
-        with open(plan.out / MANIFEST, "a") as manifest, progress(total, done=done, stream=stream) as bar:
-            def on_done(record):
-                record["run"] = digest
-                manifest.write(json.dumps(record, sort_keys=True) + "\n")
-                manifest.flush()
-                os.fsync(manifest.fileno())
-                records[record["key"]] = record
-                bar.update((record["stop"] - record["start"]) * per_key)
+    with contextlib.ExitStack() as stack:
+        if client is None:
+            from .cluster import open_client
+            try:
+                client = stack.enter_context(open_client(config["cluster"]))
+            except (OSError, TimeoutError) as exc:
+                raise RunError(f"cannot reach the Dask scheduler {config['cluster'].get('address')}: {exc}") from None
+            if client.dashboard_link:
+                print(f"dashboard: {client.dashboard_link}", file=stream, flush=True)
+        try:
+            plan.out.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(FolderLock(plan.out))
+        except Busy as exc:
+            raise RunError(str(exc)) from None
+        except OSError as exc:
+            raise RunError(_space_message(plan, exc, 0, 1)) from None
+        finished = prepare(plan)
+        wanted = set(config["outputs"]["formats"])
+        todo = [k for k in plan.keys if not (k.id in finished and wanted <= set(finished[k.id]["outputs"]))]
+        per_key = len(plan.task.levels)
+        total = sum((k.stop - k.start) * per_key for k in plan.keys)
+        done_before = total - sum((k.stop - k.start) * per_key for k in todo)
+        records = dict(finished)
+        if todo:
+            digest = plan.identity_digest()
+            with open(plan.out / MANIFEST, "a") as manifest, progress(total, done=done_before, stream=stream) as bar:
+                def on_done(record):
+                    _check_record(record, plan)
+                    record["run"] = digest
+                    manifest.write(json.dumps(record, sort_keys=True) + "\n")
+                    manifest.flush()
+                    os.fsync(manifest.fileno())
+                    records[record["key"]] = record
+                    bar.update((record["stop"] - record["start"]) * per_key)
 
-            if client is None:
-                from .cluster import open_client
-                with open_client(config["cluster"]) as own_client:
-                    if own_client.dashboard_link:
-                        print(f"dashboard: {own_client.dashboard_link}", file=stream, flush=True)
-                    execute(plan, own_client, todo, on_done)
-            else:
-                execute(plan, client, todo, on_done)
-    failures, paths = finalise(plan, records)
+                try:
+                    execute(plan, client, todo, on_done)
+                except OSError as exc:
+                    if exc.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT):
+                        raise RunError(_space_message(plan, exc, bar.n, total)) from None
+                    raise
+        failures, paths = finalise(plan, records)
     return Summary(plan.out, len(todo), len(plan.keys) - len(todo), len(plan.items),
                    sum(r["images"] for r in records.values()) * per_key, failures,
                    time.monotonic() - started, paths)

@@ -32,3 +32,45 @@ def inside(root: Path, *parts: str) -> Path:
 
 def sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
+
+
+class Busy(RuntimeError):
+    """The folder is in use by another live run."""
+
+
+class FolderLock:
+    """An exclusive lock on a folder for one run: ``.lock`` holds the holder's host and PID.
+    The lock is the kernel's (``flock``), so a dead holder's is released with it: a stale
+    ``.lock`` file is simply taken over; a live holder is refused with its host and PID."""
+
+    def __init__(self, folder: Path):
+        self.path = Path(folder) / ".lock"
+        self.handle = None
+
+    def __enter__(self):
+        import fcntl
+        import socket
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise Busy(f"{self.path.parent} is in use by a run of {holder}; wait for it to finish (or stop it), "
+                       "then re-run to resume") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
+        handle.flush()
+        self.handle = handle
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+        if self.handle is not None:
+            self.handle.seek(0)
+            self.handle.truncate()
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+            self.handle = None

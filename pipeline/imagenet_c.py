@@ -10,13 +10,13 @@ import numpy as np
 from corruptions import CORRUPTIONS, corrupt, load_variant, rng_for
 from corruptions.preprocess import preprocess
 
-from .readers import Item, load_pixels
+from .readers import DEFAULT_MAX_PIXELS, Item, deterministic, load_pixels
 from .task import Block, Key, Shard, shard_keys
 
 DIMS = ("severity", "image", "y", "x", "channel")
 
 
-def load_clean(items: Sequence[Item], variant: str, start: int = 0) -> Shard:
+def load_clean(items: Sequence[Item], variant: str, start: int = 0, max_pixels: int = DEFAULT_MAX_PIXELS) -> Shard:
     """Decode and preprocess a shard once for all its keys; unreadable images are reported."""
     size = tuple(load_variant(variant).size)
     images = np.zeros((len(items),) + size + (3,), np.uint8)
@@ -24,13 +24,13 @@ def load_clean(items: Sequence[Item], variant: str, start: int = 0) -> Shard:
     failures = []
     for index, item in enumerate(items):
         try:
-            clean = preprocess(load_pixels(item), variant)
+            clean = preprocess(load_pixels(item, max_pixels), variant)
             if clean.shape[:2] != size:
                 raise ValueError(f"preprocessed to {clean.shape[:2]}, expected {size}")
             images[index], ok[index] = clean, True
         except Exception as exc:  # noqa: BLE001 - any decoder error is this file's failure, not the run's
             failures.append({"image_id": item.image_id, "row": start + index, "path": item.where,
-                             "reason": f"{type(exc).__name__}: {exc}"})
+                             "reason": deterministic(f"{type(exc).__name__}: {exc}")})
     return Shard(tuple(items), images, ok, tuple(failures))
 
 
@@ -40,6 +40,7 @@ class ImageNetC:
     names: tuple[str, ...]  # corruptions, in the paper's order
     levels: tuple[int, ...]  # severities
     seed: int
+    max_pixels: int = DEFAULT_MAX_PIXELS
     name = "imagenet-c"
     dims = DIMS
     registry = CORRUPTIONS
@@ -52,7 +53,7 @@ class ImageNetC:
         return shard_keys(self.names, count, shard_size)
 
     def load_shard(self, items: Sequence[Item], start: int = 0) -> Shard:
-        return load_clean(items, self.variant, start)
+        return load_clean(items, self.variant, start, self.max_pixels)
 
     def family(self, name: str) -> str:
         return self.registry.get(name).family
@@ -75,5 +76,6 @@ class ImageNetC:
 def task_from_config(config: dict):
     """The task a run config asks for."""
     if config["task"] == "imagenet-c":
-        return ImageNetC(config["variant"], tuple(config["corruptions"]), tuple(config["severities"]), config["seed"])
+        return ImageNetC(config["variant"], tuple(config["corruptions"]), tuple(config["severities"]), config["seed"],
+                         config["max_pixels"])
     raise ValueError(f"unknown task {config['task']!r}")

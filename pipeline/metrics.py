@@ -99,11 +99,13 @@ def relative_corruption_error(errors: Mapping[int, float], clean_error: float, b
 
 
 def summarize_c(errors: Mapping[str, Mapping[int, float]], clean_error: float | None,
-                baseline: Baseline | None = None, allow_partial: bool = False) -> dict:
+                baseline: Baseline | None | str = "alexnet", allow_partial: bool = False) -> dict:
     """CE and relative CE per corruption, mCE and relative mCE over the 15 benchmark
     corruptions. Cells that are missing are listed; the means are left out (None) unless
-    every benchmark corruption is complete, or ``allow_partial``."""
-    baseline = baseline or Baseline.alexnet()
+    every benchmark corruption is complete, or ``allow_partial``. Without a baseline (CIFAR,
+    Tiny ImageNet: the paper gives no AlexNet errors) there are no CEs, only the errors."""
+    if baseline == "alexnet":
+        baseline = Baseline.alexnet()
     ce, relative, missing = {}, {}, []
     for name in corruption_names("all"):
         cells = errors.get(name, {})
@@ -112,7 +114,7 @@ def summarize_c(errors: Mapping[str, Mapping[int, float]], clean_error: float | 
             if cells or name in corruption_names("benchmark"):
                 missing += [f"{name}/{s}" for s in absent]
             continue
-        if name not in baseline.mean_errors:
+        if baseline is None or name not in baseline.mean_errors:
             continue
         ce[name] = corruption_error(cells, baseline.mean_errors[name])
         if clean_error is not None:
@@ -122,8 +124,8 @@ def summarize_c(errors: Mapping[str, Mapping[int, float]], clean_error: float | 
     complete = len(benchmark) == len(corruption_names("benchmark"))
     use = complete or (allow_partial and benchmark)
     return {
-        "baseline": baseline.name,
-        "baseline_clean_error": baseline.clean_error,
+        "baseline": baseline.name if baseline else None,
+        "baseline_clean_error": baseline.clean_error if baseline else None,
         "ce": ce,
         "relative_ce": relative,
         "mce": float(np.mean([ce[n] for n in benchmark])) if use else None,

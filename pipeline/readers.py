@@ -3,6 +3,13 @@
 A reader turns a source path into ``Source``: the ordered list of ``Item``s (what to load,
 its output name and label) plus the class list. Items are small and picklable, so a shard
 of them travels to a Dask worker, which loads the pixels itself.
+
+A source is untrusted: names that become output paths (class names, file names) are
+checked (a wnid is ``n`` + 8 digits; any other name one safe path component) and a source
+holding a bad one is refused before any work; only regular files are read, and entries named
+like images that are not (FIFOs, devices, links in a tar) are reported, not silently skipped;
+CIFAR's pickles are read with an unpickler that builds only the containers and arrays the
+official files hold, since a pickle can run code.
 """
 from __future__ import annotations
 
@@ -12,6 +19,8 @@ import hashlib
 import io
 import os
 import pickle
+import re
+import stat
 import tarfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,8 +39,26 @@ def imagenet_wnids() -> tuple[str, ...]:
     return tuple((DATA_DIR / "imagenet_wnids.txt").read_text().split())
 
 
+WNID = re.compile(r"n[0-9]{8}")
+# PIL's own decompression-bomb threshold; the run config's max_pixels overrides it
+DEFAULT_MAX_PIXELS = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
+Image.MAX_IMAGE_PIXELS = None  # load_pixels checks max_pixels itself, before decoding
+
+
 class SourceError(ValueError):
-    """A source that cannot be listed (missing path, wrong layout)."""
+    """A source that cannot be listed (missing path, wrong layout, unsafe names)."""
+
+
+def safe_component(name: str) -> bool:
+    """One path component that stays where it is put: no separators, not '.' or '..', no
+    control characters."""
+    return (isinstance(name, str) and bool(name) and name not in (".", "..") and "/" not in name
+            and "\\" not in name and not any(ord(c) < 32 for c in name))
+
+
+def deterministic(reason: str) -> str:
+    """An exception's text without memory addresses, so identical runs write identical reports."""
+    return re.sub(r" at 0x[0-9a-fA-F]+", "", reason)
 
 
 @dataclass(frozen=True)
@@ -57,6 +84,7 @@ class Source:
     root: str
     items: tuple[Item, ...]
     classes: tuple[str, ...]  # index -> class name (wnid, or CIFAR class)
+    rejected: tuple[dict, ...] = ()  # entries named like images that are not regular files: path, reason
 
     def digest(self) -> str:
         """sha256 of the item list (ids, output names, classes, labels, sizes): part of a run's
@@ -67,8 +95,9 @@ class Source:
         return listing.hexdigest()
 
 
-def load_pixels(item: Item) -> Image.Image:
-    """The item's image; raises on unreadable or truncated data (the caller reports it)."""
+def load_pixels(item: Item, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """The item's image; raises on unreadable, truncated, too large or non-regular data (the
+    caller reports it). The size is checked from the header, before decoding."""
     if item.kind == "cifar":
         return Image.fromarray(_cifar_images(item.path)[item.offset])
     if item.kind == "tar":
@@ -79,9 +108,33 @@ def load_pixels(item: Item) -> Image.Image:
             raise OSError(f"archive ended inside {item.name}")
         image = Image.open(io.BytesIO(data))
     else:
+        mode = os.stat(item.path).st_mode  # a FIFO would block open() forever
+        if not stat.S_ISREG(mode):
+            raise OSError(f"not a regular file ({_kind_of(mode)})")
         image = Image.open(item.path)
+    width, height = image.size
+    if width * height > max_pixels:
+        raise ValueError(f"too large: {width} x {height} = {width * height} pixels, more than max_pixels "
+                         f"= {max_pixels} (a run config key)")
     image.load()  # decode now: truncated files raise here, not later
     return image
+
+
+def _kind_of(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"), (stat.S_ISDIR, "a folder")):
+        if test(mode):
+            return name
+    return "not a regular file"
+
+
+def _regular(path: Path) -> str | None:
+    """None for a regular file (a link to one included); else why it is not read."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as exc:
+        return f"cannot be read: {exc.strerror}" + (" (a broken link)" if os.path.islink(path) else "")
+    return None if stat.S_ISREG(mode) else f"not a regular file ({_kind_of(mode)})"
 
 
 def _size(path) -> int:
@@ -101,28 +154,38 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def class_folder_images(root: Path) -> list[tuple[str, Path]]:
+def class_folder_images(root: Path, rejected: list | None = None) -> list[tuple[str, Path]]:
     """(class folder, image path) under ``root/<class>/...`` in torchvision ImageFolder's
-    order; non-image files are ignored, as ImageFolder does."""
+    order; non-image files are ignored, as ImageFolder does. Entries named like images that are
+    not regular files are left out, and listed in ``rejected`` where given."""
     found = []
     for folder in sorted(e.name for e in os.scandir(root) if e.is_dir()):
         for dirpath, dirnames, filenames in os.walk(root / folder):
             dirnames.sort()
-            found += [(folder, Path(dirpath) / name) for name in sorted(filenames) if _is_image(name)]
+            for name in sorted(filenames):
+                if not _is_image(name):
+                    continue
+                path = Path(dirpath) / name
+                reason = _regular(path)
+                if reason is None:
+                    found.append((folder, path))
+                elif rejected is not None:
+                    rejected.append({"path": str(path), "reason": reason})
     return found
 
 
 def read_imagenet_folders(root: Path) -> Source:
     """``root/<wnid>/<file>``: ImageNet validation sorted into class folders (also any
     ImageFolder tree)."""
-    found = class_folder_images(root)
+    rejected: list = []
+    found = class_folder_images(root, rejected)
     # The file name identifies an image (and seeds its streams), as in the flat and tar
     # layouts, so the same validation image gets the same bytes whichever way it is stored;
     # trees whose file names repeat across folders use relative paths instead.
     unique = len({path.name for _, path in found}) == len(found)
     items = tuple(Item(path.name if unique else str(path.relative_to(root)), path.name, wnid, _label(wnid), "file",
                        str(path), size=_size(path)) for wnid, path in found)
-    return Source("imagenet_folders", str(root), items, imagenet_wnids())
+    return Source("imagenet_folders", str(root), items, imagenet_wnids(), tuple(rejected))
 
 
 def _val_solution(root: Path, labels: str | None = None) -> dict[str, str]:
@@ -134,8 +197,19 @@ def _val_solution(root: Path, labels: str | None = None) -> dict[str, str]:
     if path is None:
         raise SourceError(f"LOC_val_solution.csv not found (looked in {', '.join(map(str, candidates))}); "
                           "give its path with --labels")
-    with open(path, newline="") as handle:
-        return {row["ImageId"]: row["PredictionString"].split()[0] for row in csv.DictReader(handle)}
+    solution = {}
+    try:
+        with open(path, newline="") as handle:
+            for line, row in enumerate(csv.DictReader(handle), start=2):
+                words = (row.get("PredictionString") or "").split()
+                wnid = words[0] if words else ""
+                if not WNID.fullmatch(wnid) or not safe_component(row.get("ImageId") or ""):
+                    raise SourceError(f"{path}, line {line}: {row.get('ImageId')!r} -> {wnid!r}: a label must be a "
+                                      "wnid (n followed by 8 digits) and an image id a plain name")
+                solution[row["ImageId"]] = wnid
+    except (UnicodeDecodeError, csv.Error, KeyError, TypeError) as exc:
+        raise SourceError(f"{path}: not a LOC_val_solution.csv (ImageId,PredictionString): {exc}") from None
+    return solution
 
 
 def _labelled(name: str, solution: dict[str, str], kind: str, path: str, offset=0, size=0) -> Item:
@@ -147,21 +221,37 @@ def read_imagenet_flat(root: Path, labels: str | None = None) -> Source:
     """The validation set as distributed: a flat folder of ``ILSVRC2012_val_*.JPEG`` and
     ``LOC_val_solution.csv`` beside it (or at ``labels``)."""
     solution = _val_solution(root, labels)
-    entries = sorted((e for e in os.scandir(root) if e.is_file() and _is_image(e.name)), key=lambda e: e.name)
+    entries, rejected = [], []
+    for entry in sorted((e for e in os.scandir(root) if _is_image(e.name) and not e.is_dir()), key=lambda e: e.name):
+        reason = _regular(Path(entry.path))
+        if reason is None:
+            entries.append(entry)
+        else:
+            rejected.append({"path": entry.path, "reason": reason})
     return Source("imagenet_flat", str(root), tuple(_labelled(e.name, solution, "file", str(root / e.name), 0,
                                                               e.stat().st_size) for e in entries),
-                  imagenet_wnids())
+                  imagenet_wnids(), tuple(rejected))
 
 
 def read_imagenet_tar(path: Path, labels: str | None = None) -> Source:
     """``ILSVRC2012_img_val.tar`` read in place: members are located once, then each is read
     straight from its offset, so nothing is extracted."""
     solution = _val_solution(path.parent, labels)
-    with tarfile.open(path, "r:") as archive:  # uncompressed, so offsets are seekable
-        members = [m for m in archive.getmembers() if m.isfile() and _is_image(m.name)]
-    members.sort(key=lambda m: Path(m.name).name)
+    try:
+        with tarfile.open(path, "r:") as archive:  # uncompressed, so offsets are seekable
+            listed = [m for m in archive.getmembers() if _is_image(m.name)]
+    except tarfile.ReadError as exc:
+        raise SourceError(f"{path}: not an uncompressed tar archive ({exc}); members are read in place, so a "
+                          "compressed archive (.tar.gz) must be unpacked, or recompressed as plain tar") from None
+    members = [m for m in listed if m.isfile()]
+    kinds = ((tarfile.TarInfo.issym, "a symbolic link"), (tarfile.TarInfo.islnk, "a hard link"),
+             (tarfile.TarInfo.isdir, "a folder"), (tarfile.TarInfo.isfifo, "a FIFO"),
+             (tarfile.TarInfo.isdev, "a device"))
+    rejected = [{"path": f"{path}:{m.name}", "reason": "not a regular file (" + next(
+        (name for test, name in kinds if test(m)), "an unusual member") + ")"} for m in listed if not m.isfile()]
+    members.sort(key=lambda m: (Path(m.name).name, m.name))
     items = tuple(_labelled(Path(m.name).name, solution, "tar", str(path), m.offset_data, m.size) for m in members)
-    return Source("imagenet_tar", str(path), items, imagenet_wnids())
+    return Source("imagenet_tar", str(path), items, imagenet_wnids(), tuple(rejected))
 
 
 def read_tiny_imagenet(root: Path) -> Source:
@@ -173,14 +263,27 @@ def read_tiny_imagenet(root: Path) -> Source:
         raise SourceError(f"{annotations} not found: expected Tiny ImageNet's val/images and val/val_annotations.txt")
     wnids_file = base.parent / "wnids.txt"
     rows = [line.split("\t") for line in annotations.read_text().splitlines() if line.strip()]
+    for number, row in enumerate(rows, start=1):
+        if len(row) < 2 or not WNID.fullmatch(row[1]):
+            raise SourceError(f"{annotations}, line {number}: expected 'file<TAB>wnid<TAB>box', the wnid n followed "
+                              f"by 8 digits; got {chr(9).join(row)!r}")
     wnid_of = {row[0]: row[1] for row in rows}
     classes = sorted(wnids_file.read_text().split()) if wnids_file.is_file() else sorted(set(wnid_of.values()))
+    bad = [c for c in classes if not WNID.fullmatch(c)]
+    if bad:
+        raise SourceError(f"{wnids_file}: {bad[0]!r} is not a wnid (n followed by 8 digits)")
     index = {w: i for i, w in enumerate(classes)}
     images = base / "images"
-    names = sorted(e.name for e in os.scandir(images) if e.is_file() and _is_image(e.name))
+    names, rejected = [], []
+    for entry in sorted((e for e in os.scandir(images) if _is_image(e.name) and not e.is_dir()), key=lambda e: e.name):
+        reason = _regular(Path(entry.path))
+        if reason is None:
+            names.append(entry.name)
+        else:
+            rejected.append({"path": entry.path, "reason": reason})
     items = tuple(Item(n, n, wnid_of.get(n, "unknown"), index.get(wnid_of.get(n, ""), -1), "file", str(images / n),
                        size=_size(images / n)) for n in names)
-    return Source("tiny_imagenet", str(root), items, tuple(classes))
+    return Source("tiny_imagenet", str(root), items, tuple(classes), tuple(rejected))
 
 
 _CIFAR = {"cifar10": ("test_batch", b"labels", "batches.meta", b"label_names"),
@@ -195,24 +298,55 @@ def _cifar_batch(root: Path, reader: str) -> Path:
     raise SourceError(f"{reader}: {batch!r} not found under {root} (the python version of the CIFAR test set)")
 
 
+class _ArraysOnly(pickle.Unpickler):
+    """Builds only what the official CIFAR pickles hold: builtin containers, and numpy arrays
+    (by the reconstructors numpy pickles them with). Anything else (a callable that would run
+    code) is refused."""
+    ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
+               ("numpy._core.multiarray", "scalar"), ("_codecs", "encode")}
+
+    def find_class(self, module, name):
+        if (module, name) in self.ALLOWED:
+            return super().find_class(module, name)
+        raise SourceError(f"the pickle asks for {module}.{name}; a CIFAR batch holds only lists, dicts, bytes and "
+                          "numpy arrays, so it is refused (pickles can run code)")
+
+
+def load_pickle(path: Path):
+    try:
+        with open(path, "rb") as handle:
+            return _ArraysOnly(handle, encoding="bytes").load()
+    except SourceError as exc:
+        raise SourceError(f"{path}: {exc}") from None
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
+        raise SourceError(f"{path}: not a CIFAR python batch ({type(exc).__name__}: {exc})") from None
+
+
 @functools.lru_cache(maxsize=2)
 def _cifar_images(path: str) -> np.ndarray:
-    with open(path, "rb") as handle:
-        batch = pickle.load(handle, encoding="bytes")
+    batch = load_pickle(Path(path))
     return np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
 
 
 def read_cifar(root: Path, reader: str) -> Source:
     path = _cifar_batch(root, reader)
     _, label_key, meta_name, names_key = _CIFAR[reader]
-    with open(path, "rb") as handle:
-        labels = pickle.load(handle, encoding="bytes")[label_key]
+    batch = load_pickle(path)
+    if not isinstance(batch, dict) or label_key not in batch or b"data" not in batch:
+        raise SourceError(f"{path}: expected a dict with {label_key!r} and b'data' (the python CIFAR test set)")
+    labels = [int(v) for v in batch[label_key]]
     meta = path.parent / meta_name
     if meta.is_file():
-        with open(meta, "rb") as handle:
-            classes = tuple(n.decode() for n in pickle.load(handle, encoding="bytes")[names_key])
+        classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in load_pickle(meta)[names_key])
     else:
         classes = tuple(str(i) for i in range(max(labels) + 1))
+    bad = [c for c in classes if not safe_component(c)]
+    if bad:
+        raise SourceError(f"{meta}: class name {bad[0]!r} cannot be a folder name (one plain path component)")
+    outside = sorted({v for v in labels if not 0 <= v < len(classes)})
+    if outside:
+        raise SourceError(f"{path}: labels {outside[:5]} are outside the {len(classes)} class names of {meta}")
     items = tuple(Item(f"{i:05d}", f"{i:05d}.png", classes[label], int(label), "cifar", str(path), i)
                   for i, label in enumerate(labels))
     return Source(reader, str(root), items, classes)
@@ -221,7 +355,7 @@ def read_cifar(root: Path, reader: str) -> Source:
 def read_source(reader: str, path: str | os.PathLike, labels: str | None = None) -> Source:
     """List the source at ``path`` with ``reader`` (one of ``READERS``); ``labels``: the
     LOC_val_solution.csv of the flat and tar layouts, where it is not beside the source."""
-    path = Path(path).expanduser()
+    path = Path(path).expanduser().resolve()  # workers elsewhere need the absolute path
     if reader not in READERS:
         raise SourceError(f"unknown reader {reader!r}; allowed: {', '.join(READERS)}")
     if not path.exists():

@@ -21,7 +21,7 @@ from corruptions.settings import (ConfigError, Settings, checked, flag, integer,
 
 from .formats import FORMATS
 from .formats.zarr_store import CODECS
-from .readers import READERS
+from .readers import DEFAULT_MAX_PIXELS, READERS
 
 RunConfigError = ConfigError
 TASKS = ("imagenet-c",)
@@ -93,6 +93,7 @@ class RunConfig(Settings):
     seed: integer("a non-negative integer", 0) = 0
     shard_size: integer("a positive integer", 1) = 64
     allow_failures: flag() = False
+    max_pixels: integer("a positive integer (pixels of the largest source image decoded)", 1) = DEFAULT_MAX_PIXELS
     outputs: Outputs = Outputs()
     cluster: Cluster = Cluster()
 

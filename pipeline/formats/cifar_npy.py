@@ -63,7 +63,7 @@ class Writer:
         array.flush()
         return digests
 
-    def finalise(self, plan, failures) -> list[str]:
+    def finalise(self, plan, failures, complete: bool = True) -> list[str]:
         done = []
         for name in plan.task.names:
             part, final = self._path(name, True), self._path(name, False)

@@ -53,7 +53,7 @@ class Writer:
                 digests["/".join(parts)] = sha256(data)
         return digests
 
-    def finalise(self, plan, failures) -> list[str]:
+    def finalise(self, plan, failures, complete: bool = True) -> list[str]:
         return [str(Path(self.root))]
 
 

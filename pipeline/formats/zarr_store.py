@@ -126,10 +126,10 @@ class Writer:
             digests[relative] = sha256(data)
         return digests
 
-    def finalise(self, plan, failures) -> list[str]:
+    def finalise(self, plan, failures, complete: bool = True) -> list[str]:
         import zarr
         root = zarr.open_group(self.path, mode="r+", zarr_format=3)
-        root.attrs.update({"complete": True, "task": plan.task.name, "variant": plan.task.variant,
+        root.attrs.update({"complete": bool(complete), "task": plan.task.name, "variant": plan.task.variant,
                            "levels": list(plan.task.levels), "config": plan.config, "seed": plan.config["seed"],
                            "version": plan.version, "versions": plan.versions, "classes": list(plan.classes),
                            "codec": self.codec, "failed_images": [f["image_id"] for f in failures],

@@ -48,11 +48,12 @@ def default_classes(num_outputs: int, data) -> list[str] | None:
 
 def score(model_spec: str, data_path: str, clean_path: str | None = None, out: str | None = None,
           weights: str | None = None, config: dict | None = None, classes_file: str | None = None,
-          allow_partial: bool = False, stream=sys.stderr, name: str | None = None) -> dict:
+          allow_partial: bool = False, stream=sys.stderr, name: str | None = None,
+          random_weights: bool = False) -> dict:
     import torch
     config = config or load_scoring_config()
     device = pick_device(config["device"])
-    model = load_model(model_spec, weights).to(device)
+    model = load_model(model_spec, weights, random_weights).to(device)
     if config["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
     normalise = Normaliser(config, device)
@@ -63,6 +64,11 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
     cells = data.cells()
     if not cells:
         raise DataError(f"{data_path}: no corruption cells found")
+    empty = [c for c in cells if data.count(c) == 0]
+    if empty and not allow_partial:
+        raise ScoreError(f"{data_path}: {len(empty)} cells hold no images ({', '.join(f'{c}/{s}' for c, s in empty[:5])}"
+                         f"{' ...' if len(empty) > 5 else ''}); give --allow-partial to score the rest")
+    cells = [c for c in cells if c not in empty]
     num_classes, example = check_model(model, data, cells[0], config, device, normalise)
     if config["optimize"]:
         model = optimise(model, example)
@@ -71,6 +77,9 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
         if folders and folders <= set(imagenet_wnids()):
             raise ScoreError(f"the data's class folders are ImageNet wnids (standard indices 0-999) but the model "
                              f"gives N x {num_classes} outputs, not N x 1000; give --classes for another class list")
+    if classes is None and data.kind == "cifar_npy" and num_classes not in (10, 100):
+        raise ScoreError(f"CIFAR data, but the model gives N x {num_classes} outputs, not N x 10 or N x 100; give "
+                         "--classes (one class name per output) to map its outputs")
     if classes is None:
         classes = default_classes(num_classes, data)
         if classes is not None and data.classes is None:
@@ -97,7 +106,7 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
         counts[f"{cell[0]}/{cell[1]}"] = n
     bar.close()
     seconds = time.monotonic() - started
-    baseline = _baseline(config["baseline"])
+    baseline = _baseline(config["baseline"], num_classes)
     summary = metrics.summarize_c({c: {int(s): e for s, e in v.items()} for c, v in errors.items()}, clean_error,
                                   baseline, allow_partial)
     results = {
@@ -116,9 +125,11 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
 
 
 
-def _baseline(setting: str) -> metrics.Baseline:
+def _baseline(setting: str, num_classes: int = 1000) -> metrics.Baseline | None:
+    """AlexNet's errors for ImageNet models; none for CIFAR or Tiny ImageNet (the paper gives no
+    AlexNet figures for them: errors are reported unnormalised), unless a results.json is given."""
     if setting in (None, "alexnet"):
-        return metrics.Baseline.alexnet()
+        return metrics.Baseline.alexnet() if num_classes == 1000 else None
     path = Path(setting)
     if not path.is_file():
         raise ScoreError(f"key 'baseline': expected 'alexnet' or a results.json, got {setting!r}")

@@ -46,25 +46,33 @@ def evaluate(model, data, cells, config, device, normalise, progress,
     autocast = (torch.autocast(device.type, dtype=torch.bfloat16 if config["amp"] == "bf16" else torch.float16)
                 if config["amp"] else contextlib.nullcontext())
 
-    def account(predictions, ready, labels, positions):
+    def account(predictions, ready, labels, positions, finite, number):
         if ready is not None:
             ready.synchronize()
+        if not bool(finite):  # checked here, once the batch is back, so the device never waits
+            first = cells[int(positions[0])]
+            raise ScoreError(f"the model's outputs hold NaN or infinite values in batch {number} (cell "
+                             f"{first[0]}/{first[1]}); a result from them would be meaningless")
         mistakes = (predictions != labels).numpy().astype(np.float64)
         wrong[:] += np.bincount(positions.numpy(), weights=mistakes, minlength=len(cells))
         total[:] += np.bincount(positions.numpy(), minlength=len(cells))
         progress.update(int(labels.numel()))
 
     pending = None
-    for images, labels, positions in batches(data, cells, config, device.type == "cuda", unreadable):
+    for number, (images, labels, positions) in enumerate(batches(data, cells, config, device.type == "cuda",
+                                                                 unreadable)):
         with torch.inference_mode(), autocast:
-            predictions = model(normalise(images)).argmax(1).to("cpu", non_blocking=True)
+            logits = model(normalise(images))
+            finite = torch.isfinite(logits).all()
+            predictions = logits.argmax(1).to("cpu", non_blocking=True)
+        finite = finite.to("cpu", non_blocking=True)
         ready = None
         if device.type == "cuda":
             ready = torch.cuda.Event()
             ready.record()
         if pending is not None:
             account(*pending)
-        pending = (predictions, ready, labels, positions)
+        pending = (predictions, ready, labels, positions, finite, number)
     if pending is not None:
         account(*pending)
     for cell, count in zip(cells, total):

@@ -18,19 +18,69 @@ CLEAN = ("clean", 0)
 
 # OpenCV >= 4.10 decodes straight to RGB; reversing BGR afterwards costs as much again.
 _READ_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
+_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def plain_jpeg(data: bytes) -> bool:
+    """An 8-bit JPEG of 1 or 3 components: those OpenCV decodes to exactly PIL's pixels (both
+    are libjpeg-turbo). Anything else (CMYK JPEGs, PNGs, 16-bit files) is decoded by PIL."""
+    if data[:2] != b"\xff\xd8":
+        return False
+    i = 2
+    while i + 4 <= len(data):
+        if data[i] != 0xFF:
+            return False
+        marker = data[i + 1]
+        if marker == 0xFF:
+            i += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:
+            i += 2
+            continue
+        if marker in _SOF:
+            return i + 10 <= len(data) and data[i + 4] == 8 and data[i + 9] in (1, 3)
+        if marker == 0xDA:
+            return False
+        i += 2 + ((data[i + 2] << 8) | data[i + 3])
+    return False
+
+
+def decode_rgb(path: str) -> np.ndarray:
+    """The pixels the generator's loader (PIL ``convert("RGB")``) gets from a file: EXIF
+    orientation not applied, CMYK, palette and grey converted by PIL's rules, 16-bit clipped.
+    Plain JPEGs take OpenCV's faster decoder, which gives the same pixels."""
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError as exc:
+        raise DataError(f"cannot read {path}: {exc}") from None
+    if plain_jpeg(data[:65536].tobytes()):
+        flags = (_READ_RGB if _READ_RGB is not None else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
+        try:
+            image = cv2.imdecode(data, flags)
+        except cv2.error as exc:
+            raise DataError(f"cannot decode {path}: {exc}") from None
+        if image is None:
+            raise DataError(f"cannot decode {path}: not an image, or its data are damaged")
+        return image if _READ_RGB is not None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    import io
+
+    from PIL import Image
+
+    from corruptions.preprocess import to_rgb
+    try:
+        with Image.open(io.BytesIO(data.tobytes())) as opened:
+            opened.load()
+            return np.asarray(to_rgb(opened))
+    except Exception as exc:  # noqa: BLE001 - any decoder error is this file's failure
+        raise DataError(f"cannot decode {path}: not an image, or its data are damaged "
+                        f"({type(exc).__name__})") from None
 
 
 def decode(path: str, input_size: int, resize: int) -> np.ndarray:
-    """RGB uint8, resized (shorter side, bilinear) and centre-cropped unless already square at
-    size. Any file that cannot be read or decoded raises ``DataError`` naming it."""
-    try:
-        image = cv2.imdecode(np.fromfile(path, np.uint8), _READ_RGB if _READ_RGB is not None else cv2.IMREAD_COLOR)
-    except (OSError, cv2.error) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from None
-    if image is None:
-        raise DataError(f"cannot decode {path}: not an image, or its data are damaged")
-    if _READ_RGB is None:
-        image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    """RGB uint8 as the generator decodes it, resized (shorter side, bilinear) and
+    centre-cropped unless already square at size. Any file that cannot be read or decoded
+    raises ``DataError`` naming it."""
+    image = decode_rgb(path)
     height, width = image.shape[:2]
     if (height, width) != (input_size, input_size):
         from PIL import Image

@@ -8,8 +8,10 @@ from pathlib import Path
 from .errors import ScoreError
 
 
-def load_model(spec: str, weights: str | None = None):
-    """``path.pt`` (TorchScript), ``module.py:factory``, ``torchvision:NAME`` or ``timm:NAME``."""
+def load_model(spec: str, weights: str | None = None, random_weights: bool = False):
+    """``path.pt`` (TorchScript), ``module.py:factory``, ``torchvision:NAME`` or ``timm:NAME``.
+    A library model without ``weights`` gets the library's pretrained weights; where those
+    cannot be had it is refused, unless ``random_weights`` (then it is scored as initialised)."""
     import torch
     if spec.startswith(("torchvision:", "timm:")):
         library, name = spec.split(":", 1)
@@ -17,7 +19,18 @@ def load_model(spec: str, weights: str | None = None):
             module = importlib.import_module("torchvision.models" if library == "torchvision" else "timm")
         except Exception as exc:  # noqa: BLE001 - e.g. torchvision built for another torch
             raise ScoreError(f"{library} is not importable here ({exc}); use a TorchScript file or module.py:factory")
-        model = module.get_model(name, weights=None) if library == "torchvision" else module.create_model(name)
+        pretrained = not weights and not random_weights
+        try:
+            if library == "torchvision":
+                model = module.get_model(name, weights="DEFAULT" if pretrained else None)
+            else:
+                model = module.create_model(name, pretrained=pretrained)
+        except Exception as exc:  # noqa: BLE001 - no network, unknown name, no weights published
+            if pretrained:
+                raise ScoreError(f"{spec}: the library's pretrained weights could not be had ({type(exc).__name__}: "
+                                 f"{exc}); give --weights FILE, or --random-weights to score it as initialised") \
+                    from None
+            raise ScoreError(f"{spec}: {type(exc).__name__}: {exc}") from None
     elif ":" in spec and spec.rsplit(":", 1)[0].endswith(".py"):
         path, factory = spec.rsplit(":", 1)
         if not Path(path).is_file():
@@ -38,8 +51,12 @@ def load_model(spec: str, weights: str | None = None):
         except RuntimeError as exc:
             raise ScoreError(f"{spec} is not a TorchScript file: {exc}") from None
     if weights:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+        try:
+            state = torch.load(weights, map_location="cpu", weights_only=True)
+            model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+        except (RuntimeError, OSError, KeyError, ValueError, TypeError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ScoreError(f"--weights {weights} do not fit the model {spec}: {first}") from None
     return model.eval()
 
 

@@ -31,8 +31,27 @@ def baseline_of(results_list: list[dict]) -> tuple[str, float | None]:
     return name, None if clean is None else 100 * clean
 
 
+def error_table(results_list: list[dict]) -> str:
+    """Without a baseline (CIFAR, Tiny ImageNet: the paper gives no AlexNet errors): the mean
+    top-1 error over severities per corruption, in percent, unnormalised."""
+    names = [n for n in corruption_names("all") if any(n in r["errors"] for r in results_list)]
+    out = ["### Top-1 error (%), mean over severities; no baseline to normalise by (give --baseline results.json)\n",
+           "| Network | Error | mean | " + " | ".join(SHORT[n] for n in names) + " |",
+           "|" + "---|" * (3 + len(names))]
+    for results in results_list:
+        means = {n: 100 * float(np.mean(list(results["errors"][n].values()))) for n in names if n in results["errors"]}
+        benchmark = [means[n] for n in corruption_names("benchmark") if n in means]
+        clean = None if results["clean_error"] is None else 100 * results["clean_error"]
+        out.append("| " + " | ".join([results["model"]["name"], _fmt(clean, 1), _fmt(np.mean(benchmark) if benchmark
+                                                                                    else None, 1)]
+                                     + [_fmt(means.get(n), 1) for n in names]) + " |")
+    return "\n".join(out) + "\n"
+
+
 def markdown_tables(results_list: list[dict]) -> str:
     """Rows like the paper's Table 1 (CE, mCE) and Table 2 (relative CE, relative mCE)."""
+    if results_list and results_list[0].get("baseline", "AlexNet") is None:
+        return error_table(results_list)
     names = corruption_names("benchmark")
     extras = [n for n in corruption_names("extra") if any(n in r["ce"] for r in results_list)]
     header = ["Network", "Error", "{m}"] + [SHORT[n] for n in names + extras]
@@ -71,16 +90,24 @@ def bar_chart(results_list: list[dict], path: Path) -> None:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    names = [n for n in corruption_names("all") if any(n in r["ce"] for r in results_list)]
+    normalised = results_list[0].get("baseline", "AlexNet") is not None
+    field = "ce" if normalised else "errors"
+    names = [n for n in corruption_names("all") if any(n in r[field] for r in results_list)]
     width = 0.8 / max(len(results_list), 1)
     figure, axes = plt.subplots(figsize=(max(8, 0.7 * len(names)), 4.2))
     x = np.arange(len(names))
     for index, results in enumerate(results_list):
-        axes.bar(x + index * width - 0.4 + width / 2, [results["ce"].get(n, np.nan) for n in names], width,
-                 label=f"{results['model']['name']} (mCE {_fmt(results['mce'], 1)})")
-    axes.axhline(100, color="black", linewidth=1, linestyle="--", label=f"{baseline_of(results_list)[0]} = 100")
+        if normalised:
+            values, label = [results["ce"].get(n, np.nan) for n in names], f"mCE {_fmt(results['mce'], 1)}"
+        else:
+            values = [100 * float(np.mean(list(results["errors"][n].values()))) if n in results["errors"] else np.nan
+                      for n in names]
+            label = "mean top-1 error"
+        axes.bar(x + index * width - 0.4 + width / 2, values, width, label=f"{results['model']['name']} ({label})")
+    if normalised:
+        axes.axhline(100, color="black", linewidth=1, linestyle="--", label=f"{baseline_of(results_list)[0]} = 100")
     axes.set_xticks(x, [SHORT[n] for n in names], rotation=45, ha="right")
-    axes.set_ylabel("Corruption Error (%)")
+    axes.set_ylabel("Corruption Error (%)" if normalised else "Top-1 error (%), mean over severities")
     axes.legend(fontsize=8)
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
