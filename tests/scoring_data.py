@@ -51,6 +51,14 @@ def bad_shape():
 
 def three_classes():
     return CodeReader(3)
+
+
+def not_finite():
+    class Broken(CodeReader):
+        def forward(self, x):
+            out = super().forward(x)
+            return out / (out.sum(dim=1, keepdim=True) - 1)  # 0 / 0 for every image
+    return Broken(1000)
 '''.replace("MEAN", repr(MEAN)).replace("STD", repr(STD))
 
 WNIDS = ("n01440764", "n02123045", "n07920052")  # class indices 0, 281, 967

@@ -181,7 +181,7 @@ def test_library_model_specs_load_or_fail_clearly(library):
     except Exception:  # noqa: BLE001 - e.g. the torchvision wheel here does not match the CPU torch
         importable = False
     if importable:
-        model = load_model(f"{library}:resnet18")
+        model = load_model(f"{library}:resnet18", random_weights=True)
         assert model(torch.zeros(1, 3, 224, 224)).shape == (1, 1000)
     else:
         with pytest.raises(ScoreError, match=f"{library} is not importable"):
@@ -300,3 +300,57 @@ def test_only_severity_folders_1_to_5_are_cells(workspace, tmp_path):
         shutil.copytree(tree / "fog" / "1", odd / "fog" / name)
     from pipeline.formats import open_data
     assert sorted(open_data(odd).cells()) == [("fog", s) for s in range(1, 6)]
+
+
+def test_nan_logits_are_an_error_naming_the_batch(workspace):
+    root, model, tree, clean = workspace
+    with pytest.raises(ScoreError, match=r"NaN or infinite values in batch 0 \(cell"):
+        score(f"{model}:not_finite", str(tree), config=cpu_config(optimize=False))
+
+
+def test_cifar_has_no_alexnet_baseline_and_needs_matching_classes(workspace, tmp_path):
+    root, model, _, _ = workspace
+    folder = fx.cifar_folder(tmp_path / "cifar", ["contrast", "fog"])
+    results = score(f"{model}:cifar", str(folder), out=str(tmp_path / "out"),
+                    config=cpu_config(input_size=32, resize=32), allow_partial=True)
+    assert results["baseline"] is None and results["ce"] == {} and results["mce"] is None
+    assert results["errors"]["fog"]["1"] == pytest.approx(len(fx.destroyed("fog", 1, 8)) / 8)
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert "AlexNet" not in report and "no baseline" in report
+    with pytest.raises(ScoreError, match="not N x 10 or N x 100"):
+        score(f"{model}:imagenet", str(folder), config=cpu_config(input_size=32, resize=32))
+    classes = tmp_path / "classes.txt"
+    classes.write_text("\n".join(f"c{i}" for i in range(1000)))
+    mapped = score(f"{model}:imagenet", str(folder), config=cpu_config(input_size=32, resize=32),
+                   classes_file=str(classes), allow_partial=True)
+    assert mapped["errors"] == results["errors"]
+
+
+def test_an_empty_severity_folder_is_refused_before_scoring_unless_partial(workspace, tmp_path):
+    import shutil
+    root, model, tree, clean = workspace
+    holed = tmp_path / "holed"
+    shutil.copytree(tree / "fog", holed / "fog")
+    for image in (holed / "fog" / "4").rglob("*.JPEG"):
+        image.unlink()
+    with pytest.raises(ScoreError, match="cells hold no images .*fog/4"):
+        score(f"{model}:imagenet", str(holed), out=str(tmp_path / "never"), config=cpu_config())
+    assert not (tmp_path / "never").exists()
+    results = score(f"{model}:imagenet", str(holed), config=cpu_config(), allow_partial=True)
+    assert "4" not in results["errors"]["fog"] and "fog/4" in results["missing"]
+
+
+def test_library_models_without_weights_are_refused_unless_random_weights_is_given():
+    from pipeline.scoring import load_model
+    try:
+        import torchvision.models  # noqa: F401
+        importable = True
+    except Exception:  # noqa: BLE001 - the registry's torchvision does not import with the CPU torch here
+        importable = False
+    if not importable:
+        with pytest.raises(ScoreError, match="not importable"):
+            load_model("torchvision:resnet18")
+        return
+    with pytest.raises(ScoreError, match="pretrained weights could not be had"):
+        load_model("torchvision:resnet18")  # no network here
+    assert load_model("torchvision:resnet18", random_weights=True) is not None
