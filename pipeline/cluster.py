@@ -62,7 +62,7 @@ def open_client(cluster: dict):
             dashboard = ":0" if importlib.util.find_spec("bokeh") else None
             manager = LocalCluster(n_workers=workers, threads_per_worker=cluster["threads_per_worker"],
                                    processes=True, memory_limit=cluster["memory_limit"],
-                                   dashboard_address=dashboard, silence_logs=40)
+                                   dashboard_address=dashboard, silence_logs=50)
         else:
             try:
                 import dask_jobqueue

@@ -369,6 +369,36 @@ def _space_message(plan: Plan, exc: OSError, done: int, total: int) -> str:
     return f"cannot write under {plan.out}: {exc.strerror or exc} ({exc.filename or ''}); fix that, then re-run"
 
 
+def _run(plan: Plan, client, stream, written: list) -> tuple[list[Key], dict, int]:
+    """Prepare, then produce and write every key not done yet; ``written`` follows progress."""
+    config = plan.config
+    finished = prepare(plan)
+    wanted = set(config["outputs"]["formats"])
+    todo = [k for k in plan.keys if not (k.id in finished and wanted <= set(finished[k.id]["outputs"]))]
+    per_key = len(plan.task.levels)
+    total = sum((k.stop - k.start) * per_key for k in plan.keys)
+    written[:] = [total - sum((k.stop - k.start) * per_key for k in todo), total]
+    records = dict(finished)
+    if todo:
+        digest = plan.identity_digest()
+        with open(plan.out / MANIFEST, "a") as manifest, progress(total, done=written[0], stream=stream) as bar:
+            def on_done(record):
+                _check_record(record, plan)
+                record["run"] = digest
+                manifest.write(json.dumps(record, sort_keys=True) + "\n")
+                manifest.flush()
+                os.fsync(manifest.fileno())
+                records[record["key"]] = record
+                rows = record["stop"] - record["start"]
+                # the bar counts corrupted images written: unreadable sources leave the total
+                bar.total -= (rows - record["images"]) * per_key
+                bar.update(record["images"] * per_key)
+                written[0] += rows * per_key
+
+            execute(plan, client, todo, on_done)
+    return todo, records, per_key
+
+
 def generate(config: dict, client=None, stream=sys.stderr) -> Summary:
     import contextlib
     import errno
@@ -390,32 +420,14 @@ def generate(config: dict, client=None, stream=sys.stderr) -> Summary:
             raise RunError(str(exc)) from None
         except OSError as exc:
             raise RunError(_space_message(plan, exc, 0, 1)) from None
-        finished = prepare(plan)
-        wanted = set(config["outputs"]["formats"])
-        todo = [k for k in plan.keys if not (k.id in finished and wanted <= set(finished[k.id]["outputs"]))]
-        per_key = len(plan.task.levels)
-        total = sum((k.stop - k.start) * per_key for k in plan.keys)
-        done_before = total - sum((k.stop - k.start) * per_key for k in todo)
-        records = dict(finished)
-        if todo:
-            digest = plan.identity_digest()
-            with open(plan.out / MANIFEST, "a") as manifest, progress(total, done=done_before, stream=stream) as bar:
-                def on_done(record):
-                    _check_record(record, plan)
-                    record["run"] = digest
-                    manifest.write(json.dumps(record, sort_keys=True) + "\n")
-                    manifest.flush()
-                    os.fsync(manifest.fileno())
-                    records[record["key"]] = record
-                    bar.update((record["stop"] - record["start"]) * per_key)
-
-                try:
-                    execute(plan, client, todo, on_done)
-                except OSError as exc:
-                    if exc.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT):
-                        raise RunError(_space_message(plan, exc, bar.n, total)) from None
-                    raise
-        failures, paths = finalise(plan, records)
+        written = [0, 1]  # images done, images in all
+        try:
+            todo, records, per_key = _run(plan, client, stream, written)
+            failures, paths = finalise(plan, records)
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EFBIG):
+                raise RunError(_space_message(plan, exc, *written)) from None
+            raise
     return Summary(plan.out, len(todo), len(plan.keys) - len(todo), len(plan.items),
                    sum(r["images"] for r in records.values()) * per_key, failures,
                    time.monotonic() - started, paths)

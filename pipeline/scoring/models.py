@@ -90,7 +90,7 @@ def optimise(model, example):
             return fast
         reason = "its outputs differ from the eager model's"
     except Exception as exc:  # noqa: BLE001 - any model tracing cannot handle runs eagerly
-        reason = f"{type(exc).__name__}: {exc}"
+        reason = f"{type(exc).__name__}: {(str(exc).strip().splitlines() or [''])[0][:200]}"
     warnings.warn(f"scoring the eager model: could not optimise it for inference ({reason})", stacklevel=2)
     return model
 

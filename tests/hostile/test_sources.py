@@ -481,3 +481,51 @@ def test_labels_file_anywhere_for_the_flat_layout(tmp_path, client):
         read_source("imagenet_flat", source)
     summary = run(source, tmp_path / "out", client, reader="imagenet_flat", labels=str(elsewhere))
     assert summary.failures == [] and len(list((tmp_path / "out" / "contrast").rglob("*.JPEG"))) == 3
+
+
+def test_an_image_that_kills_every_worker_it_reaches_becomes_a_reported_failure(tmp_path):
+    """Its shard kills workers on every try (out of memory); the shard is then loaded image by
+    image, the killer is reported and the run goes on."""
+    import dask
+    from distributed import Client, LocalCluster
+    source = fx.class_folders(tmp_path / "val", count=3)
+    reference = fx.class_folders(tmp_path / "reference", count=3)
+    Image.new("L", (20000, 20000), 40).save(source / fx.WNIDS[0] / "bomb.png")  # 400 MP, a small file
+    with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
+        with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                          memory_limit="600MiB", silence_logs=50) as cluster, Client(cluster) as small:
+            summary = run(source, tmp_path / "out", small, max_pixels=10**9, shard_size=4)
+            run(reference, tmp_path / "ref", small, shard_size=4)
+    assert [Path(f["path"]).name for f in summary.failures] == ["bomb.png"]
+    assert summary.failures[0]["reason"].startswith("KilledWorker")
+    assert outputs(tmp_path / "out") == outputs(tmp_path / "ref")
+
+
+def test_a_full_disk_stops_cleanly_and_resumes_to_identical_bytes(tmp_path):
+    """On a 150 KiB file system (a tmpfs in a private mount namespace): one error line saying
+    how much more is needed; after the space grows, the same command finishes with the bytes
+    of an uninterrupted run."""
+    import shlex
+    source = fx.class_folders(tmp_path / "val", count=6)
+    args = ["generate", "imagenet-c", "--source", str(source), "--workers", "1", "--shard-size", "1",
+            "--only", "contrast", "frost", "--severities", "2", "--variant", "imagenet"]
+    assert cli(*args, "--out", tmp_path / "reference").returncode == 0
+    mount, out = tmp_path / "small", tmp_path / "small" / "out"
+    mount.mkdir()
+    command = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "pipeline", *args, "--out", str(out)])
+    script = f"""
+        mount -t tmpfs -o size=150k tmpfs {mount} || exit 99
+        cd {ROOT}
+        PYTHONPATH={ROOT} {command} > {tmp_path}/first.out 2> {tmp_path}/first.err; echo $? > {tmp_path}/first.rc
+        mount -o remount,size=64m {mount}
+        PYTHONPATH={ROOT} {command} > {tmp_path}/second.out 2> {tmp_path}/second.err; echo $? > {tmp_path}/second.rc
+        cp -r {out} {tmp_path}/copied
+    """
+    done = subprocess.run(["unshare", "-rm", "sh", "-c", script], capture_output=True, text=True, timeout=600)
+    assert done.returncode != 99, f"no private tmpfs could be mounted here: {done.stderr}"
+    errors = [line for line in (tmp_path / "first.err").read_text().splitlines() if line.startswith("error:")]
+    assert (tmp_path / "first.rc").read_text().strip() == "2", (tmp_path / "first.err").read_text()
+    assert len(errors) == 1 and "no space left" in errors[0] and "re-run the same command" in errors[0]
+    assert "Traceback" not in (tmp_path / "first.err").read_text()
+    assert (tmp_path / "second.rc").read_text().strip() == "0", (tmp_path / "second.err").read_text()
+    assert outputs(tmp_path / "copied") == outputs(tmp_path / "reference")
