@@ -9,7 +9,8 @@ VARIANT ?= imagenet
 PHOTO ?= astronaut
 PREVIEW ?= .demo/preview-$(VARIANT)-$(PHOTO).png
 
-.PHONY: setup system-deps test test-all preview bench bench-pipeline bench-scoring demo score clean \
+.PHONY: setup system-deps test test-all preview bench bench-pipeline bench-scoring bench-publish demo score publish \
+	verify clean \
 	imagenet-c imagenet-c-inception imagenet-64-c tiny-imagenet-c cifar-10-c cifar-100-c
 
 $(VENV)/.installed: pyproject.toml
@@ -49,7 +50,10 @@ bench-pipeline: setup  ## end-to-end ms per source image, 1 and 2 workers, peak 
 bench-scoring: setup  ## scoring data path and loop against a naive loop shaped like ImageNet-C/test.py
 	$(PY) benchmarks/bench_scoring.py
 
-demo: setup  ## the main job on a sample of scikit-image photos: JPEG tree, Zarr store, preview
+bench-publish: setup  ## reproducible tarball writing against GNU tar cf
+	$(PY) benchmarks/bench_publish.py
+
+demo: setup  ## the main job on scikit-image's photos: generate, preview, score, publish, verify
 	$(PY) -m pipeline.demo
 
 # Scoring: make score MODEL=model.pt DATA=/data/imagenet-c [CLEAN=/data/val] [RESULTS=results/] [ARGS=...]
@@ -63,6 +67,15 @@ DATASETS := imagenet-c imagenet-c-inception imagenet-64-c tiny-imagenet-c cifar-
 $(DATASETS): setup
 	@test -n "$(SOURCE)" -a -n "$(OUT)" || { echo "usage: make $@ SOURCE=path OUT=path [ARGS='--workers N ...']"; exit 2; }
 	$(PY) -m pipeline generate $@ --source "$(SOURCE)" --out "$(OUT)" $(ARGS)
+
+# Releases: make publish OUT=/data/imagenet-c DIST=/data/release [ARGS="--compress gzip"]; make verify DIST=... [SOURCE=...]
+publish: setup
+	@test -n "$(OUT)" -a -n "$(DIST)" || { echo "usage: make publish OUT=path DIST=path [ARGS=...]"; exit 2; }
+	$(PY) -m pipeline publish "$(OUT)" --to "$(DIST)" $(ARGS)
+
+verify: setup
+	@test -n "$(DIST)" || { echo "usage: make verify DIST=path [SOURCE=path]"; exit 2; }
+	$(PY) -m pipeline verify "$(DIST)" $(if $(SOURCE),--source "$(SOURCE)") $(ARGS)
 
 clean:
 	rm -rf $(VENV) .demo .pytest_cache

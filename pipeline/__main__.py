@@ -83,6 +83,33 @@ def _report(args) -> int:
     return 0
 
 
+def _publish(args) -> int:
+    from .publish import PublishError, publish
+    try:
+        tarballs = publish(args.out, args.to, args.compress, args.workers, args.check)
+    except PublishError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for name, digest, size in tarballs:
+        print(f"{digest}  {name}  ({size / 2**20:.1f} MiB)")
+    print(f"release: {args.to} (SHA256SUMS, README.md, croissant.json, MEMBERS/, run.json)")
+    return 0
+
+
+def _verify(args) -> int:
+    from .publish import verify
+    from .readers import SourceError
+    try:
+        problems = verify(args.dist, args.source, args.sample)
+    except SourceError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    for problem in problems:
+        print(f"FAILED: {problem}", file=sys.stderr)
+    print("verified: everything holds" if not problems else f"{len(problems)} problems", file=sys.stderr)
+    return 1 if problems else 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m pipeline", description="ImageNet-C generation and scoring")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -127,6 +154,23 @@ def main(argv=None) -> int:
                     help="torchvision:/timm: models without --weights: score them randomly initialised (a smoke test) "
                          "instead of refusing when the library's pretrained weights cannot be had")
     sc.set_defaults(run=_score)
+
+    pub = commands.add_parser("publish", help="release tarballs in the official layout, SHA256SUMS, dataset card, "
+                              "Croissant metadata")
+    pub.add_argument("out", help="the OUT folder of a finished generate run")
+    pub.add_argument("--to", required=True, help="release folder (DIST)")
+    pub.add_argument("--compress", choices=["gzip"], help="gzip the tarballs (the official releases are plain tar)")
+    pub.add_argument("--workers", type=int, help="tarballs written at once (default: one per core)")
+    pub.add_argument("--check", action="store_true", help="hash every file on the way and stop at one that changed "
+                     "since generation (otherwise `verify` finds it)")
+    pub.set_defaults(run=_publish)
+
+    ver = commands.add_parser("verify", help="check a release: checksums, every member, counts; with --source, "
+                              "regenerate a sample and compare bytes")
+    ver.add_argument("dist", help="release folder written by `publish`")
+    ver.add_argument("--source", help="the clean validation set, to regenerate a sample from")
+    ver.add_argument("--sample", type=int, default=8, help="images to regenerate (a seeded choice; default 8)")
+    ver.set_defaults(run=_verify)
 
     rep = commands.add_parser("report", help="compare several results.json in one table and chart")
     rep.add_argument("results", nargs="+", help="results.json files written by `score`")

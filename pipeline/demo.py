@@ -3,7 +3,9 @@
 Builds a tiny validation set in class folders (real ImageNet wnids), runs the ``imagenet``
 configuration with all 19 corruptions x 5 severities on a local cluster of two worker
 processes, writes the JPEG tree, the Zarr store and a preview sheet, then scores the result
-with a small model built here (no weights can be downloaded) and prints the report's path.
+with a small model built here (no weights can be downloaded), publishes it (tarballs,
+SHA256SUMS, dataset card, Croissant metadata), verifies the release by regenerating a sample,
+and prints where everything is.
 """
 from __future__ import annotations
 
@@ -109,12 +111,17 @@ def main(argv=None) -> int:
                   "--out", str(results), "--workers", str(args.workers), "--name", "demo-nearest-colour"])
     if status:
         return status
+    dist = args.dir / "release"
+    status = cli(["publish", str(out), "--to", str(dist)]) or cli(["verify", str(dist), "--source", str(source)])
+    if status:
+        return status
     print("\ndemo outputs:")
     print(f"  sample validation set  {source.resolve()}")
     print(f"  JPEG tree              {out.resolve()}/<corruption>/<severity>/<wnid>/")
     print(f"  Zarr store             {(out / 'imagenet-c.zarr').resolve()}")
     print(f"  preview sheet          {sheet.resolve()}")
     print(f"  scores of a small model {(results / 'report.md').resolve()}")
+    print(f"  release (tarballs, SHA256SUMS, dataset card, Croissant)  {dist.resolve()}")
     return 0
 
 

@@ -1,0 +1,229 @@
+"""Releases: reproducible tarballs, SHA256SUMS, card, Croissant; verify and its failures."""
+from __future__ import annotations
+
+import io
+import json
+import shutil
+import tarfile
+from pathlib import Path
+
+import pytest
+
+from pipeline.engine import generate
+from pipeline.publish import PublishError, publish, verify
+from pipeline.runconfig import load_run_config
+
+from .. import sources as fx
+
+SETTINGS = {"corruptions": ["gaussian_noise", "glass_blur", "frost", "contrast", "saturate"], "severities": [1, 3],
+            "variant": "imagenet64"}
+
+
+@pytest.fixture(scope="module")
+def client():
+    from distributed import Client, LocalCluster
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=50) as cluster, Client(cluster) as connected:
+        yield connected
+
+
+def make_run(source, out, client, config="imagenet-c", **settings):
+    generate(load_run_config(config, [{"source": str(source), "out": str(out), **settings}]), client=client,
+             stream=io.StringIO())
+    return out
+
+
+@pytest.fixture(scope="module")
+def release(tmp_path_factory, client):
+    root = tmp_path_factory.mktemp("release")
+    source = fx.class_folders(root / "val", count=7)
+    out = make_run(source, root / "out", client, shard_size=3, **SETTINGS)
+    publish(out, root / "dist")
+    return root, source, out, root / "dist"
+
+
+def digests(dist: Path) -> str:
+    return (dist / "SHA256SUMS").read_text()
+
+
+def test_the_release_layout_card_and_croissant(release):
+    root, source, out, dist = release
+    assert sorted(p.name for p in dist.glob("*.tar")) == ["blur.tar", "digital.tar", "extra.tar", "noise.tar",
+                                                          "weather.tar"]
+    with tarfile.open(dist / "weather.tar") as archive:
+        files = [m for m in archive.getmembers() if m.isfile()]
+        assert {m.name.split("/")[0] for m in files} == {"frost"}
+        assert len(files) == 7 * 2 and all(m.mtime == files[0].mtime and m.uid == 0 and m.uname == "" and
+                                           m.mode == 0o644 for m in files)
+        assert [m.name for m in archive.getmembers()] == sorted(m.name for m in archive.getmembers())
+        for member in files:
+            assert archive.extractfile(member).read() == (out / member.name).read_bytes()
+    with tarfile.open(dist / "extra.tar") as archive:
+        assert {m.name.split("/")[0] for m in archive.getmembers()} == {"saturate"}
+    lines = digests(dist).splitlines()
+    assert {line.split("  ")[1] for line in lines} >= {"noise.tar", "README.md", "croissant.json", "run.json",
+                                                       "MEMBERS/noise.tar.sha256"}
+    card = (dist / "README.md").read_text()
+    for words in ("Hendrycks", "@inproceedings", "seed 0", "sha256sum -c SHA256SUMS", "python -m pipeline score",
+                  "terms of access", "in distribution", "| frost | 7 | 7 |", "numpy"):
+        assert words in card, words
+    records = croissant_records(dist, root / "cache")
+    assert len(records) == 5 * 2 * 7
+    assert {(r[0], r[1]) for r in records} == {(c, s) for c in SETTINGS["corruptions"] for s in (1, 3)}
+    assert {r[2] for r in records} == set(fx.WNIDS)
+    assert all(r[3] == [64, 64] for r in records)
+
+
+def croissant_records(dist: Path, cache: Path) -> list:
+    """The image record set as mlcroissant reads it from the tarballs (a fresh process and
+    cache: mlcroissant caches files by their relative URL)."""
+    import os
+    import subprocess
+    import sys
+    code = ("import json, sys, mlcroissant as mlc; d = mlc.Dataset(jsonld=sys.argv[1]); print(json.dumps("
+            "[[r['images/corruption'].decode(), r['images/severity'], r['images/wnid'].decode(), "
+            "list(r['images/image'].size)] for r in d.records('images')]))")
+    done = subprocess.run([sys.executable, "-c", code, str(dist / "croissant.json")], capture_output=True, text=True,
+                          env=dict(os.environ, CROISSANT_CACHE=str(cache)), check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def test_tarballs_are_reproducible_across_publishes_and_regenerations(release, tmp_path):
+    from distributed import Client, LocalCluster
+    root, source, out, dist = release
+    publish(out, tmp_path / "again", workers=1)
+    assert digests(tmp_path / "again") == digests(dist)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=50) as cluster, Client(cluster) as one:
+        regenerated = make_run(source, tmp_path / "regenerated", one, shard_size=2, **SETTINGS)
+    publish(regenerated, tmp_path / "dist2")
+    ours = {line.split("  ")[1]: line.split("  ")[0] for line in digests(dist).splitlines()}
+    theirs = {line.split("  ")[1]: line.split("  ")[0] for line in digests(tmp_path / "dist2").splitlines()}
+    assert all(ours[name] == theirs[name] for name in ours if name.endswith(".tar") or name.startswith("MEMBERS"))
+    # an interrupted publish (a half-written tarball left behind) re-run gives the same bytes
+    broken = tmp_path / "broken"
+    shutil.copytree(dist, broken)
+    (broken / "noise.tar").unlink()
+    (broken / ".noise.tar.part").write_bytes(b"half a tarball")
+    publish(out, broken)
+    assert digests(broken) == digests(dist) and not list(broken.glob(".*.part"))
+    gz1, gz2 = tmp_path / "gz1", tmp_path / "gz2"
+    publish(out, gz1, compress="gzip")
+    publish(out, gz2, compress="gzip", workers=1)
+    assert digests(gz1) == digests(gz2) and (gz1 / "noise.tar.gz").is_file()
+    assert verify(gz1, log=lambda *a: None) == []
+
+
+def test_verify_passes_and_regenerates_a_sample(release, tmp_path):
+    root, source, out, dist = release
+    lines = []
+    assert verify(dist, str(source), sample=12, log=lines.append) == []
+    assert any("regenerated 12 images" in line and "12 identical" in line for line in lines)
+    assert any(line.strip().startswith("frost") and "1: 7" in line for line in lines)
+    changed = tmp_path / "val"
+    shutil.copytree(source, changed)
+    from PIL import Image
+    for path in sorted(changed.rglob("*.JPEG")):
+        Image.open(path).rotate(90).save(path, quality=92)  # every source image now differs
+    problems = verify(dist, str(changed), sample=4, log=lambda *a: None)
+    assert len([p for p in problems if p.startswith("regeneration:") and "differs" in p]) == 4
+
+
+def _retar(dist: Path, name: str, edit) -> None:
+    """Rewrite a tarball with its members edited, and SHA256SUMS to match, so only the member
+    checks can see the change."""
+    import hashlib
+    with tarfile.open(dist / name) as archive:
+        members = [(m, archive.extractfile(m).read() if m.isfile() else None) for m in archive.getmembers()]
+    members = edit(members)
+    with tarfile.open(dist / name, "w", format=tarfile.GNU_FORMAT) as archive:
+        for info, data in members:
+            archive.addfile(info, io.BytesIO(data) if data is not None else None)
+    sums = dist / "SHA256SUMS"
+    digest = hashlib.sha256((dist / name).read_bytes()).hexdigest()
+    sums.write_text("".join(f"{digest}  {name}\n" if line.endswith(f"  {name}") else line + "\n"
+                            for line in sums.read_text().splitlines()))
+
+
+@pytest.mark.parametrize("damage, expected", [
+    ("flipped byte", "sha256 differs"),
+    ("missing member", "is missing"),
+    ("extra member", "extra member"),
+    ("renamed tarball", "listed in SHA256SUMS but missing"),
+    ("truncated tarball", "sha256 differs"),
+    ("bad SHA256SUMS line", "not '<sha256>  <file>'"),
+    ("member outside its folder", "outside its folder"),
+])
+def test_verify_names_each_kind_of_damage(release, tmp_path, damage, expected):
+    root, source, out, dist = release
+    broken = tmp_path / "dist"
+    shutil.copytree(dist, broken)
+    target = broken / "blur.tar"
+    if damage == "flipped byte":
+        data = bytearray(target.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        target.write_bytes(bytes(data))
+    elif damage == "missing member":
+        _retar(broken, "blur.tar", lambda members: [m for m in members if not m[0].name.endswith("00000002.JPEG")])
+    elif damage == "extra member":
+        def add(members):
+            info = tarfile.TarInfo("glass_blur/1/n01440764/intruder.JPEG")
+            info.size = 4
+            return members + [(info, b"evil")]
+        _retar(broken, "blur.tar", add)
+    elif damage == "renamed tarball":
+        target.rename(broken / "blurry.tar")
+    elif damage == "truncated tarball":
+        target.write_bytes(target.read_bytes()[:10000])
+    elif damage == "bad SHA256SUMS line":
+        sums = broken / "SHA256SUMS"
+        sums.write_text(sums.read_text() + "not a checksum line\n")
+    else:
+        def escape(members):
+            info = tarfile.TarInfo("../../escaped.JPEG")
+            info.size = 4
+            return members + [(info, b"evil")]
+        _retar(broken, "blur.tar", escape)
+    problems = verify(broken, log=lambda *a: None)
+    assert any(expected in p for p in problems), problems
+    if damage == "truncated tarball":
+        assert any("cannot be read to the end" in p for p in problems), problems
+    assert not (tmp_path / "escaped.JPEG").exists()
+
+
+def test_cifar_and_tiny_releases_have_their_official_layouts(tmp_path, client):
+    cifar = make_run(fx.cifar(tmp_path / "c", "cifar10", count=4), tmp_path / "cout", client, config="cifar-10-c",
+                     corruptions=["fog", "contrast"], shard_size=2)
+    publish(cifar, tmp_path / "cdist")
+    with tarfile.open(tmp_path / "cdist" / "CIFAR-10-C.tar") as archive:
+        names = [m.name for m in archive.getmembers() if m.isfile()]
+    assert names == ["CIFAR-10-C/contrast.npy", "CIFAR-10-C/fog.npy", "CIFAR-10-C/labels.npy"]
+    assert verify(tmp_path / "cdist", log=lambda *a: None) == []
+    import mlcroissant as mlc
+    mlc.Dataset(jsonld=str(tmp_path / "cdist" / "croissant.json"))
+    tiny = make_run(fx.tiny_imagenet(tmp_path / "t", count=3), tmp_path / "tout", client, config="tiny-imagenet-c",
+                    corruptions=["fog"], severities=[2])
+    publish(tiny, tmp_path / "tdist")
+    with tarfile.open(tmp_path / "tdist" / "Tiny-ImageNet-C.tar") as archive:
+        names = [m.name for m in archive.getmembers() if m.isfile()]
+    assert len(names) == 3 and all(n.startswith("Tiny-ImageNet-C/fog/2/n0") for n in names)
+
+
+def test_an_unfinished_run_is_not_published(release, tmp_path):
+    root, source, out, dist = release
+    partial = tmp_path / "partial"
+    shutil.copytree(out, partial)
+    lines = (partial / "manifest.jsonl").read_text().splitlines()
+    (partial / "manifest.jsonl").write_text("\n".join(lines[:-1]) + "\n")
+    with pytest.raises(PublishError, match="not finished"):
+        publish(partial, tmp_path / "never")
+    changed = tmp_path / "changed"
+    shutil.copytree(out, changed)
+    victim = next(changed.glob("frost/1/*/*.JPEG"))
+    victim.write_bytes(victim.read_bytes()[:-10])
+    with pytest.raises(PublishError, match="changed since it was generated"):
+        publish(changed, tmp_path / "never2", check=True)
+    publish(changed, tmp_path / "unchecked")  # without --check, verify finds the changed member
+    problems = verify(tmp_path / "unchecked", log=lambda *a: None)
+    assert any(victim.name in p and "differs from its listed sha256" in p for p in problems), problems
+    assert json.loads((dist / "run.json").read_text())["config"]["seed"] == 0
