@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 from pipeline.scoring import Normaliser, batches, evaluate, load_scoring_config, open_data, optimise, pick_device  # noqa: E402
 
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
@@ -120,6 +121,58 @@ def naive_loop(model, root: Path, device, workers: int, batch_size: int, passes:
     return len(loader.dataset)
 
 
+class _Quiet:
+    """A progress display that shows nothing."""
+
+    def update(self, count: int) -> None:
+        pass
+
+
+QUIET = _Quiet()
+
+
+def on_the_fly(tmp: Path, count: int, device, batch_size: int) -> None:
+    """ImageNet-C produced in the loader against scoring the generated JPEG tree of the same
+    source images (all 19 corruptions x 5 severities, quality-85 JPEG round trip)."""
+    import io
+
+    import cv2
+
+    from bench_pipeline import synthetic_validation_set
+    from pipeline.engine import generate
+    from pipeline.runconfig import load_run_config
+    from pipeline.scoring.on_the_fly import OnTheFly
+    workers = os.cpu_count() or 1
+    source = synthetic_validation_set(tmp / "fly-val", count)
+    config = load_run_config("imagenet-c", [{"source": str(source), "out": str(tmp / "fly-out"), "shard_size": 4,
+                                             "outputs": {"formats": ["jpeg"]}, "cluster": {"workers": workers}}])
+    generate(config, stream=io.StringIO())
+    fly = OnTheFly(load_run_config("imagenet-c", [{"source": str(source)}]), None)
+    cells = fly.cells()
+    settings = load_scoring_config(None, {"device": device.type, "batch_size": batch_size, "workers": 0})
+    produced = fly.produced_batches(cells, settings)
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    produced[0]  # numba and tables compiled before timing
+    per_core = rate(lambda: [produced[i] for i in range(count)], count * len(cells))
+    print(f"on the fly: {count} ImageNet-sized source images x {len(cells)} corrupted images each")
+    print(f"  produced in the loader, one core (decode, kernels, JPEG encode + decode): {per_core:7.0f} images/s "
+          f"(target >= 400)")
+    torch.set_num_threads(workers)
+    model = resnet18().to(device).to(memory_format=torch.channels_last)
+    settings = load_scoring_config(None, {"device": device.type, "batch_size": batch_size, "workers": workers})
+    normalise = Normaliser(settings, device)
+    model = optimise(model, normalise(torch.zeros(2, 224, 224, 3, dtype=torch.uint8)))
+    tree = open_data(tmp / "fly-out", None)
+    total = count * len(cells)
+    loop = {"materialised JPEG tree": rate(lambda: evaluate(model, tree, cells, settings, device, normalise, QUIET),
+                                           total),
+            "on the fly": rate(lambda: evaluate(model, fly, cells, settings, device, normalise, QUIET), total)}
+    print(f"  whole loop, ResNet-18-sized model (frozen, channels_last), {workers} loader workers:")
+    for name, value in loop.items():
+        print(f"    {name:<28} {value:8.1f} images/s")
+
+
 def rate(function, count: int) -> float:
     start = time.perf_counter()
     function()
@@ -133,6 +186,7 @@ def main() -> None:
     parser.add_argument("--passes", type=int, default=1, help="times the loop reads its images")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--fly-images", type=int, default=8, help="source images for the on-the-fly lines (0: none)")
     args = parser.parse_args()
     device = pick_device(args.device)
     workers = os.cpu_count() or 1
@@ -177,9 +231,9 @@ def main() -> None:
             if optimize:
                 net = optimise(net, normalise(torch.zeros(2, 224, 224, 3, dtype=torch.uint8)))
             for name, data in (("JPEG tree", open_data(small_tree, None)), ("Zarr", open_data(small_store, None))):
-                evaluate(net, data, cell, dict(settings, workers=0), device, normalise, lambda n: None)  # warm
+                evaluate(net, data, cell, dict(settings, workers=0), device, normalise, QUIET)  # warm
                 loop[f"ours, {name}, {label}"] = rate(
-                    lambda: evaluate(net, data, loop_cells, settings, device, normalise, lambda n: None), looped)
+                    lambda: evaluate(net, data, loop_cells, settings, device, normalise, QUIET), looped)
         model = model.to(memory_format=torch.contiguous_format)
         naive_loop(model, small_tree / "fog" / "3", device, 0, args.batch_size)  # warm
         baseline = rate(lambda: naive_loop(model, small_tree / "fog" / "3", device, workers, args.batch_size,
@@ -189,6 +243,8 @@ def main() -> None:
             print(f"  {name:<58} {value:8.1f} images/s  {value / baseline:4.2f}x")
         print(f"targets: data path >= {TARGET_DATA_RATE:.0f} images/s per core (224 px); "
               f"whole loop >= {TARGET_LOOP_RATIO}x the naive loop on the same device")
+        if args.fly_images:
+            on_the_fly(Path(tmp), args.fly_images, device, args.batch_size)
 
 
 if __name__ == "__main__":

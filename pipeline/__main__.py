@@ -51,12 +51,34 @@ def _generate(args) -> int:
 
 def _score(args) -> int:
     from .scoring import DataError, ScoreError, load_scoring_config, score
+    if (args.data is None) == (args.on_the_fly is None):
+        print("error: give --data PATH (a generated benchmark) or --on-the-fly CONFIG with --clean VAL", file=sys.stderr)
+        return 2
+    on_the_fly = None
+    try:
+        if args.on_the_fly is not None:
+            if not args.clean:
+                raise ScoreError("--on-the-fly needs --clean VAL: the clean source, read as the run config's reader "
+                                 "reads it")
+            overrides = [{"source": args.clean}]
+            for key, value in (("seed", args.seed), ("variant", args.variant)):
+                if value is not None:
+                    overrides.append({key: value})
+            if args.only:
+                overrides.append({"corruptions": list(args.only)})
+            if args.severities:
+                overrides.append({"severities": list(args.severities)})
+            on_the_fly = load_run_config(args.on_the_fly, overrides)
+    except (ScoreError, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         config = load_scoring_config(args.config, {"batch_size": args.batch_size, "workers": args.workers,
                                                    "device": args.device, "amp": args.amp,
                                                    "baseline": args.baseline})
         results = score(args.model, args.data, args.clean, args.out, args.weights, config, args.classes,
-                        args.allow_partial, name=args.name, random_weights=args.random_weights)
+                        args.allow_partial, name=args.name, random_weights=args.random_weights,
+                        on_the_fly=on_the_fly)
     except (ScoreError, DataError, ConfigError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -138,7 +160,13 @@ def main(argv=None) -> int:
                     help="TorchScript file, module.py:factory, torchvision:NAME or timm:NAME")
     sc.add_argument("--weights", help="state dict to load into the model")
     sc.add_argument("--name", help="the model's name in reports (default: from --model)")
-    sc.add_argument("--data", required=True, help="ImageNet-C JPEG tree, our Zarr store, or a CIFAR-10-C folder")
+    sc.add_argument("--data", help="ImageNet-C JPEG tree, our Zarr store, or a CIFAR-10-C folder")
+    sc.add_argument("--on-the-fly", metavar="CONFIG", help="no --data: produce the benchmark of this run config "
+                    "(imagenet-c, cifar-10-c, ...) in the loader from --clean, byte for byte as `generate` writes it")
+    sc.add_argument("--only", nargs="+", metavar="CORRUPTION", help="--on-the-fly: only these corruptions")
+    sc.add_argument("--severities", nargs="+", type=int, metavar="S", help="--on-the-fly: only these severities")
+    sc.add_argument("--seed", type=int, help="--on-the-fly: the root seed (default the run config's, 0)")
+    sc.add_argument("--variant", help="--on-the-fly: another variant than the run config's")
     sc.add_argument("--clean", help="clean validation set in class folders (for the clean error and relative CE)")
     sc.add_argument("--out", help="results folder: results.json, results.csv, report.md, ce.png")
     sc.add_argument("--config", help="scoring YAML (default configs/scoring.yaml)")

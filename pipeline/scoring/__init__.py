@@ -49,7 +49,9 @@ def default_classes(num_outputs: int, data) -> list[str] | None:
 def score(model_spec: str, data_path: str, clean_path: str | None = None, out: str | None = None,
           weights: str | None = None, config: dict | None = None, classes_file: str | None = None,
           allow_partial: bool = False, stream=sys.stderr, name: str | None = None,
-          random_weights: bool = False) -> dict:
+          random_weights: bool = False, on_the_fly: dict | None = None) -> dict:
+    """Score ``model_spec`` on the data at ``data_path`` or, with ``on_the_fly`` (a resolved run
+    config whose ``source`` is the clean set), on the benchmark produced in the loader."""
     import torch
     config = config or load_scoring_config()
     device = pick_device(config["device"])
@@ -60,7 +62,14 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     classes = Path(classes_file).read_text().split() if classes_file else None
-    data = open_data(data_path, classes, allow_partial)
+    if on_the_fly is not None:
+        from .on_the_fly import OnTheFly
+        data = OnTheFly(on_the_fly, classes)
+        data_path = data.source.root
+        if clean_path is None and on_the_fly["reader"] == "imagenet_folders":
+            clean_path = data.source.root  # the clean set is the source itself
+    else:
+        data = open_data(data_path, classes, allow_partial)
     cells = data.cells()
     if not cells:
         raise DataError(f"{data_path}: no corruption cells found")
@@ -82,7 +91,7 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
                          "--classes (one class name per output) to map its outputs")
     if classes is None:
         classes = default_classes(num_classes, data)
-        if classes is not None and data.classes is None:
+        if classes is not None and data.classes is None and on_the_fly is None:
             data = open_data(data_path, classes, allow_partial)
     if classes is not None and len(classes) != num_classes:
         raise ScoreError(f"the model has {num_classes} outputs but the class list has {len(classes)}")
@@ -114,7 +123,8 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
                   "weights_sha256": _sha256(weights) if weights else None,
                   "spec_sha256": _sha256(model_spec) if Path(model_spec).is_file() else None},
         "data": {"path": str(Path(data_path).resolve()), "kind": data.kind, "images": counts,
-                 "clean": str(Path(clean_path).resolve()) if clean_path else None, "unreadable": unreadable},
+                 "clean": str(Path(clean_path).resolve()) if clean_path else None, "unreadable": unreadable,
+                 **({"on_the_fly": data.identity()} if on_the_fly is not None else {})},
         "device": str(device), "seconds": round(seconds, 3), "images_per_second": round(total / max(seconds, 1e-9), 1),
         "clean_error": clean_error, "errors": errors, **summary,
     }

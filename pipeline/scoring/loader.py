@@ -21,10 +21,10 @@ _READ_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
-def plain_jpeg(data: bytes) -> bool:
+def plain_jpeg(data) -> bool:
     """An 8-bit JPEG of 1 or 3 components: those OpenCV decodes to exactly PIL's pixels (both
     are libjpeg-turbo). Anything else (CMYK JPEGs, PNGs, 16-bit files) is decoded by PIL."""
-    if data[:2] != b"\xff\xd8":
+    if len(data) < 4 or data[0] != 0xFF or data[1] != 0xD8:
         return False
     i = 2
     while i + 4 <= len(data):
@@ -53,7 +53,7 @@ def decode_rgb(path: str) -> np.ndarray:
         data = np.fromfile(path, np.uint8)
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc}") from None
-    if plain_jpeg(data[:65536].tobytes()):
+    if plain_jpeg(memoryview(data)):
         flags = (_READ_RGB if _READ_RGB is not None else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
         try:
             image = cv2.imdecode(data, flags)
@@ -80,7 +80,12 @@ def decode(path: str, input_size: int, resize: int) -> np.ndarray:
     """RGB uint8 as the generator decodes it, resized (shorter side, bilinear) and
     centre-cropped unless already square at size. Any file that cannot be read or decoded
     raises ``DataError`` naming it."""
-    image = decode_rgb(path)
+    return fit(decode_rgb(path), input_size, resize)
+
+
+def fit(image: np.ndarray, input_size: int, resize: int) -> np.ndarray:
+    """An RGB image at the model's input size: as it is if already input_size square, else
+    resized (shorter side to ``resize``, bilinear) and centre-cropped, as ImageNet-C/test.py."""
     height, width = image.shape[:2]
     if (height, width) != (input_size, input_size):
         from PIL import Image
@@ -167,7 +172,9 @@ def batches(data: Reader, cells: list, config: dict, pin: bool, unreadable: list
     first one raises ``DataError``."""
     import torch
     workers = config["workers"] if config["workers"] is not None else (os.cpu_count() or 1)
-    if data.files(cells[0]) is None:
+    if hasattr(data, "produced_batches"):  # corrupted in the loader (on the fly)
+        dataset = data.produced_batches(cells, config)
+    elif data.files(cells[0]) is None:
         dataset = _SliceBatches(data, [(position, cell, start, stop) for position, cell in enumerate(cells)
                                        for start, stop in data.slices(cell, config["batch_size"])])
         workers = workers if pin else 0
