@@ -138,8 +138,9 @@ def main(argv=None) -> int:
     gen = commands.add_parser("generate", help="materialise a corrupted dataset from a run config")
     gen.add_argument("config", help="run config: a shipped one by name (imagenet-c, imagenet-c-inception, "
                      "imagenet-64-c, tiny-imagenet-c, cifar-10-c, cifar-100-c) or a YAML path")
-    gen.add_argument("--source", help="the validation set (folder or tar, as the config's reader expects)")
-    gen.add_argument("--out", help="output folder")
+    gen.add_argument("--source", help="the validation set (folder or tar, as the config's reader expects); "
+                     "required unless the run config sets `source`")
+    gen.add_argument("--out", help="output folder; required unless the run config sets `out`")
     gen.add_argument("--labels", help="LOC_val_solution.csv for the flat and tar layouts, where it is not beside "
                      "the source")
     gen.add_argument("--scheduler", help="address of a running Dask scheduler, e.g. tcp://10.0.0.1:8786")
