@@ -11,9 +11,8 @@ from typing import Mapping
 
 import numpy as np
 
-from corruptions import corruption_names
+from corruptions import SEVERITIES, corruption_names
 
-SEVERITIES = (1, 2, 3, 4, 5)
 
 # AlexNet's top-1 error on clean ImageNet validation (the paper).
 ALEXNET_CLEAN_ERROR = 0.435

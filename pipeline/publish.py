@@ -24,6 +24,7 @@ from pathlib import Path
 from corruptions import CORRUPTIONS
 
 from .files import atomic_write_bytes, sha256
+from .formats.common import LEVEL_NAMES
 
 MTIME = 1546300800  # 2019-01-01T00:00:00Z, the benchmark's year: one fixed time for every member
 CHUNK = 1 << 20
@@ -492,7 +493,7 @@ def verify(dist: str | os.PathLike, source: str | None = None, sample: int = 8, 
                     seen.add(info.name)
                     published[info.name] = digest
                     parts = info.name.split("/")
-                    if len(parts) >= 4 and parts[-3] in LEVEL_WORDS:
+                    if len(parts) >= 4 and parts[-3] in LEVEL_NAMES:
                         key = (parts[-4], parts[-3])
                         counts[key] = counts.get(key, 0) + 1
                 end = archive.offset
@@ -510,13 +511,10 @@ def verify(dist: str | os.PathLike, source: str | None = None, sample: int = 8, 
     if counts:
         log("images per corruption and severity:")
         for name in sorted({c for c, _ in counts}):
-            log(f"  {name:18s} " + "  ".join(f"{s}: {counts.get((name, s), 0)}" for s in LEVEL_WORDS))
+            log(f"  {name:18s} " + "  ".join(f"{s}: {counts.get((name, s), 0)}" for s in LEVEL_NAMES))
     if source is not None and not problems:
         problems += audit(dist, source, published, sample, log)
     return problems
-
-
-LEVEL_WORDS = ("1", "2", "3", "4", "5")
 
 
 def audit(dist: Path, source: str, published: dict[str, str], sample: int, log) -> list[str]:

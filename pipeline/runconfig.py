@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 from dask.utils import parse_bytes
 
-from corruptions import corruption_names, variant_names
+from corruptions import SEVERITIES, corruption_names, variant_names
 from corruptions.registry import GROUPS
 from corruptions.settings import (ConfigError, Settings, checked, flag, integer, listed, mapping, one_of, text,
                                   validate)
@@ -89,7 +89,7 @@ class RunConfig(Settings):
     variant: one_of(variant_names()) = "imagenet"
     corruptions: checked(f"one of {', '.join(GROUPS)} or a list of distinct names among "
                          f"{', '.join(corruption_names('all'))}", _names) = "all"
-    severities: listed((1, 2, 3, 4, 5), "a list of distinct values among 1, 2, 3, 4, 5") = (1, 2, 3, 4, 5)
+    severities: listed(SEVERITIES, "a list of distinct values among 1, 2, 3, 4, 5") = SEVERITIES
     seed: integer("a non-negative integer", 0) = 0
     shard_size: integer("a positive integer", 1) = 64
     allow_failures: flag() = False

@@ -12,13 +12,15 @@ from pathlib import Path
 
 import numpy as np
 
+from corruptions import SEVERITIES
+
 from ..files import atomic_write_bytes, inside, sha256
 from .common import DataError
 from .common import Reader as BaseReader
 
 DIMS = ("severity", "image", "y", "x", "channel")
 LEVELS_FILE = "severities.json"
-OFFICIAL_LEVELS = (1, 2, 3, 4, 5)
+OFFICIAL_LEVELS = SEVERITIES  # what the official files hold
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-LEVEL_NAMES = ("1", "2", "3", "4", "5")  # severity folders and array names: exactly these
+from corruptions import SEVERITIES
+
+LEVEL_NAMES = tuple(map(str, SEVERITIES))  # severity folders and array names: exactly these
 
 
 class DataError(ValueError):
