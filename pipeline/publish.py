@@ -31,6 +31,8 @@ CHUNK = 1 << 20
 SUMS, CARD, CROISSANT, MEMBERS, RUN = "SHA256SUMS", "README.md", "croissant.json", "MEMBERS", "run.json"
 # runs published as one tarball under a top folder, as their official releases are
 SINGLE_RELEASES = {"cifar-10-c": "CIFAR-10-C", "cifar-100-c": "CIFAR-100-C", "tiny-imagenet-c": "Tiny-ImageNet-C"}
+TITLES = {"imagenet-c": "ImageNet-C", "imagenet-c-inception": "ImageNet-C (Inception-sized, 299 x 299)",
+          "imagenet-64-c": "ImageNet 64x64-C", **SINGLE_RELEASES}
 CITATION = """@inproceedings{hendrycks2019robustness,
   title={Benchmarking Neural Network Robustness to Common Corruptions and Perturbations},
   author={Dan Hendrycks and Thomas Dietterich},
@@ -262,7 +264,7 @@ def _counts(members: dict[str, list[Member]], single: bool) -> dict[tuple[str, s
 def dataset_card(run: dict, tarballs: list[tuple[str, str, int]], counts: dict, failures: int) -> str:
     config, identity = run["config"], run["identity"]
     names, levels = config["corruptions"], config["severities"]
-    title = SINGLE_RELEASES.get(config["name"], config["name"])
+    title = TITLES.get(config["name"], config["name"])
     rows = ["| corruption | " + " | ".join(f"severity {s}" for s in levels) + " |",
             "|---|" + "---|" * len(levels)]
     rows += [f"| {n} | " + " | ".join(str(counts.get((n, str(s)), "-")) for s in levels) + " |" for n in names]
@@ -350,7 +352,7 @@ def croissant(run: dict, tarballs: list[tuple[str, str, int]], single: bool, npy
     except ImportError:
         raise PublishError("Croissant metadata need mlcroissant: pip install 'imagenet-c-generator[publish]'") from None
     config = run["config"]
-    title = SINGLE_RELEASES.get(config["name"], config["name"])
+    title = TITLES.get(config["name"], config["name"])
     archives = [mlc.FileObject(id=name, name=name, content_url=name, content_size=f"{size} B", sha256=digest,
                                encoding_formats=["application/x-tar" if name.endswith(".tar") else "application/gzip"])
                 for name, digest, size in tarballs]
