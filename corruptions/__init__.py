@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import SEVERITIES, Variant, load_variant, load_variant_file, variant_names
-from .registry import CORRUPTIONS, corruption_names, get, registered
+from .registry import CORRUPTIONS, corruption_names, get
 from .seeding import rng_for
 from .settings import ConfigError
 

@@ -16,11 +16,6 @@ def to_unit(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32) * np.float32(1 / 255)
 
 
-def to_uint8(values: np.ndarray) -> np.ndarray:
-    """The originals' quantisation: ``np.uint8`` of a [0, 255]-clipped float, i.e. truncation."""
-    return np.clip(values, 0, 255).astype(np.uint8)
-
-
 def unit_to_uint8(values: np.ndarray) -> np.ndarray:
     """``np.uint8(np.clip(x, 0, 1) * 255)`` for x on the [0, 1] scale."""
     return (np.clip(values, 0, 1) * 255).astype(np.uint8)

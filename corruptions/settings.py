@@ -166,7 +166,6 @@ NONNEGATIVE = number("a number >= 0", low=0)
 FRACTION = number("a number from 0 to 1", low=0, high=1)
 NUMBER = number()
 POSITIVE_INT = integer("a positive integer", low=1)
-NONNEGATIVE_INT = integer("an integer >= 0", low=0)
 ANGLE_RANGE = numbers(2, "two numbers [low, high] with low <= high (degrees)", ordered=True)
 RGB = numbers(3, "three integers from 0 to 255 (R, G, B)", each=lambda v: isinstance(v, int) and 0 <= v <= 255)
 ODD_SIZE = Annotated[Any, _expect("a positive odd integer", lambda v: v if _is_int(v) and v > 0 and v % 2 else None)]

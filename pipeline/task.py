@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol, Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 
@@ -82,6 +82,3 @@ def shard_keys(names: Sequence[str], count: int, shard_size: int) -> list[Key]:
     shards = range(-(-count // shard_size))
     return [Key(name, s, s * shard_size, min((s + 1) * shard_size, count)) for s in shards for name in names]
 
-
-def describe_levels(levels: Mapping | Sequence) -> str:
-    return ", ".join(map(str, levels))

@@ -17,6 +17,7 @@ from . import cifar_npy, jpeg_tree, zarr_store
 from .common import DataError, Files, Reader
 
 FORMATS = {"jpeg": jpeg_tree, "zarr": zarr_store, "cifar_npy": cifar_npy}
+__all__ = ["FORMATS", "Writer", "open_data", "DataError", "Files", "Reader", "cifar_npy", "jpeg_tree", "zarr_store"]
 
 
 class Writer(Protocol):

@@ -19,8 +19,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from .. import metrics
 from ..formats import DataError, open_data
 from ..progress import progress

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..formats import DataError, Files
+from ..formats import DataError
 from ..formats.common import Reader
 from ..formats.jpeg_tree import list_folder
 
