@@ -14,7 +14,7 @@ from .runconfig import load_run_config, parse_override
 
 
 def _generate(args) -> int:
-    from .engine import RunError, generate
+    from .engine import generate
     overrides = []
     for key, value in (("source", args.source), ("out", args.out), ("seed", args.seed),
                        ("shard_size", args.shard_size), ("variant", args.variant), ("labels", args.labels)):
@@ -32,13 +32,9 @@ def _generate(args) -> int:
         overrides.append({"cluster": {"workers": args.workers, "jobs": args.workers}})
     if args.allow_failures:
         overrides.append({"allow_failures": True})
-    try:
-        overrides = [parse_override(text) for text in args.set or []] + overrides
-        config = load_run_config(args.config, overrides)
-        summary = generate(config)
-    except (ConfigError, SourceError, RunError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    overrides = [parse_override(text) for text in args.set or []] + overrides
+    config = load_run_config(args.config, overrides)
+    summary = generate(config)
     print(f"done in {summary.seconds:.1f} s: {summary.units_run} units run, {summary.units_skipped} already done; "
           f"{summary.images} source images, {summary.outputs_written} corrupted images")
     for path in summary.paths:
@@ -50,39 +46,26 @@ def _generate(args) -> int:
 
 
 def _score(args) -> int:
-    from .scoring import DataError, ScoreError, load_scoring_config, score
+    from .scoring import ScoreError, load_scoring_config, markdown_tables, score
     if (args.data is None) == (args.on_the_fly is None):
-        print("error: give --data PATH (a generated benchmark) or --on-the-fly CONFIG with --clean VAL", file=sys.stderr)
-        return 2
+        raise ScoreError("give --data PATH (a generated benchmark) or --on-the-fly CONFIG with --clean VAL")
     on_the_fly = None
-    try:
-        if args.on_the_fly is not None:
-            if not args.clean:
-                raise ScoreError("--on-the-fly needs --clean VAL: the clean source, read as the run config's reader "
-                                 "reads it")
-            overrides = [{"source": args.clean}]
-            for key, value in (("seed", args.seed), ("variant", args.variant)):
-                if value is not None:
-                    overrides.append({key: value})
-            if args.only:
-                overrides.append({"corruptions": list(args.only)})
-            if args.severities:
-                overrides.append({"severities": list(args.severities)})
-            on_the_fly = load_run_config(args.on_the_fly, overrides)
-    except (ScoreError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    try:
-        config = load_scoring_config(args.config, {"batch_size": args.batch_size, "workers": args.workers,
-                                                   "device": args.device, "amp": args.amp,
-                                                   "baseline": args.baseline})
-        results = score(args.model, args.data, args.clean, args.out, args.weights, config, args.classes,
-                        args.allow_partial, name=args.name, random_weights=args.random_weights,
-                        on_the_fly=on_the_fly)
-    except (ScoreError, DataError, ConfigError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    from .scoring import markdown_tables
+    if args.on_the_fly is not None:
+        if not args.clean:
+            raise ScoreError("--on-the-fly needs --clean VAL: the clean source, read as the run config's reader reads it")
+        overrides = [{"source": args.clean}]
+        for key, value in (("seed", args.seed), ("variant", args.variant)):
+            if value is not None:
+                overrides.append({key: value})
+        if args.only:
+            overrides.append({"corruptions": list(args.only)})
+        if args.severities:
+            overrides.append({"severities": list(args.severities)})
+        on_the_fly = load_run_config(args.on_the_fly, overrides)
+    config = load_scoring_config(args.config, {"batch_size": args.batch_size, "workers": args.workers,
+                                               "device": args.device, "amp": args.amp, "baseline": args.baseline})
+    results = score(args.model, args.data, args.clean, args.out, args.weights, config, args.classes,
+                    args.allow_partial, name=args.name, random_weights=args.random_weights, on_the_fly=on_the_fly)
     print(markdown_tables([results]))
     if args.out:
         print(f"results: {args.out}/results.json, results.csv, report.md, ce.png")
@@ -96,22 +79,14 @@ def _score(args) -> int:
 
 
 def _report(args) -> int:
-    from .scoring import ScoreError, compare
-    try:
-        print(compare(args.results, args.out))
-    except ScoreError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    from .scoring import compare
+    print(compare(args.results, args.out))
     return 0
 
 
 def _publish(args) -> int:
-    from .publish import PublishError, publish
-    try:
-        tarballs = publish(args.out, args.to, args.compress, args.workers, args.check)
-    except PublishError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    from .publish import publish
+    tarballs = publish(args.out, args.to, args.compress, args.workers, args.check)
     for name, digest, size in tarballs:
         print(f"{digest}  {name}  ({size / 2**20:.1f} MiB)")
     print(f"release: {args.to} (SHA256SUMS, README.md, croissant.json, MEMBERS/, run.json)")
@@ -120,16 +95,21 @@ def _publish(args) -> int:
 
 def _verify(args) -> int:
     from .publish import verify
-    from .readers import SourceError
-    try:
-        problems = verify(args.dist, args.source, args.sample)
-    except SourceError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    problems = verify(args.dist, args.source, args.sample)
     for problem in problems:
         print(f"FAILED: {problem}", file=sys.stderr)
     print("verified: everything holds" if not problems else f"{len(problems)} problems", file=sys.stderr)
     return 1 if problems else 0
+
+
+def user_errors() -> tuple[type, ...]:
+    """The errors that are a user's mistake (a config, a source, a model, data, a release):
+    one `error:` line and exit status 2, never a traceback."""
+    from .engine import RunError
+    from .formats import DataError
+    from .publish import PublishError
+    from .scoring import ScoreError
+    return ConfigError, SourceError, RunError, DataError, ScoreError, PublishError
 
 
 def main(argv=None) -> int:
@@ -219,6 +199,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted; re-run the same command to resume", file=sys.stderr, flush=True)
         return 130
+    except user_errors() as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     finally:
         if threading.current_thread() is threading.main_thread():
             signal.signal(signal.SIGINT, previous)

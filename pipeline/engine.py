@@ -12,8 +12,12 @@ skips them.
 """
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import json
 import os
+import shutil
 import sys
 import time
 from collections import defaultdict
@@ -91,7 +95,6 @@ class Plan:
                 "jpeg": config["outputs"]["jpeg"], "zarr": config["outputs"]["zarr"], "versions": self.versions}
 
     def identity_digest(self) -> str:
-        import hashlib
         return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()
 
 
@@ -357,8 +360,6 @@ def _check_record(record: dict, plan: Plan) -> None:
 
 
 def _space_message(plan: Plan, exc: OSError, done: int, total: int) -> str:
-    import errno
-    import shutil
     if exc.errno == errno.ENOSPC:
         written = sum(p.stat().st_size for p in plan.out.rglob("*") if p.is_file())
         free = shutil.disk_usage(plan.out).free
@@ -400,8 +401,6 @@ def _run(plan: Plan, client, stream, written: list) -> tuple[list[Key], dict, in
 
 
 def generate(config: dict, client=None, stream=sys.stderr) -> Summary:
-    import contextlib
-    import errno
     started = time.monotonic()
     plan = plan_run(config)
     with contextlib.ExitStack() as stack:

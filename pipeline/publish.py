@@ -25,6 +25,8 @@ from corruptions import CORRUPTIONS
 
 from .files import atomic_write_bytes, sha256
 from .formats.common import LEVEL_NAMES
+from .formats.jpeg_tree import parse_path, relative_path
+from .imagenet_c import task_from_config
 
 MTIME = 1546300800  # 2019-01-01T00:00:00Z, the benchmark's year: one fixed time for every member
 CHUNK = 1 << 20
@@ -72,8 +74,7 @@ def plan_release(out: Path) -> tuple[dict, dict[str, list[Member]]]:
     if not records:
         raise PublishError(f"{out}: {MANIFEST} lists no finished keys")
     names = config["corruptions"]
-    expected = {f"{name}/{shard:06d}" for name in names
-                for shard in range(-(-run["identity"]["images"] // config["shard_size"]))}
+    expected = {key.id for key in task_from_config(config).keys(run["identity"]["images"], config["shard_size"])}
     missing = sorted(expected - set(records))
     if missing:
         raise PublishError(f"{out}: the run is not finished ({len(missing)} keys missing, e.g. {missing[0]}); "
@@ -251,13 +252,15 @@ def _file_sha256(path: Path) -> str:
 
 # ---------------------------------------------------------------- card and Croissant
 
-def _counts(members: dict[str, list[Member]], single: bool) -> dict[tuple[str, str], int]:
+def _counts(members: dict[str, list[Member]]) -> dict[tuple[str, str], int]:
+    """Images per (corruption, severity) among the members of a JPEG release."""
     counts: dict[tuple[str, str], int] = {}
     for group in members.values():
         for member in group:
-            parts = member.name.split("/")[1 if single else 0:]
-            if len(parts) == 4:
-                counts[(parts[0], parts[1])] = counts.get((parts[0], parts[1]), 0) + 1
+            parsed = parse_path(member.name)
+            if parsed is not None:
+                key = (parsed[0], str(parsed[1]))
+                counts[key] = counts.get(key, 0) + 1
     return counts
 
 
@@ -422,7 +425,7 @@ def publish(out: str | os.PathLike, dist: str | os.PathLike, compress: str | Non
     failures = sum(1 for line in (out / "failures.jsonl").read_text().splitlines() if line.strip()) \
         if (out / "failures.jsonl").exists() else 0
     atomic_write_bytes(dist / RUN, (out / "run.json").read_bytes())
-    atomic_write_bytes(dist / CARD, dataset_card(run, tarballs, _counts(members, single), failures).encode())
+    atomic_write_bytes(dist / CARD, dataset_card(run, tarballs, _counts(members), failures).encode())
     atomic_write_bytes(dist / CROISSANT, json.dumps(croissant(run, tarballs, single, npy), indent=1,
                                                     sort_keys=True).encode())
     listed = [name for name, _, _ in tarballs] + [CARD, CROISSANT, RUN] + \
@@ -494,9 +497,9 @@ def verify(dist: str | os.PathLike, source: str | None = None, sample: int = 8, 
                         problems.append(f"{tarball}: member {info.name} differs from its listed sha256")
                     seen.add(info.name)
                     published[info.name] = digest
-                    parts = info.name.split("/")
-                    if len(parts) >= 4 and parts[-3] in LEVEL_NAMES:
-                        key = (parts[-4], parts[-3])
+                    parsed = parse_path(info.name)
+                    if parsed is not None:
+                        key = (parsed[0], str(parsed[1]))
                         counts[key] = counts.get(key, 0) + 1
                 end = archive.offset
             if tarball.endswith(".tar"):  # a plain tar ends with two zero blocks: a cut-off one does not
@@ -525,28 +528,24 @@ def audit(dist: Path, source: str, published: dict[str, str], sample: int, log) 
     import random
 
     from .engine import byte_versions
-    from .formats.jpeg_tree import relative_path
-    from .imagenet_c import ImageNetC
     from .readers import read_source
     from .task import Key
     run = json.loads((dist / RUN).read_text())
     config = run["config"]
     if "jpeg" not in config["outputs"]["formats"] or "cifar_npy" in config["outputs"]["formats"]:
         return ["--source: the regeneration audit covers JPEG releases (this one holds .npy arrays)"]
-    top = SINGLE_RELEASES.get(config["name"])
     listing = read_source(config["reader"], source, config.get("labels"))
     by_output = {"/".join(relative_path("_", 1, item)[2:]): item for item in listing.items}
     candidates = sorted(name for name in published if name.endswith(".JPEG") or name.endswith(".jpg"))
     picks = random.Random(0).sample(candidates, min(sample, len(candidates)))
     problems = []
     for member in picks:
-        parts = member.split("/")[1:] if top else member.split("/")
-        name, level, rest = parts[0], int(parts[1]), "/".join(parts[2:])
+        name, level, rest = parse_path(member)
         item = by_output.get(rest)
         if item is None:
             problems.append(f"regeneration: {member} has no source image in {source}")
             continue
-        task = ImageNetC(config["variant"], (name,), (level,), config["seed"], config.get("max_pixels", 10**12))
+        task = task_from_config({**config, "corruptions": [name], "severities": [level]})
         shard = task.load_shard([item], 0)
         if not shard.ok[0]:
             problems.append(f"regeneration: {item.where} cannot be read: {shard.failures[0]['reason']}")

@@ -128,20 +128,16 @@ def _kind_of(mode: int) -> str:
     return "not a regular file"
 
 
-def _regular(path: Path) -> str | None:
-    """None for a regular file (a link to one included); else why it is not read."""
+def _regular(path: Path) -> tuple[str | None, int]:
+    """(None, size in bytes) for a regular file (a link to one included); else (why it is not
+    read, -1). One stat per file."""
     try:
-        mode = os.stat(path).st_mode
+        info = os.stat(path)
     except OSError as exc:
-        return f"cannot be read: {exc.strerror}" + (" (a broken link)" if os.path.islink(path) else "")
-    return None if stat.S_ISREG(mode) else f"not a regular file ({_kind_of(mode)})"
-
-
-def _size(path) -> int:
-    try:
-        return os.stat(path).st_size
-    except OSError:
-        return -1
+        return f"cannot be read: {exc.strerror}" + (" (a broken link)" if os.path.islink(path) else ""), -1
+    if not stat.S_ISREG(info.st_mode):
+        return f"not a regular file ({_kind_of(info.st_mode)})", -1
+    return None, info.st_size
 
 
 def _label(wnid: str) -> int:
@@ -154,10 +150,12 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def class_folder_images(root: Path, rejected: list | None = None) -> list[tuple[str, Path]]:
+def class_folder_images(root: Path, rejected: list | None = None, sizes: dict | None = None
+                        ) -> list[tuple[str, Path]]:
     """(class folder, image path) under ``root/<class>/...`` in torchvision ImageFolder's
     order; non-image files are ignored, as ImageFolder does. Entries named like images that are
-    not regular files are left out, and listed in ``rejected`` where given."""
+    not regular files are left out, and listed in ``rejected`` where given; ``sizes`` receives
+    each file's size."""
     found = []
     for folder in sorted(e.name for e in os.scandir(root) if e.is_dir()):
         for dirpath, dirnames, filenames in os.walk(root / folder):
@@ -166,9 +164,11 @@ def class_folder_images(root: Path, rejected: list | None = None) -> list[tuple[
                 if not _is_image(name):
                     continue
                 path = Path(dirpath) / name
-                reason = _regular(path)
+                reason, size = _regular(path)
                 if reason is None:
                     found.append((folder, path))
+                    if sizes is not None:
+                        sizes[path] = size
                 elif rejected is not None:
                     rejected.append({"path": str(path), "reason": reason})
     return found
@@ -178,13 +178,14 @@ def read_imagenet_folders(root: Path) -> Source:
     """``root/<wnid>/<file>``: ImageNet validation sorted into class folders (also any
     ImageFolder tree)."""
     rejected: list = []
-    found = class_folder_images(root, rejected)
+    sizes: dict = {}
+    found = class_folder_images(root, rejected, sizes)
     # The file name identifies an image (and seeds its streams), as in the flat and tar
     # layouts, so the same validation image gets the same bytes whichever way it is stored;
     # trees whose file names repeat across folders use relative paths instead.
     unique = len({path.name for _, path in found}) == len(found)
     items = tuple(Item(path.name if unique else str(path.relative_to(root)), path.name, wnid, _label(wnid), "file",
-                       str(path), size=_size(path)) for wnid, path in found)
+                       str(path), size=sizes[path]) for wnid, path in found)
     return Source("imagenet_folders", str(root), items, imagenet_wnids(), tuple(rejected))
 
 
@@ -223,13 +224,13 @@ def read_imagenet_flat(root: Path, labels: str | None = None) -> Source:
     solution = _val_solution(root, labels)
     entries, rejected = [], []
     for entry in sorted((e for e in os.scandir(root) if _is_image(e.name) and not e.is_dir()), key=lambda e: e.name):
-        reason = _regular(Path(entry.path))
+        reason, size = _regular(Path(entry.path))
         if reason is None:
-            entries.append(entry)
+            entries.append((entry.name, size))
         else:
             rejected.append({"path": entry.path, "reason": reason})
-    return Source("imagenet_flat", str(root), tuple(_labelled(e.name, solution, "file", str(root / e.name), 0,
-                                                              e.stat().st_size) for e in entries),
+    return Source("imagenet_flat", str(root), tuple(_labelled(name, solution, "file", str(root / name), 0, size)
+                                                    for name, size in entries),
                   imagenet_wnids(), tuple(rejected))
 
 
@@ -276,13 +277,13 @@ def read_tiny_imagenet(root: Path) -> Source:
     images = base / "images"
     names, rejected = [], []
     for entry in sorted((e for e in os.scandir(images) if _is_image(e.name) and not e.is_dir()), key=lambda e: e.name):
-        reason = _regular(Path(entry.path))
+        reason, size = _regular(Path(entry.path))
         if reason is None:
-            names.append(entry.name)
+            names.append((entry.name, size))
         else:
             rejected.append({"path": entry.path, "reason": reason})
     items = tuple(Item(n, n, wnid_of.get(n, "unknown"), index.get(wnid_of.get(n, ""), -1), "file", str(images / n),
-                       size=_size(images / n)) for n in names)
+                       size=size) for n, size in names)
     return Source("tiny_imagenet", str(root), items, tuple(classes), tuple(rejected))
 
 

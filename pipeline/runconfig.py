@@ -15,6 +15,7 @@ import yaml
 from dask.utils import parse_bytes
 
 from corruptions import SEVERITIES, corruption_names, variant_names
+from corruptions.config import read_yaml
 from corruptions.registry import GROUPS
 from corruptions.settings import (ConfigError, Settings, checked, flag, integer, listed, mapping, one_of, text,
                                   validate)
@@ -141,10 +142,7 @@ def load_run_config(path: str | Path | None, overrides: list[dict] = ()) -> dict
     if path is not None:
         path = resolve_config_path(path)
         where = str(path)
-        try:
-            doc = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        doc = read_yaml(path) or {}
         if not isinstance(doc, dict):
             raise ConfigError(f"{path}: expected a mapping of run settings")
     for override in overrides:

@@ -21,7 +21,17 @@ def jpeg_name(name: str) -> str:
 
 
 def relative_path(name: str, level: int, item) -> tuple[str, ...]:
+    """Where an item's image of (corruption, severity) lies in the tree: its path parts."""
     return (name, str(level), item.wnid, jpeg_name(item.name))
+
+
+def parse_path(path: str) -> tuple[str, int, str] | None:
+    """(corruption, severity, "wnid/file") of a tree path (a leading top folder allowed, as in
+    Tiny-ImageNet-C's release); None for anything else."""
+    parts = path.split("/")
+    if len(parts) < 4 or parts[-3] not in LEVEL_NAMES:
+        return None
+    return parts[-4], int(parts[-3]), "/".join(parts[-2:])
 
 
 @dataclass(frozen=True)
