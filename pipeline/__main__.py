@@ -13,17 +13,21 @@ from .readers import SourceError
 from .runconfig import load_run_config, parse_override
 
 
-def _generate(args) -> int:
-    from .engine import generate
-    overrides = []
-    for key, value in (("source", args.source), ("out", args.out), ("seed", args.seed),
-                       ("shard_size", args.shard_size), ("variant", args.variant), ("labels", args.labels)):
-        if value is not None:
-            overrides.append({key: value})
+def run_overrides(args, **values) -> list[dict]:
+    """Run config overrides from the flags generate and score --on-the-fly share (--seed,
+    --variant, --only, --severities) and from ``values`` (None: not given)."""
+    values.update(seed=args.seed, variant=args.variant)
+    overrides = [{key: value} for key, value in values.items() if value is not None]
     if args.only:
         overrides.append({"corruptions": list(args.only)})
     if args.severities:
         overrides.append({"severities": list(args.severities)})
+    return overrides
+
+
+def _generate(args) -> int:
+    from .engine import generate
+    overrides = run_overrides(args, source=args.source, out=args.out, shard_size=args.shard_size, labels=args.labels)
     if args.formats:
         overrides.append({"outputs": {"formats": list(args.formats)}})
     if args.scheduler:
@@ -53,15 +57,7 @@ def _score(args) -> int:
     if args.on_the_fly is not None:
         if not args.clean:
             raise ScoreError("--on-the-fly needs --clean VAL: the clean source, read as the run config's reader reads it")
-        overrides = [{"source": args.clean}]
-        for key, value in (("seed", args.seed), ("variant", args.variant)):
-            if value is not None:
-                overrides.append({key: value})
-        if args.only:
-            overrides.append({"corruptions": list(args.only)})
-        if args.severities:
-            overrides.append({"severities": list(args.severities)})
-        on_the_fly = load_run_config(args.on_the_fly, overrides)
+        on_the_fly = load_run_config(args.on_the_fly, run_overrides(args, source=args.clean))
     config = load_scoring_config(args.config, {"batch_size": args.batch_size, "workers": args.workers,
                                                "device": args.device, "amp": args.amp, "baseline": args.baseline})
     results = score(args.model, args.data, args.clean, args.out, args.weights, config, args.classes,

@@ -174,6 +174,19 @@ def class_folder_images(root: Path, rejected: list | None = None, sizes: dict | 
     return found
 
 
+def flat_images(folder: Path) -> tuple[list[tuple[str, int]], list[dict]]:
+    """(name, size) of the regular image files directly in ``folder``, sorted by name, and the
+    entries named like images that are not regular files (path, reason)."""
+    found, rejected = [], []
+    for entry in sorted((e for e in os.scandir(folder) if _is_image(e.name) and not e.is_dir()), key=lambda e: e.name):
+        reason, size = _regular(Path(entry.path))
+        if reason is None:
+            found.append((entry.name, size))
+        else:
+            rejected.append({"path": entry.path, "reason": reason})
+    return found, rejected
+
+
 def read_imagenet_folders(root: Path) -> Source:
     """``root/<wnid>/<file>``: ImageNet validation sorted into class folders (also any
     ImageFolder tree)."""
@@ -222,13 +235,7 @@ def read_imagenet_flat(root: Path, labels: str | None = None) -> Source:
     """The validation set as distributed: a flat folder of ``ILSVRC2012_val_*.JPEG`` and
     ``LOC_val_solution.csv`` beside it (or at ``labels``)."""
     solution = _val_solution(root, labels)
-    entries, rejected = [], []
-    for entry in sorted((e for e in os.scandir(root) if _is_image(e.name) and not e.is_dir()), key=lambda e: e.name):
-        reason, size = _regular(Path(entry.path))
-        if reason is None:
-            entries.append((entry.name, size))
-        else:
-            rejected.append({"path": entry.path, "reason": reason})
+    entries, rejected = flat_images(root)
     return Source("imagenet_flat", str(root), tuple(_labelled(name, solution, "file", str(root / name), 0, size)
                                                     for name, size in entries),
                   imagenet_wnids(), tuple(rejected))
@@ -275,13 +282,7 @@ def read_tiny_imagenet(root: Path) -> Source:
         raise SourceError(f"{wnids_file}: {bad[0]!r} is not a wnid (n followed by 8 digits)")
     index = {w: i for i, w in enumerate(classes)}
     images = base / "images"
-    names, rejected = [], []
-    for entry in sorted((e for e in os.scandir(images) if _is_image(e.name) and not e.is_dir()), key=lambda e: e.name):
-        reason, size = _regular(Path(entry.path))
-        if reason is None:
-            names.append((entry.name, size))
-        else:
-            rejected.append({"path": entry.path, "reason": reason})
+    names, rejected = flat_images(images)
     items = tuple(Item(n, n, wnid_of.get(n, "unknown"), index.get(wnid_of.get(n, ""), -1), "file", str(images / n),
                        size=size) for n, size in names)
     return Source("tiny_imagenet", str(root), items, tuple(classes), tuple(rejected))
