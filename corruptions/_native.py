@@ -233,3 +233,62 @@ def contrast_stretch(x, means, factor):
                 v = (x[y, col, c] - means[c]) * factor + means[c]
                 out[y, col, c] = np.uint8(min(max(v, 0.0), 1.0) * 255.0)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _symmetric_nearest_rows(src, weights):
+    """One scipy ``correlate1d`` pass down the first axis of a 2-D float64 array, symmetric
+    kernel, mode 'nearest', in scipy's order: ``x[c] w[r]``, then ``+= (x[c - j] + x[c + j])
+    w[r - j]`` for j = r down to 1 (whole rows at a time, so the loop vectorises)."""
+    length, width = src.shape
+    radius = weights.size // 2
+    dst = np.empty_like(src)
+    for y in range(length):
+        centre = weights[radius]
+        for x in range(width):
+            dst[y, x] = src[y, x] * centre
+        for j in range(radius, 0, -1):
+            lo = min(max(y - j, 0), length - 1)
+            hi = min(max(y + j, 0), length - 1)
+            weight = weights[radius - j]
+            for x in range(width):
+                dst[y, x] += (src[lo, x] + src[hi, x]) * weight
+    return dst
+
+
+@njit(cache=True, nogil=True)
+def _symmetric_nearest_across(src, weights):
+    """The same pass along the second axis of an HxWxC array (channels kept apart)."""
+    height, width, channels = src.shape
+    radius = weights.size // 2
+    dst = np.empty_like(src)
+    flat_src = src.reshape(height, width * channels)
+    flat_dst = dst.reshape(height, width * channels)
+    centre = weights[radius]
+    for y in range(height):
+        row = flat_src[y]
+        out = flat_dst[y]
+        for i in range(width * channels):
+            out[i] = row[i] * centre
+        for j in range(radius, 0, -1):
+            weight = weights[radius - j]
+            step = j * channels
+            # interior: both taps inside the row, one branch-free run (vectorises)
+            first, last = min(j, width), max(width - j, min(j, width))
+            for i in range(first * channels, last * channels):
+                out[i] += (row[i - step] + row[i + step]) * weight
+            # the edges: taps clamped to the first and last pixel ('nearest')
+            for x in list(range(0, first)) + list(range(last, width)):
+                lo = min(max(x - j, 0), width - 1) * channels
+                hi = min(max(x + j, 0), width - 1) * channels
+                for c in range(channels):
+                    out[x * channels + c] += (row[lo + c] + row[hi + c]) * weight
+    return dst
+
+
+def gaussian_nearest_scipy(image, weights):
+    """scipy ``gaussian_filter(image, (s, s, 0), mode='nearest')`` of a float64 HxWxC image, bit
+    for bit: down the rows, then along them, each pass in scipy's summation order."""
+    height, width, channels = image.shape
+    rows = _symmetric_nearest_rows(np.ascontiguousarray(image, np.float64).reshape(height, width * channels), weights)
+    return _symmetric_nearest_across(rows.reshape(height, width, channels), weights)

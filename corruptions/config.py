@@ -34,6 +34,10 @@ class VariantFile(Settings):
     size: numbers(2, "[height, width] as two positive integers", each=lambda v: isinstance(v, int) and v > 0)
     preprocess: Any
     corruptions: Any
+    # ImageNet-P's constants (read by perturbations.config): named input and output stages, and
+    # one entry per perturbation
+    sequence_stages: Any = None
+    perturbations: Any = None
 
 
 @dataclass(frozen=True)
@@ -89,19 +93,21 @@ def check_steps(steps: Any, where: str, prefix: str) -> tuple[Mapping, ...]:
     return tuple(checked)
 
 
-def check_table(table: Any, registry: Registry, levels: int, where: str, level_word: str = "severities"
-                ) -> Mapping[str, tuple[Mapping, ...]]:
-    """Every kernel of ``registry`` with its shared constants and ``levels`` level mappings,
-    each validated against the kernel's declared types."""
+def check_table(table: Any, registry: Registry, levels, where: str, level_word: str = "severities",
+                section: str = "corruptions") -> Mapping[str, tuple[Mapping, ...]]:
+    """Every kernel of ``registry`` with its shared constants and its level mappings (``levels``:
+    a count, or a function of the kernel name giving it), each validated against the kernel's
+    declared types. ``section`` is the table's key in the file, for messages."""
     if not isinstance(table, dict):
-        raise ConfigError(f"{where}: key {registry.task!r}: expected a mapping from name to constants")
+        raise ConfigError(f"{where}: key {section!r}: expected a mapping from name to constants")
     kernels = registry.kernels()
     unknown = sorted(set(table) - set(kernels))
     if unknown:
-        raise ConfigError(f"{where}: key 'corruptions.{unknown[0]}': unknown; allowed: {', '.join(kernels)}")
+        raise ConfigError(f"{where}: key '{section}.{unknown[0]}': unknown; allowed: {', '.join(kernels)}")
     params = {}
     for name, kernel in kernels.items():
-        key = f"corruptions.{name}"
+        key = f"{section}.{name}"
+        count = levels(name) if callable(levels) else levels
         entry = table.get(name)
         if not isinstance(entry, dict):
             raise ConfigError(f"{where}: key {key!r}: expected a mapping with keys 'shared' and '{level_word}'")
@@ -110,8 +116,8 @@ def check_table(table: Any, registry: Registry, levels: int, where: str, level_w
             raise ConfigError(f"{where}: unknown key '{key}.{extra[0]}'; allowed: shared, {level_word}")
         shared = validate(kernel.shared, entry.get("shared") or {}, where, prefix=f"{key}.shared.").model_dump()
         rows = entry.get(level_word)
-        if not (isinstance(rows, list) and len(rows) == levels):
-            raise ConfigError(f"{where}: key '{key}.{level_word}': expected a list of {levels} mappings, "
+        if not (isinstance(rows, list) and len(rows) == count):
+            raise ConfigError(f"{where}: key '{key}.{level_word}': expected a list of {count} mappings, "
                               f"level 1 first, got {rows!r}")
         merged = []
         for level, row in enumerate(rows, start=1):

@@ -1,1 +1,83 @@
-"""ImageNet-P perturbation sequences (to come; the package exists so the layout is fixed)."""
+"""The ImageNet-P perturbation sequences of Hendrycks & Dietterich (ICLR 2019), every variant.
+
+    from perturbations import perturb, sequence_names
+    frames = perturb(photo, "rotate", rng=np.random.default_rng(7), variant="imagenet")  # (T, H, W, 3) uint8
+
+``photo`` is the decoded source image at full resolution (the 32 x 32 image for cifar); the
+variant's input stage for that sequence runs inside (the clean crop, or the pre-crop image
+for the geometric kinds), and its output stage (a crop, or a resize) runs on every frame.
+"""
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image
+
+from corruptions import as_rgb
+from corruptions.config import VARIANTS
+from corruptions.preprocess import apply_step
+
+from .config import SequenceVariant, load_sequences
+from .registry import (ALL_KINDS, DIFFICULTIES, NOISES, PERTURBATIONS, TEST, VALIDATION, difficulties, kind_name,
+                       sequence_names, split_kind)
+
+__all__ = ["perturb", "sequence_names", "load_sequences", "stage_image", "frames_from_input", "split_kind",
+           "kind_name", "difficulties", "family", "ALL_KINDS", "DIFFICULTIES", "NOISES", "PERTURBATIONS", "TEST",
+           "VALIDATION", "SequenceVariant"]
+
+
+def _sequences(variant) -> SequenceVariant:
+    if isinstance(variant, SequenceVariant):
+        return variant
+    if variant not in VARIANTS:
+        raise ValueError(f"unknown variant {variant!r}; allowed: {', '.join(VARIANTS)}")
+    return load_sequences(variant)
+
+
+def family(kind: str) -> str:
+    """``noise`` (frames compared with frame 0) or ``temporal`` (with the previous frame)."""
+    return PERTURBATIONS.get(split_kind(kind)[0]).family
+
+
+def stage_image(photo: np.ndarray, stage: str, variant) -> np.ndarray:
+    """``photo`` (HxWx3 uint8) through the variant's named stage (PIL steps, as the originals)."""
+    steps = _sequences(variant).stages[stage]
+    if not steps:
+        return photo
+    image = Image.fromarray(photo)
+    for step in steps:
+        image = apply_step(image, step)
+    return np.asarray(image, np.uint8)
+
+
+def frames_from_input(image: np.ndarray, kind: str, rng=None, variant="imagenet", draws=None) -> np.ndarray:
+    """The frames of ``kind`` from its input-stage image (see ``stage_image``), the output stage
+    applied: (T, H, W, 3) uint8. ``draws`` replaces what the kernel would draw from ``rng``."""
+    sequences = _sequences(variant)
+    perturbation, _ = split_kind(kind)
+    kernel = PERTURBATIONS.get(perturbation)
+    params = sequences.params_for(kind)
+    if draws is None:
+        draws = kernel.draw(np.random.default_rng(rng), image.shape, params)
+    frames = kernel.apply(image, params, draws)
+    steps = sequences.stages[params["output"]]
+    if steps:
+        outputs = []
+        for frame in frames:
+            pil = Image.fromarray(frame)
+            for step in steps:
+                pil = apply_step(pil, step)
+            outputs.append(np.asarray(pil, np.uint8))
+        frames = np.stack(outputs)
+    return frames
+
+
+def perturb(photo, kind: str, rng=None, variant="imagenet", draws=None) -> np.ndarray:
+    """The frames of sequence ``kind`` (one of ``sequence_names("all")``) for ``photo`` with
+    ``variant``'s constants: (T, H, W, 3) uint8, frame 0 first. ``rng`` (a
+    ``numpy.random.Generator`` or a seed) is the only source of randomness; ``photo`` is never
+    modified. Unknown kinds or variants, wrong dtype or shape: ValueError naming what is allowed."""
+    sequences = _sequences(variant)
+    split_kind(kind)
+    rgb = as_rgb(photo)
+    stage = sequences.params_for(kind)["input"]
+    return frames_from_input(stage_image(rgb, stage, sequences), kind, rng, sequences, draws)

@@ -12,8 +12,8 @@ REFERENCE = Path(os.environ.get("IMAGENET_C_REFERENCE", ROOT.parent / "shared" /
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 
 
-def reference_dir() -> Path:
-    path = REFERENCE / "imagenet-c"
+def reference_dir(task: str = "imagenet-c") -> Path:
+    path = REFERENCE / task
     if not path.is_dir():
         # fidelity checks are never skipped: without the reference data the suite fails
         pytest.fail(f"reference data not found at {path} (set IMAGENET_C_REFERENCE)")
@@ -29,6 +29,20 @@ def photo(name: str) -> Image.Image:
 def clean(name: str, variant: str) -> np.ndarray:
     from corruptions.preprocess import preprocess
     out = preprocess(photo(name), variant)
+    out.setflags(write=False)
+    return out
+
+
+@functools.lru_cache(maxsize=None)
+def p_photo(name: str, variant: str) -> np.ndarray:
+    """The reference's ImageNet-P stand-in photo: the photo itself, or for cifar its shorter side
+    resized to 32 (PIL bilinear) and centre-cropped to 32."""
+    image = photo(name)
+    if variant == "cifar":
+        from corruptions.preprocess import apply_step
+        for step in ({"op": "resize_shorter", "size": 32}, {"op": "center_crop", "size": 32}):
+            image = apply_step(image, step)
+    out = np.asarray(image, np.uint8).copy()
     out.setflags(write=False)
     return out
 

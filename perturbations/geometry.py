@@ -1,0 +1,123 @@
+"""Geometric sequences (translate, rotate, tilt, scale, shear) and zoom blur: transforms of the
+pre-crop image (the variant's ``input`` stage), cropped after by the ``output`` stage.
+
+Affine maps are torchvision 0.2.1's ``functional.affine`` as the originals called it: PIL's
+``Image.transform(size, AFFINE, inverse matrix, resample)``, output size = input size, black
+outside, centre ``(W/2 + 0.5, H/2 + 0.5)`` in PIL coordinates, and the 0.2.1 shear (a
+horizontal shear plus a ``cos(shear)`` vertical squeeze). Later torchvision releases changed
+the centre and the shear; they are not the model.
+"""
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+from PIL import Image
+
+from corruptions.settings import NUMBER, POSITIVE, integer
+
+from .noise import to_tensor_scale
+from .registry import register
+
+CENTRE = integer("an integer (the frame index of the sweep's zero)", 0)
+
+
+def inverse_affine(size: tuple[int, int], angle: float, translate: tuple[float, float], scale: float,
+                   shear: float) -> list[float]:
+    """The six coefficients PIL maps output to input pixels with, as torchvision 0.2.1 builds
+    them: ``(1 / scale) / cos(shear) * [[cos(a + s), sin(a + s)], [-sin a, cos a]]`` plus offsets
+    that keep the centre ``C`` fixed and move it by ``translate``."""
+    centre_x, centre_y = size[0] * 0.5 + 0.5, size[1] * 0.5 + 0.5
+    a, s = math.radians(angle), math.radians(shear)
+    inverse_scale = 1.0 / scale
+    d = math.cos(a + s) * math.cos(a) + math.sin(a + s) * math.sin(a)
+    m = [math.cos(a + s), math.sin(a + s), 0, -math.sin(a), math.cos(a), 0]
+    m = [inverse_scale / d * v for v in m]
+    m[2] += m[0] * (-centre_x - translate[0]) + m[1] * (-centre_y - translate[1])
+    m[5] += m[3] * (-centre_x - translate[0]) + m[4] * (-centre_y - translate[1])
+    m[2] += centre_x
+    m[5] += centre_y
+    return m
+
+
+def affine(image: Image.Image, angle: float = 0.0, translate=(0, 0), scale: float = 1.0, shear: float = 0.0,
+           resample=Image.NEAREST) -> Image.Image:
+    """torchvision 0.2.1 ``functional.affine`` (NEAREST unless told, as its default)."""
+    return image.transform(image.size, Image.AFFINE, inverse_affine(image.size, angle, translate, scale, shear),
+                           resample)
+
+
+def _stack(frames) -> np.ndarray:
+    return np.stack([np.asarray(frame, np.uint8) for frame in frames])
+
+
+@register("translate", family="temporal", shared={"centre": CENTRE})
+def translate(image, params, draws):
+    """Frame i: shifted right by ``i - centre`` pixels, NEAREST (whole pixels), black fill."""
+    pil = Image.fromarray(image)
+    return _stack(affine(pil, translate=(i - params["centre"], 0)) for i in range(params["frames"]))
+
+
+@register("rotate", family="temporal", shared={"centre": CENTRE})
+def rotate(image, params, draws):
+    """Frame i: turned ``i - centre`` degrees (clockwise on screen), bilinear, black corners."""
+    pil = Image.fromarray(image)
+    return _stack(affine(pil, angle=i - params["centre"], resample=Image.BILINEAR) for i in range(params["frames"]))
+
+
+@register("shear", family="temporal", shared={"centre": CENTRE})
+def shear(image, params, draws):
+    """Frame i: torchvision 0.2.1 shear of ``i - centre`` degrees, bilinear, black fill."""
+    pil = Image.fromarray(image)
+    return _stack(affine(pil, shear=i - params["centre"], resample=Image.BILINEAR) for i in range(params["frames"]))
+
+
+@register("scale", family="temporal", shared={"step": NUMBER, "offset": NUMBER, "divisor": POSITIVE})
+def scale(image, params, draws):
+    """Frame i: scaled by ``(i * step + offset) / divisor`` about the centre, bilinear, black fill."""
+    pil = Image.fromarray(image)
+    step, offset, divisor = params["step"], params["offset"], params["divisor"]
+    return _stack(affine(pil, scale=(i * step + offset) / divisor, resample=Image.BILINEAR)
+                  for i in range(params["frames"]))
+
+
+def tilt_matrix(width: int, height: int, degrees: float) -> np.ndarray:
+    """The originals' 3x3 perspective ``P2 T RX(t) RY(t) P1``, t = ``degrees``, focal length
+    ``f = sqrt(w^2 + h^2)``. P1 sends (x, y) to (x - w/2, y - h/2, 1, 1): z = 1, not 0, so even
+    t = 0 is a shrink by f / (f + 1) about (w/2, h/2), not the identity (kept: it is the data)."""
+    theta = phi = np.deg2rad(degrees)
+    w, h = width, height
+    f = np.sqrt(w ** 2 + h ** 2)
+    p1 = np.array([[1, 0, -w / 2], [0, 1, -h / 2], [0, 0, 1], [0, 0, 1]])
+    rx = np.array([[1, 0, 0, 0], [0, np.cos(theta), -np.sin(theta), 0], [0, np.sin(theta), np.cos(theta), 0],
+                   [0, 0, 0, 1]])
+    ry = np.array([[np.cos(phi), 0, -np.sin(phi), 0], [0, 1, 0, 0], [np.sin(phi), 0, np.cos(phi), 0], [0, 0, 0, 1]])
+    t = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, f], [0, 0, 0, 1]])
+    p2 = np.array([[f, 0, w / 2, 0], [0, f, h / 2, 0], [0, 0, 1, 0]])
+    return p2 @ t @ rx @ ry @ p1
+
+
+@register("tilt", family="temporal", shared={"centre": CENTRE, "angle_scale": NUMBER})
+def tilt(image, params, draws):
+    """Frame i: ``cv2.warpPerspective`` (bilinear, black border) by the tilt matrix at
+    ``angle_scale * (i - centre)`` degrees about both the x and y axes."""
+    height, width = image.shape[:2]
+    return _stack(cv2.warpPerspective(image, tilt_matrix(width, height, params["angle_scale"] * (i - params["centre"])),
+                                      (width, height)) for i in range(params["frames"]))
+
+
+@register("zoom_blur", family="temporal", shared={"step": POSITIVE})
+def zoom_blur(image, params, draws):
+    """Frame 0 is the image; frame i the running mean, in float32, of the image and i copies
+    zoomed by ``1 + step * k`` (k = 1..i, bilinear affine about the centre), truncated to uint8
+    at every frame (torchvision's ``ToTensor`` / ``ToPILImage`` arithmetic)."""
+    pil = Image.fromarray(image)
+    frames = np.empty((params["frames"], *image.shape), np.uint8)
+    frames[0] = image
+    total = to_tensor_scale(image)
+    for i in range(1, params["frames"]):
+        zoomed = np.asarray(affine(pil, scale=1 + params["step"] * i, resample=Image.BILINEAR))
+        total += to_tensor_scale(zoomed)
+        frames[i] = ((total / np.float32(i + 1)) * np.float32(255)).astype(np.uint8)
+    return frames
