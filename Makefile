@@ -11,7 +11,8 @@ PREVIEW ?= .demo/preview-$(VARIANT)-$(PHOTO).png
 
 .PHONY: setup system-deps test test-all preview bench bench-pipeline bench-scoring bench-publish demo score publish \
 	verify clean \
-	imagenet-c imagenet-c-inception imagenet-64-c tiny-imagenet-c cifar-10-c cifar-100-c
+	imagenet-c imagenet-c-inception imagenet-64-c tiny-imagenet-c cifar-10-c cifar-100-c \
+	imagenet-p imagenet-p-inception imagenet-64-p tiny-imagenet-p cifar-10-p cifar-100-p bench-perturbations
 
 $(VENV)/.installed: pyproject.toml
 	$(MAKE) system-deps
@@ -47,6 +48,9 @@ bench: setup  ## speed of every corruption against the originals' figures
 bench-pipeline: setup  ## end-to-end ms per source image, 1 and 2 workers, peak memory
 	$(PY) benchmarks/bench_pipeline.py
 
+bench-perturbations: setup  ## ImageNet-P frames and writing per source image against the originals
+	$(PY) benchmarks/bench_perturbations.py
+
 bench-scoring: setup  ## scoring data path and loop against a naive loop shaped like ImageNet-C/test.py
 	$(PY) benchmarks/bench_scoring.py
 
@@ -63,7 +67,9 @@ score: setup
 	$(PY) -m pipeline score --model "$(MODEL)" --data "$(DATA)" $(if $(CLEAN),--clean "$(CLEAN)") --out "$(RESULTS)" $(ARGS)
 
 # The datasets: make imagenet-c SOURCE=/data/imagenet/val OUT=/data/imagenet-c [ARGS="--workers 16"]
-DATASETS := imagenet-c imagenet-c-inception imagenet-64-c tiny-imagenet-c cifar-10-c cifar-100-c
+# (and make imagenet-p SOURCE=... OUT=...: all 20 ImageNet-P sequence kinds)
+DATASETS := imagenet-c imagenet-c-inception imagenet-64-c tiny-imagenet-c cifar-10-c cifar-100-c \
+	imagenet-p imagenet-p-inception imagenet-64-p tiny-imagenet-p cifar-10-p cifar-100-p
 $(DATASETS): setup
 	@test -n "$(SOURCE)" -a -n "$(OUT)" || { echo "usage: make $@ SOURCE=path OUT=path [ARGS='--workers N ...']"; exit 2; }
 	$(PY) -m pipeline generate $@ --source "$(SOURCE)" --out "$(OUT)" $(ARGS)

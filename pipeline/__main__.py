@@ -10,7 +10,7 @@ import threading
 from corruptions.settings import ConfigError
 
 from .readers import SourceError
-from .runconfig import load_run_config, parse_override
+from .runconfig import SEQUENCE_GROUPS, load_run_config, parse_override
 
 
 def run_overrides(args, **values) -> list[dict]:
@@ -30,6 +30,9 @@ def _generate(args) -> int:
     overrides = run_overrides(args, source=args.source, out=args.out, shard_size=args.shard_size, labels=args.labels)
     if args.formats:
         overrides.append({"outputs": {"formats": list(args.formats)}})
+    if args.sequences:
+        kinds = list(args.sequences)
+        overrides.append({"sequences": kinds[0] if len(kinds) == 1 and kinds[0] in SEQUENCE_GROUPS else kinds})
     if args.scheduler:
         overrides.append({"cluster": {"kind": "address", "address": args.scheduler}})
     if args.workers is not None:
@@ -39,8 +42,9 @@ def _generate(args) -> int:
     overrides = [parse_override(text) for text in args.set or []] + overrides
     config = load_run_config(args.config, overrides)
     summary = generate(config)
+    made = "sequences" if config["task"] == "imagenet-p" else "corrupted images"
     print(f"done in {summary.seconds:.1f} s: {summary.units_run} units run, {summary.units_skipped} already done; "
-          f"{summary.images} source images, {summary.outputs_written} corrupted images")
+          f"{summary.images} source images, {summary.outputs_written} {made}")
     for path in summary.paths:
         print(f"  {path}")
     if summary.failures:
@@ -113,7 +117,8 @@ def main(argv=None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     gen = commands.add_parser("generate", help="materialise a corrupted dataset from a run config")
     gen.add_argument("config", help="run config: a shipped one by name (imagenet-c, imagenet-c-inception, "
-                     "imagenet-64-c, tiny-imagenet-c, cifar-10-c, cifar-100-c) or a YAML path")
+                     "imagenet-64-c, tiny-imagenet-c, cifar-10-c, cifar-100-c; imagenet-p, imagenet-p-inception, "
+                     "imagenet-64-p, tiny-imagenet-p, cifar-10-p, cifar-100-p) or a YAML path")
     gen.add_argument("--source", help="the validation set (folder or tar, as the config's reader expects); "
                      "required unless the run config sets `source`")
     gen.add_argument("--out", help="output folder; required unless the run config sets `out`")
@@ -123,9 +128,13 @@ def main(argv=None) -> int:
     gen.add_argument("--workers", type=int, help="local worker processes (or SLURM/PBS jobs)")
     gen.add_argument("--only", nargs="+", metavar="CORRUPTION", help="only these corruptions")
     gen.add_argument("--severities", nargs="+", type=int, metavar="S", help="only these severities")
-    gen.add_argument("--formats", nargs="+", metavar="FORMAT", help="jpeg, zarr, cifar_npy")
+    gen.add_argument("--sequences", nargs="+", metavar="KIND", help="ImageNet-P: only these sequence kinds (or one "
+                     "group: test, validation, difficulties, all)")
+    gen.add_argument("--formats", nargs="+", metavar="FORMAT", help="jpeg, zarr, cifar_npy (ImageNet-C); mp4, zarr, "
+                     "cifar_npy (ImageNet-P)")
     gen.add_argument("--seed", type=int, help="root seed (default 0): every image's streams derive from it")
-    gen.add_argument("--shard-size", type=int, help="source images per unit of work and per Zarr shard (default 64)")
+    gen.add_argument("--shard-size", type=int, help="source images per unit of work and per Zarr shard (default 64; "
+                     "16 for ImageNet-P)")
     gen.add_argument("--variant", help="imagenet, inception, imagenet64, tiny or cifar (constants and preprocessing)")
     gen.add_argument("--allow-failures", action="store_true", help="exit 0 even when some images were unreadable")
     gen.add_argument("--set", action="append", metavar="KEY=VALUE",

@@ -46,6 +46,7 @@ def byte_versions() -> dict[str, str]:
     import numba
     import numcodecs
     import numpy
+    import av
     import PIL
     import scipy
     import skimage
@@ -54,7 +55,8 @@ def byte_versions() -> dict[str, str]:
     return {"imagenet-c-generator": __version__, "numpy": numpy.__version__, "scipy": scipy.__version__,
             "scikit-image": skimage.__version__, "opencv": cv2.__version__, "pillow": PIL.__version__,
             "libjpeg-turbo": str(features.version("libjpeg_turbo")), "numba": numba.__version__,
-            "zarr": zarr.__version__, "numcodecs": numcodecs.__version__}
+            "zarr": zarr.__version__, "numcodecs": numcodecs.__version__, "pyav": av.__version__,
+            "libavcodec": ".".join(map(str, av.library_versions["libavcodec"]))}
 
 
 @dataclass
@@ -92,7 +94,8 @@ class Plan:
                 "source_digest": self.source.digest(), "images": len(self.items), "variant": config["variant"],
                 "variant_sha256": load_variant(config["variant"]).sha256, "severities": config["severities"],
                 "seed": config["seed"], "shard_size": config["shard_size"], "max_pixels": config["max_pixels"],
-                "jpeg": config["outputs"]["jpeg"], "zarr": config["outputs"]["zarr"], "versions": self.versions}
+                "jpeg": config["outputs"]["jpeg"], "zarr": config["outputs"]["zarr"], "mp4": config["outputs"]["mp4"],
+                "versions": self.versions}
 
     def identity_digest(self) -> str:
         return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()
@@ -114,6 +117,8 @@ class Summary:
 
 def make_writers(config: dict, out: Path) -> tuple:
     outputs = config["outputs"]
+    if config["task"] == "imagenet-p":
+        return tuple(_sequence_writer(name, config, out) for name in outputs["formats"])
     writers = []
     for name in outputs["formats"]:
         if name == "jpeg":
@@ -127,7 +132,20 @@ def make_writers(config: dict, out: Path) -> tuple:
     return tuple(writers)
 
 
-def check_names(source: Source) -> None:
+def _sequence_writer(name: str, config: dict, out: Path):
+    outputs = config["outputs"]
+    if name == "mp4":
+        mp4 = outputs["mp4"]
+        temporal = formats.mp4_tree.Encoding(mp4["preset"], mp4["crf"], None, mp4["pix_fmt"])
+        noise = formats.mp4_tree.Encoding(mp4["preset"], mp4["noise_crf"], mp4["noise_tune"], mp4["pix_fmt"])
+        return formats.mp4_tree.Writer(str(out), temporal, noise)
+    if name == "zarr":
+        return formats.zarr_store.SequenceWriter(str(out / f"{config['name']}.zarr"), config["shard_size"],
+                                                 outputs["zarr"]["codec"], outputs["zarr"]["level"])
+    return formats.cifar_npy.SequenceWriter(str(out))
+
+
+def check_names(source: Source, task) -> None:
     """Every name that becomes part of an output path is one safe component, and no two items
     land on the same output file: refused, with the names, before any work."""
     bad = [i for i in source.items if not (safe_component(i.wnid) and safe_component(i.name))]
@@ -136,7 +154,7 @@ def check_names(source: Source) -> None:
                        f"{bad[0].where}: class {bad[0].wnid!r}, file {bad[0].name!r}")
     outputs: dict = defaultdict(list)
     for item in source.items:
-        outputs[formats.jpeg_tree.relative_path("_", 1, item)[2:]].append(item.where)
+        outputs[(item.wnid, task.output_name(item))].append(item.where)
     collisions = [paths for paths in outputs.values() if len(paths) > 1]
     ids = defaultdict(list)
     for item in source.items:
@@ -170,10 +188,10 @@ def plan_run(config: dict) -> Plan:
     source = read_source(config["reader"], config["source"], config.get("labels"))
     if not source.items:
         raise RunError(f"source {config['source']} holds no images for reader {config['reader']!r}")
-    check_names(source)
+    task = task_from_config(config)
+    check_names(source, task)
     out = Path(config["out"]).expanduser().resolve()
     check_locations(out, source.root)
-    task = task_from_config(config)
     writers = make_writers(config, out)
     for writer in writers:
         if tuple(writer.dims) != tuple(task.dims):
@@ -237,7 +255,10 @@ def merge_shards(parts: list, items, start: int, image_size) -> Shard:
     """One shard from per-image loads; an image whose load killed its worker every time is a
     failure of that image, not of the run."""
     import numpy as np
-    images = np.zeros((len(items),) + tuple(image_size) + (3,), np.uint8)
+    if any(part is not None and isinstance(part.images, list) for part in parts):
+        images = [None] * len(items)  # a task whose inputs are per-item mappings (ImageNet-P)
+    else:
+        images = np.zeros((len(items),) + tuple(image_size) + (3,), np.uint8)
     ok = np.zeros(len(items), bool)
     failures = []
     for index, (item, part) in enumerate(zip(items, parts)):
@@ -376,7 +397,7 @@ def _run(plan: Plan, client, stream, written: list) -> tuple[list[Key], dict, in
     finished = prepare(plan)
     wanted = set(config["outputs"]["formats"])
     todo = [k for k in plan.keys if not (k.id in finished and wanted <= set(finished[k.id]["outputs"]))]
-    per_key = len(plan.task.levels)
+    per_key = len(plan.task.levels)  # outputs per image and key: severities, or one sequence
     total = sum((k.stop - k.start) * per_key for k in plan.keys)
     written[:] = [total - sum((k.stop - k.start) * per_key for k in todo), total]
     records = dict(finished)

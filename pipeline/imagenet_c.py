@@ -58,6 +58,11 @@ class ImageNetC:
     def family(self, name: str) -> str:
         return self.registry.get(name).family
 
+    def output_name(self, item: Item) -> str:
+        """The file an item's image becomes (in every cell of the tree)."""
+        from .formats.jpeg_tree import jpeg_name
+        return jpeg_name(item.name)
+
     def rng(self, name: str, level: int, item: Item) -> np.random.Generator:
         return rng_for(self.seed, self.variant, name, level, item.image_id, task=self.name)
 
@@ -74,8 +79,11 @@ class ImageNetC:
 
 
 def task_from_config(config: dict):
-    """The task a run config asks for."""
+    """The task a run config asks for (ImageNet-C, or ImageNet-P)."""
     if config["task"] == "imagenet-c":
         return ImageNetC(config["variant"], tuple(config["corruptions"]), tuple(config["severities"]), config["seed"],
                          config["max_pixels"])
+    if config["task"] == "imagenet-p":
+        from .imagenet_p import ImageNetP
+        return ImageNetP(config["variant"], tuple(config["sequences"]), config["seed"], config["max_pixels"])
     raise ValueError(f"unknown task {config['task']!r}")

@@ -20,12 +20,13 @@ from corruptions.registry import GROUPS
 from corruptions.settings import (ConfigError, Settings, checked, flag, integer, listed, mapping, one_of, text,
                                   validate)
 
-from .formats import FORMATS
+from .formats import DEFAULT_FORMATS, FORMATS, TASK_FORMATS
+from .formats.mp4_tree import PIXEL_FORMATS, PRESETS
 from .formats.zarr_store import CODECS
 from .readers import DEFAULT_MAX_PIXELS, READERS
 
 RunConfigError = ConfigError
-TASKS = ("imagenet-c",)
+TASKS = ("imagenet-c", "imagenet-p")
 CLUSTER_KINDS = ("local", "address", "slurm", "pbs")
 from corruptions.locations import CONFIG_DIR  # noqa: E402
 
@@ -53,6 +54,30 @@ def _names(value):
     return tuple(n for n in allowed if n in value)
 
 
+def _sequences(value):
+    """A group name or a list of ImageNet-P sequence kinds -> the kinds, in the paper's order."""
+    from perturbations import sequence_names
+    allowed = sequence_names("all")
+    if isinstance(value, str):
+        return tuple(sequence_names(value)) if value in SEQUENCE_GROUPS else None
+    if not isinstance(value, (list, tuple)) or not value or len(set(value)) != len(value):
+        return None
+    if any(not isinstance(v, str) or v not in allowed for v in value):
+        return None
+    return tuple(k for k in allowed if k in value)
+
+
+SEQUENCE_GROUPS = ("test", "validation", "difficulties", "all")
+
+
+def _formats(value):
+    if value == "default":
+        return value
+    if not isinstance(value, (list, tuple)) or not value or len(set(value)) != len(value):
+        return None
+    return tuple(value) if all(v in FORMATS for v in value) else None
+
+
 class Jpeg(Settings):
     quality: integer("an integer from 1 to 100", 1, 100) = 85
     optimize: flag() = True
@@ -63,10 +88,21 @@ class Zarr(Settings):
     level: integer("an integer from 0 to 22", 0, 22) = 1
 
 
+class Mp4(Settings):
+    """x264 settings of ImageNet-P's videos; the defaults are the originals' ffmpeg command."""
+    preset: one_of(PRESETS) = "veryslow"
+    crf: integer("an integer from 0 to 51", 0, 51) = 20
+    noise_crf: integer("an integer from 0 to 51, or null (libx264's default, 23)", 0, 51, nullable=True) = None
+    noise_tune: one_of(("grain", "film", "none")) = "grain"
+    pix_fmt: one_of(PIXEL_FORMATS) = "yuv444p"
+
+
 class Outputs(Settings):
-    formats: listed(FORMATS) = ("jpeg", "zarr")
+    # default: jpeg and zarr for ImageNet-C, mp4 and zarr for ImageNet-P
+    formats: checked(f"'default' or a list of distinct formats among {', '.join(FORMATS)}", _formats) = "default"
     jpeg: Jpeg = Jpeg()
     zarr: Zarr = Zarr()
+    mp4: Mp4 = Mp4()
 
 
 class Cluster(Settings):
@@ -91,8 +127,11 @@ class RunConfig(Settings):
     corruptions: checked(f"one of {', '.join(GROUPS)} or a list of distinct names among "
                          f"{', '.join(corruption_names('all'))}", _names) = "all"
     severities: listed(SEVERITIES, "a list of distinct values among 1, 2, 3, 4, 5") = SEVERITIES
+    sequences: checked(f"one of {', '.join(SEQUENCE_GROUPS)} or a list of distinct ImageNet-P sequence kinds",
+                       _sequences) = "all"
     seed: integer("a non-negative integer", 0) = 0
-    shard_size: integer("a positive integer", 1) = 64
+    # images per key: 64 for ImageNet-C, 16 for ImageNet-P (a key's block holds 16 x 41 frames)
+    shard_size: integer("a positive integer or null (the task's default)", 1, nullable=True) = None
     allow_failures: flag() = False
     max_pixels: integer("a positive integer (pixels of the largest source image decoded)", 1) = DEFAULT_MAX_PIXELS
     outputs: Outputs = Outputs()
@@ -150,13 +189,27 @@ def load_run_config(path: str | Path | None, overrides: list[dict] = ()) -> dict
         where = "run config (with the command line's settings)" if path is None else f"{path} (with overrides)"
     config = validate(RunConfig, doc, where).model_dump(mode="python")
     config = _plain(config)
+    task = config["task"]
+    if config["outputs"]["formats"] == "default":
+        config["outputs"]["formats"] = list(DEFAULT_FORMATS[task])
+    wrong = [f for f in config["outputs"]["formats"] if f not in TASK_FORMATS[task]]
+    if wrong:
+        raise ConfigError(f"{where}: key 'outputs.formats': {wrong[0]!r} is not a format of {task}; allowed: "
+                          f"{', '.join(TASK_FORMATS[task])}")
+    if config["shard_size"] is None:
+        config["shard_size"] = 16 if task == "imagenet-p" else 64
+    if task == "imagenet-p" and config["outputs"]["zarr"]["codec"] == "jpeg":
+        raise ConfigError(f"{where}: key 'outputs.zarr.codec': ImageNet-P's frames are stored losslessly; allowed: "
+                          f"{', '.join(c for c in CODECS if c != 'jpeg')}")
+    if task == "imagenet-p" and config["outputs"]["mp4"]["noise_tune"] == "none":
+        config["outputs"]["mp4"]["noise_tune"] = None
     if "cifar_npy" in config["outputs"]["formats"] and config["reader"] not in ("cifar10", "cifar100"):
         raise ConfigError(f"{where}: key 'outputs.formats': cifar_npy only with the cifar10 / cifar100 readers")
     if config["cluster"]["kind"] == "address" and not config["cluster"]["address"]:
         raise ConfigError(f"{where}: key 'cluster.address': expected a scheduler address such as "
                           "tcp://host:8786 for kind 'address'")
     if config["outputs"]["zarr"]["codec"] == "default":
-        config["outputs"]["zarr"]["codec"] = "zstd" if config["variant"] == "cifar" else "jpeg"
+        config["outputs"]["zarr"]["codec"] = "zstd" if config["variant"] == "cifar" or task == "imagenet-p" else "jpeg"
     config["outputs"]["formats"] = sorted(config["outputs"]["formats"])
     config["severities"] = sorted(config["severities"])
     return config

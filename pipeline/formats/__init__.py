@@ -13,11 +13,15 @@ import os
 from pathlib import Path
 from typing import Protocol
 
-from . import cifar_npy, jpeg_tree, zarr_store
+from . import cifar_npy, jpeg_tree, mp4_tree, zarr_store
 from .common import DataError, Files, Reader
 
-FORMATS = {"jpeg": jpeg_tree, "zarr": zarr_store, "cifar_npy": cifar_npy}
-__all__ = ["FORMATS", "Writer", "open_data", "DataError", "Files", "Reader", "cifar_npy", "jpeg_tree", "zarr_store"]
+FORMATS = {"jpeg": jpeg_tree, "zarr": zarr_store, "cifar_npy": cifar_npy, "mp4": mp4_tree}
+# which formats each task writes (ImageNet-C's are images, ImageNet-P's frame sequences)
+TASK_FORMATS = {"imagenet-c": ("jpeg", "zarr", "cifar_npy"), "imagenet-p": ("mp4", "zarr", "cifar_npy")}
+DEFAULT_FORMATS = {"imagenet-c": ("jpeg", "zarr"), "imagenet-p": ("mp4", "zarr")}
+__all__ = ["FORMATS", "TASK_FORMATS", "DEFAULT_FORMATS", "Writer", "open_data", "DataError", "Files", "Reader",
+           "cifar_npy", "jpeg_tree", "mp4_tree", "zarr_store"]
 
 
 class Writer(Protocol):
@@ -37,8 +41,28 @@ def open_data(path: str | os.PathLike, classes=None, allow_partial: bool = False
     path = Path(path).expanduser()
     if not path.exists():
         raise DataError(f"data {path} does not exist")
+    if mp4_tree.recognise(path) or _imagenet_p_arrays(path):
+        raise DataError(f"{path}: ImageNet-P data; scoring reads ImageNet-C layouts only so far")
     for module in (zarr_store, cifar_npy, jpeg_tree):
         if module.recognise(path):
             return module.Reader(path, classes, allow_partial=allow_partial)
     raise DataError(f"{path}: not an ImageNet-C JPEG tree (<corruption>/<severity>/<class>/), "
                     "a Zarr store, or a CIFAR-10-C folder (<corruption>.npy + labels.npy)")
+
+
+def _imagenet_p_arrays(path: Path) -> bool:
+    """A Zarr store or CIFAR-P folder written by the ImageNet-P task."""
+    import json
+    for meta in [path / "zarr.json", *path.glob("*.zarr/zarr.json")]:
+        try:
+            attrs = json.loads(meta.read_text()).get("attributes", {})
+        except (OSError, ValueError):
+            continue
+        if attrs.get("task") == "imagenet-p":
+            return True
+    if (path / "labels.npy").is_file():
+        import numpy as np
+        for array in path.glob("*.npy"):
+            if array.name != "labels.npy" and np.load(array, mmap_mode="r").ndim == 5:
+                return True
+    return False

@@ -75,6 +75,53 @@ class Writer:
         return done
 
 
+SEQUENCE_DIMS = ("image", "frame", "y", "x", "channel")
+
+
+@dataclass(frozen=True)
+class SequenceWriter:
+    """CIFAR-10-P / CIFAR-100-P, as ``make_cifar_p.py`` saves them: ``<sequence kind>.npy`` of
+    shape (N, T, 32, 32, 3) uint8 and ``labels.npy`` (N,)."""
+    root: str
+    format = "cifar_npy"
+    dims = SEQUENCE_DIMS
+
+    def _path(self, name: str, part: bool) -> Path:
+        return inside(Path(self.root), f".{name}.npy.part" if part else f"{name}.npy")
+
+    def prepare(self, plan) -> None:
+        Path(self.root).mkdir(parents=True, exist_ok=True)
+        height, width = plan.task.image_size
+        for kind in plan.task.names:
+            if not self._path(kind, False).exists() and not self._path(kind, True).exists():
+                np.lib.format.open_memmap(self._path(kind, True), mode="w+", dtype=np.uint8,
+                                          shape=(len(plan.items), plan.task.frame_count(kind), height, width, 3)).flush()
+        buffer = io.BytesIO()
+        np.save(buffer, np.asarray([i.label for i in plan.items], np.int64))
+        atomic_write_bytes(Path(self.root) / "labels.npy", buffer.getvalue())
+
+    def write(self, block) -> dict[str, str]:
+        key = block.key
+        path = self._path(key.name, True)
+        if not path.exists():
+            path = self._path(key.name, False)
+        array = np.load(path, mmap_mode="r+")
+        data = np.stack([block.fixed(row) if good else np.zeros(array.shape[1:], np.uint8)
+                         for row, good in enumerate(block.ok)])
+        array[key.start:key.stop] = data
+        array.flush()
+        return {f"{key.name}.npy[{key.start}:{key.stop}]": sha256(data.tobytes())}
+
+    def finalise(self, plan, failures, complete: bool = True) -> list[str]:
+        done = []
+        for kind in plan.task.names:
+            part, final = self._path(kind, True), self._path(kind, False)
+            if part.exists():
+                os.replace(part, final)
+            done.append(str(final))
+        return done
+
+
 def recognise(path: Path) -> bool:
     return (path / "labels.npy").is_file()
 

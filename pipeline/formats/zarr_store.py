@@ -5,6 +5,8 @@
   image with two small reads. Chunks hold the benchmark's JPEG bytes (codec ``imagenet_c.jpeg``,
   the default for the ImageNet variants: the pixels the JPEG tree decodes to) or lossless
   ``zstd`` / ``blosc`` / ``gzip`` / ``none`` (the default for CIFAR, whose benchmark is raw arrays).
+- ImageNet-P (``SequenceWriter``): ``<sequence kind>``: uint8 (N, T, H, W, 3), one sequence
+  per chunk, one shard file per key, lossless only (its benchmark's frames are exact).
 - ``labels`` (int32), ``filenames``, ``wnids`` (strings), all (N,).
 - Attributes: task, variant, levels, classes, seed, resolved config, library versions,
   ``failed_images`` (their rows are left unwritten: they read as zeros and the scorer leaves
@@ -140,6 +142,82 @@ class Writer:
         return [self.path]
 
 
+SEQUENCE_DIMS = ("image", "frame", "y", "x", "channel")
+
+
+def _write_items(root, plan) -> None:
+    for key, values, dtype in (("labels", [i.label for i in plan.items], "int32"),
+                               ("filenames", [i.name for i in plan.items], str),
+                               ("wnids", [i.wnid for i in plan.items], str)):
+        array = (np.asarray(values, dtype=dtype) if dtype != str
+                 else np.asarray(values, dtype=np.dtypes.StringDType()))
+        if key not in root:
+            root.create_array(key, shape=array.shape, dtype=array.dtype, chunks=(max(len(array), 1),),
+                              dimension_names=("image",))
+        root[key][...] = array
+
+
+@dataclass(frozen=True)
+class SequenceWriter:
+    """ImageNet-P: one (N, T, H, W, 3) array per sequence kind, a lossless codec."""
+    path: str
+    shard_rows: int
+    codec: str = "zstd"
+    level: int = 1
+    format = "zarr"
+    dims = SEQUENCE_DIMS
+
+    def prepare(self, plan) -> None:
+        import zarr
+        from zarr.codecs import BytesCodec
+        if self.codec == "jpeg":
+            raise ValueError("ImageNet-P stores its frames losslessly: outputs.zarr.codec must be one of "
+                             f"{', '.join(c for c in CODECS if c != 'jpeg')}")
+        n = len(plan.items)
+        height, width = plan.task.image_size
+        root = zarr.open_group(self.path, mode="a", zarr_format=3)
+        for kind in plan.task.names:
+            if kind in root:
+                continue
+            frames = plan.task.frame_count(kind)
+            root.create_array(kind, shape=(n, frames, height, width, 3), dtype="uint8",
+                              shards=(self.shard_rows, frames, height, width, 3), chunks=(1, frames, height, width, 3),
+                              serializer=BytesCodec(), compressors=_lossless(self.codec, self.level)[0], fill_value=0,
+                              dimension_names=SEQUENCE_DIMS)
+        _write_items(root, plan)
+        root.attrs.update({"complete": False})
+
+    def write(self, block) -> dict[str, str]:
+        key = block.key
+        if key.start % self.shard_rows or key.stop - key.start > self.shard_rows:
+            raise ValueError(f"rows {key.start}:{key.stop} are not one shard of {self.shard_rows}")
+        codec = _lossless(self.codec, self.level)[1]
+        inner: list[bytes | None] = [None] * self.shard_rows
+        for row, good in enumerate(block.ok):
+            if good:
+                frames = np.ascontiguousarray(block.fixed(row))
+                inner[row] = frames.tobytes() if codec is None else bytes(codec.encode(frames))
+        data = shard_file(inner)
+        relative = f"{key.name}/c/{key.start // self.shard_rows}/0/0/0/0"
+        atomic_write_bytes(Path(self.path, relative), data)
+        return {relative: sha256(data)}
+
+    def finalise(self, plan, failures, complete: bool = True) -> list[str]:
+        from ..imagenet_p import FIXED_SHAPE_RULE
+        import zarr
+        root = zarr.open_group(self.path, mode="r+", zarr_format=3)
+        root.attrs.update({"complete": bool(complete), "task": plan.task.name, "variant": plan.task.variant,
+                           "sequences": list(plan.task.names), "config": plan.config, "seed": plan.config["seed"],
+                           "version": plan.version, "versions": plan.versions, "classes": list(plan.classes),
+                           "codec": self.codec, "fixed_shape_rule": FIXED_SHAPE_RULE,
+                           "failed_images": [f["image_id"] for f in failures],
+                           "failed_rows": sorted(f["row"] for f in failures)})
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+            zarr.consolidate_metadata(self.path)
+        return [self.path]
+
+
 def recognise(path: Path) -> bool:
     return (path / "zarr.json").is_file() or len(list(path.glob("*.zarr"))) == 1
 
@@ -187,7 +265,7 @@ class Reader(BaseReader):
         return images, self.labels[rows]
 
 
-__all__ = ["Writer", "Reader", "recognise", "CODECS", "JPEG_CODEC", "shard_file"]
+__all__ = ["Writer", "SequenceWriter", "Reader", "recognise", "CODECS", "JPEG_CODEC", "shard_file"]
 
 
 def from_arrays(path: str, items, classes, cells: dict, shard_rows: int = 64, codec: str = "jpeg",

@@ -1,0 +1,122 @@
+"""ImageNet-P as a task: one key per (shard, sequence kind); its block holds that kind's frames
+for every readable image of the shard (dims image, frame, y, x, channel).
+
+A shard's load decodes each source image once and makes the input stages its kinds need (the
+clean crop, the pre-crop image, the full-resolution photo): every kind of the shard then starts
+from them. Frames whose size depends on the image (imagenet64 / tiny motion blur: shorter side
+64, no crop, as the originals) stay so in ``frames``; fixed-shape formats take ``fixed(row)``,
+the centre crop to the variant's size (``FIXED_SHAPE_RULE``, recorded in their attributes).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from corruptions import rng_for
+from corruptions.preprocess import to_rgb
+from perturbations import family, frames_from_input, load_sequences, stage_image
+
+from .readers import DEFAULT_MAX_PIXELS, Item, deterministic, load_pixels
+from .task import Key, Shard, shard_keys
+
+DIMS = ("image", "frame", "y", "x", "channel")
+FIXED_SHAPE_RULE = ("frames whose size differs from the variant's (imagenet64 / tiny motion_blur: shorter side 64, "
+                    "as the originals) are centre-cropped to it, offsets int(round((side - size) / 2))")
+
+
+@dataclass
+class SequenceBlock:
+    key: Key
+    dims: tuple[str, ...]
+    size: tuple[int, int]  # the variant's frame size
+    frame_count: int
+    frames: list  # per row: (T, h, w, 3) uint8, or None where the source could not be read
+    items: tuple[Item, ...]
+    ok: np.ndarray
+    family: str  # noise or temporal: the encoder settings differ
+    _fixed: dict = field(default_factory=dict, repr=False)
+
+    def fixed(self, row: int) -> np.ndarray:
+        """Row ``row``'s frames at the variant's size (centre crop where they differ)."""
+        frames = self.frames[row]
+        height, width = self.size
+        if frames.shape[1:3] == (height, width):
+            return frames
+        if row not in self._fixed:
+            top = int(round((frames.shape[1] - height) / 2.0))
+            left = int(round((frames.shape[2] - width) / 2.0))
+            if top < 0 or left < 0:
+                raise ValueError(f"frames of {frames.shape[1:3]} are smaller than the variant's {self.size}")
+            self._fixed[row] = np.ascontiguousarray(frames[:, top:top + height, left:left + width])
+        return self._fixed[row]
+
+
+@dataclass(frozen=True)
+class ImageNetP:
+    variant: str
+    names: tuple[str, ...]  # sequence kinds, in the paper's order
+    seed: int
+    max_pixels: int = DEFAULT_MAX_PIXELS
+    name = "imagenet-p"
+    dims = DIMS
+    levels = (1,)  # one sequence per image and kind
+
+    @property
+    def image_size(self) -> tuple[int, int]:
+        return tuple(load_sequences(self.variant).size)
+
+    def frame_count(self, kind: str) -> int:
+        return load_sequences(self.variant).frames(kind)
+
+    def keys(self, count: int, shard_size: int) -> list[Key]:
+        return shard_keys(self.names, count, shard_size)
+
+    def stages(self) -> tuple[str, ...]:
+        sequences = load_sequences(self.variant)
+        return tuple(dict.fromkeys(sequences.params_for(kind)["input"] for kind in self.names))
+
+    def load_shard(self, items: Sequence[Item], start: int = 0) -> Shard:
+        """Decode each image once and make every input stage the run's kinds start from."""
+        sequences = load_sequences(self.variant)
+        inputs: list = [None] * len(items)
+        ok = np.zeros(len(items), bool)
+        failures = []
+        for index, item in enumerate(items):
+            try:
+                photo = np.asarray(to_rgb(load_pixels(item, self.max_pixels)), np.uint8)
+                inputs[index] = {stage: stage_image(photo, stage, sequences) for stage in self.stages()}
+                ok[index] = True
+            except Exception as exc:  # noqa: BLE001 - any decoder error is this file's failure, not the run's
+                failures.append({"image_id": item.image_id, "row": start + index, "path": item.where,
+                                 "reason": deterministic(f"{type(exc).__name__}: {exc}")})
+        return Shard(tuple(items), inputs, ok, tuple(failures))
+
+    def family(self, name: str) -> str:
+        return family(name)
+
+    def output_name(self, item: Item) -> str:
+        """The file an item's sequence becomes (in every kind's folder)."""
+        return output_stem(item) + ".mp4"
+
+    def rng(self, kind: str, item: Item) -> np.random.Generator:
+        return rng_for(self.seed, self.variant, kind, 1, item.image_id, task=self.name)
+
+    def produce(self, key: Key, shard: Shard) -> SequenceBlock:
+        """The frames of ``key.name`` for the shard's readable images; no I/O."""
+        sequences = load_sequences(self.variant)
+        stage = sequences.params_for(key.name)["input"]
+        frames = [frames_from_input(shard.images[i][stage], key.name, self.rng(key.name, item), sequences)
+                  if shard.ok[i] else None for i, item in enumerate(shard.items)]
+        return SequenceBlock(key, self.dims, self.image_size, self.frame_count(key.name), frames, shard.items,
+                             shard.ok, family(key.name))
+
+
+def output_stem(item: Item) -> str:
+    """A video's file name without suffix: the source file's (the originals' ``img_loc[:-5]``)."""
+    stem = item.name.rsplit(".", 1)[0] if "." in item.name else item.name
+    return stem
+
+
+__all__ = ["ImageNetP", "SequenceBlock", "DIMS", "FIXED_SHAPE_RULE", "output_stem"]
