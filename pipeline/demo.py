@@ -4,8 +4,10 @@ Builds a tiny validation set in class folders (real ImageNet wnids), runs the ``
 configuration with all 19 corruptions x 5 severities on a local cluster of two worker
 processes, writes the JPEG tree, the Zarr store and a preview sheet, then scores the result
 with a small model built here (no weights can be downloaded), publishes it (tarballs,
-SHA256SUMS, dataset card, Croissant metadata), verifies the release by regenerating a sample,
-and prints where everything is.
+SHA256SUMS, dataset card, Croissant metadata), verifies the release by regenerating a sample.
+Then ImageNet-P from the same sample: all 20 sequence kinds as MP4 (a fast x264 preset, so the
+demo stays short; the originals' veryslow is the default of `make imagenet-p`) and Zarr, a
+sheet of frames per kind (the paper's Figure 2) and an animated GIF. Prints where everything is.
 """
 from __future__ import annotations
 
@@ -95,7 +97,7 @@ def main(argv=None) -> int:
     from corruptions.preprocess import preprocess
 
     from .__main__ import main as cli
-    from .preview import contact_sheet
+    from .preview import animation, contact_sheet, sequence_sheet
     source = build_sample(args.dir / "val")
     out = args.dir / "imagenet-c"
     status = cli(["generate", "imagenet-c", "--source", str(source), "--out", str(out),
@@ -115,6 +117,18 @@ def main(argv=None) -> int:
     status = cli(["publish", str(out), "--to", str(dist)]) or cli(["verify", str(dist), "--source", str(source)])
     if status:
         return status
+    out_p = args.dir / "imagenet-p"
+    status = cli(["generate", "imagenet-p", "--source", str(source), "--out", str(out_p), "--workers",
+                  str(args.workers), "--shard-size", "2", "--set", "outputs.mp4.preset=veryfast"])
+    if status:
+        return status
+    import numpy as np
+    photo = np.asarray(sample_photo("chelsea"))
+    p_sheet = args.dir / "preview-imagenet-p-chelsea.png"
+    from perturbations import sequence_names
+    sequence_sheet(photo, "imagenet", sequence_names("all")).save(p_sheet)
+    gif = animation(photo, "imagenet", ["rotate", "snow", "brightness", "spatter"],
+                    args.dir / "preview-imagenet-p-chelsea.gif")
     print("\ndemo outputs:")
     print(f"  sample validation set  {source.resolve()}")
     print(f"  JPEG tree              {out.resolve()}/<corruption>/<severity>/<wnid>/")
@@ -122,6 +136,9 @@ def main(argv=None) -> int:
     print(f"  preview sheet          {sheet.resolve()}")
     print(f"  scores of a small model {(results / 'report.md').resolve()}")
     print(f"  release (tarballs, SHA256SUMS, dataset card, Croissant)  {dist.resolve()}")
+    print(f"  ImageNet-P MP4 tree    {out_p.resolve()}/<sequence kind>/<wnid>/<name>.mp4")
+    print(f"  ImageNet-P Zarr store  {(out_p / 'imagenet-p.zarr').resolve()}")
+    print(f"  ImageNet-P previews    {p_sheet.resolve()}, {gif.resolve()}")
     return 0
 
 

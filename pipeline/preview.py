@@ -70,3 +70,54 @@ def main(argv=None) -> Path:
 
 if __name__ == "__main__":
     main()
+
+
+STEPS = 8  # frames shown per sequence in the ImageNet-P sheet
+
+
+def sequence_sheet(photo: np.ndarray, variant: str, kinds: list[str], seed: int = 0,
+                   image_id: str = "preview") -> Image.Image:
+    """ImageNet-P like the paper's Figure 2: one row per sequence kind, frames at regular steps
+    (the first and the last included)."""
+    from perturbations import perturb
+    rows = []
+    for kind in kinds:
+        frames = perturb(photo, kind, rng_for(seed, variant, kind, 1, image_id, task="imagenet-p"), variant)
+        picks = np.linspace(0, len(frames) - 1, STEPS).round().astype(int)
+        rows.append((kind, [(int(i), frames[i]) for i in picks]))
+    height, width = max(f.shape[0] for _, r in rows for _, f in r), max(f.shape[1] for _, r in rows for _, f in r)
+    zoom = max(1, -(-MIN_CELL // max(height, width)))
+    cell_w, cell_h = width * zoom, height * zoom
+    sheet = Image.new("RGB", (LABEL_WIDTH + STEPS * (cell_w + GAP), len(rows) * (cell_h + GAP + HEADER)), "white")
+    draw = ImageDraw.Draw(sheet)
+    for row, (kind, picks) in enumerate(rows):
+        top = row * (cell_h + GAP + HEADER)
+        draw.text((6, top + HEADER + cell_h // 2 - 6), kind.replace("_", " "), fill="black")
+        for column, (index, frame) in enumerate(picks):
+            left = LABEL_WIDTH + column * (cell_w + GAP)
+            draw.text((left + 4, top + 4), f"frame {index}", fill="black")
+            tile = Image.fromarray(frame).resize((frame.shape[1] * zoom, frame.shape[0] * zoom), Image.NEAREST)
+            sheet.paste(tile, (left, top + HEADER))
+    return sheet
+
+
+def animation(photo: np.ndarray, variant: str, kinds: list[str], path: Path, seed: int = 0) -> Path:
+    """An animated GIF of a few kinds side by side, every frame of each (shorter ones wait on
+    their last frame), 4 frames per second."""
+    from perturbations import perturb
+    sequences = [perturb(photo, kind, rng_for(seed, variant, kind, 1, "preview", task="imagenet-p"), variant)
+                 for kind in kinds]
+    height, width = sequences[0].shape[1:3]
+    length = max(len(s) for s in sequences)
+    frames = []
+    for index in range(length):
+        canvas = Image.new("RGB", (len(kinds) * (width + GAP), height + HEADER), "white")
+        draw = ImageDraw.Draw(canvas)
+        for column, (kind, sequence) in enumerate(zip(kinds, sequences)):
+            draw.text((column * (width + GAP) + 4, 4), kind.replace("_", " "), fill="black")
+            canvas.paste(Image.fromarray(sequence[min(index, len(sequence) - 1)]), (column * (width + GAP), HEADER))
+        frames.append(canvas)
+    tmp = path.with_name(f".{path.name}.part")
+    frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=250, loop=0)
+    tmp.replace(path)
+    return path
