@@ -91,10 +91,13 @@ def warm_up() -> None:
             corrupt(image, name, severity, 0)
 
 
-def run_once(source: Path, out: Path, workers: int, formats: list[str], shard_size: int) -> tuple[float, list[float]]:
-    config = load_run_config(CONFIG, [{"source": str(source), "out": str(out), "corruptions": "benchmark",
-                                       "shard_size": shard_size, "outputs": {"formats": formats},
-                                       "cluster": {"workers": workers}}])
+def run_once(source: Path, out: Path, workers: int, formats: list[str], shard_size: int, config_name=None,
+             extra: dict | None = None) -> tuple[float, list[float]]:
+    settings = {"source": str(source), "out": str(out), "shard_size": shard_size, "outputs": {"formats": formats},
+                "cluster": {"workers": workers}}
+    if config_name is None:
+        settings["corruptions"] = "benchmark"
+    config = load_run_config(config_name or CONFIG, [settings, extra or {}])
     with open_client(config["cluster"]) as client:
         client.wait_for_workers(workers)
         client.run(warm_up)  # imports, numba caches and lookup tables: not part of the steady state
@@ -111,6 +114,7 @@ def main() -> None:
     parser.add_argument("--formats", nargs="+", default=["jpeg", "zarr"])
     parser.add_argument("--shard-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--p-images", type=int, default=32, help="source images of the ImageNet-P line")
     args = parser.parse_args()
     per_image_outputs = len(corruption_names("benchmark")) * 5
     with tempfile.TemporaryDirectory() as tmp:
@@ -140,6 +144,29 @@ def main() -> None:
               f"at 2N ({growth * 1024:+.0f} MiB; target < {TARGET_MEMORY_GB} GB and flat)")
         print(f"target: <= {TARGET_MS:.0f} ms per source image per core")
         stage_split(small, tmp / "split", args.shard_size)
+        imagenet_p_line(small, tmp, args.p_images)
+
+
+def imagenet_p_line(source: Path, tmp: Path, images: int) -> None:
+    """ImageNet-P, inception variant (299 px, translate's 41 frames: the largest blocks), at
+    the default shard size (16), MP4 (veryfast) and Zarr: 2 workers vs 1, peak memory."""
+    import shutil
+    subset = tmp / "val-p"
+    for path in sorted(source.rglob("*.JPEG"))[:images]:
+        target = subset / path.parent.name / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, target)
+    extra = {"variant": "inception", "sequences": ["translate", "rotate", "gaussian_noise"],
+             "outputs": {"mp4": {"preset": "veryfast"}}}
+    results = {}
+    for workers in (1, 2):
+        results[workers] = run_once(subset, tmp / f"out-p-{workers}", workers, ["mp4", "zarr"], 16, "imagenet-p", extra)
+    for workers, (seconds, peaks) in results.items():
+        print(f"ImageNet-P inception (translate, rotate, gaussian_noise; MP4 veryfast + Zarr), {workers} worker(s), "
+              f"{images} images: {seconds:6.1f} s, {seconds * workers / images / 3 * 1000:6.0f} ms per sequence per "
+              f"core, peak RSS per worker {', '.join(f'{p:.2f}' for p in peaks)} GiB")
+    print(f"ImageNet-P 2 workers vs 1: {results[1][0] / results[2][0]:.2f}x throughput; peak memory per worker "
+          f"{max(max(r[1]) for r in results.values()):.2f} GiB (target < 1.5 GB)")
 
 
 def folder_bytes(path: Path, suffix: str | None = None) -> int:
