@@ -38,15 +38,19 @@ def family(kind: str) -> str:
     return PERTURBATIONS.get(split_kind(kind)[0]).family
 
 
-def stage_image(photo: np.ndarray, stage: str, variant) -> np.ndarray:
-    """``photo`` (HxWx3 uint8) through the variant's named stage (PIL steps, as the originals)."""
-    steps = _sequences(variant).stages[stage]
+def _through(image: np.ndarray, steps) -> np.ndarray:
+    """An HxWx3 uint8 image through preprocessing steps (PIL, as the originals)."""
     if not steps:
-        return photo
-    image = Image.fromarray(photo)
+        return image
+    pil = Image.fromarray(image)
     for step in steps:
-        image = apply_step(image, step)
-    return np.asarray(image, np.uint8)
+        pil = apply_step(pil, step)
+    return np.asarray(pil, np.uint8)
+
+
+def stage_image(photo: np.ndarray, stage: str, variant) -> np.ndarray:
+    """``photo`` (HxWx3 uint8) through the variant's named stage."""
+    return _through(photo, _sequences(variant).stages[stage])
 
 
 def frames_from_input(image: np.ndarray, kind: str, rng=None, variant="imagenet", draws=None) -> np.ndarray:
@@ -60,15 +64,7 @@ def frames_from_input(image: np.ndarray, kind: str, rng=None, variant="imagenet"
         draws = kernel.draw(np.random.default_rng(rng), image.shape, params)
     frames = kernel.apply(image, params, draws)
     steps = sequences.stages[params["output"]]
-    if steps:
-        outputs = []
-        for frame in frames:
-            pil = Image.fromarray(frame)
-            for step in steps:
-                pil = apply_step(pil, step)
-            outputs.append(np.asarray(pil, np.uint8))
-        frames = np.stack(outputs)
-    return frames
+    return np.stack([_through(frame, steps) for frame in frames]) if steps else frames
 
 
 def perturb(photo, kind: str, rng=None, variant="imagenet", draws=None) -> np.ndarray:
@@ -77,7 +73,6 @@ def perturb(photo, kind: str, rng=None, variant="imagenet", draws=None) -> np.nd
     ``numpy.random.Generator`` or a seed) is the only source of randomness; ``photo`` is never
     modified. Unknown kinds or variants, wrong dtype or shape: ValueError naming what is allowed."""
     sequences = _sequences(variant)
-    split_kind(kind)
+    stage = sequences.params_for(kind)["input"]  # an unknown kind fails here, naming the 20
     rgb = as_rgb(photo)
-    stage = sequences.params_for(kind)["input"]
     return frames_from_input(stage_image(rgb, stage, sequences), kind, rng, sequences, draws)

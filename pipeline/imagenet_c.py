@@ -11,9 +11,9 @@ from corruptions import CORRUPTIONS, corrupt, load_variant, rng_for
 from corruptions.preprocess import preprocess
 
 from .readers import DEFAULT_MAX_PIXELS, Item, deterministic, load_pixels
-from .task import Block, Key, Shard, shard_keys
+from .task import IMAGE_DIMS, Block, Key, Shard, shard_keys
 
-DIMS = ("severity", "image", "y", "x", "channel")
+DIMS = IMAGE_DIMS
 
 
 def load_clean(items: Sequence[Item], variant: str, start: int = 0, max_pixels: int = DEFAULT_MAX_PIXELS) -> Shard:

@@ -19,9 +19,10 @@ from corruptions.preprocess import to_rgb
 from perturbations import family, frames_from_input, load_sequences, stage_image
 
 from .readers import DEFAULT_MAX_PIXELS, Item, deterministic, load_pixels
+from .formats.mp4_tree import relative_path
+from .task import SEQUENCE_DIMS as DIMS
 from .task import Key, Shard, shard_keys
 
-DIMS = ("image", "frame", "y", "x", "channel")
 FIXED_SHAPE_RULE = ("frames whose size differs from the variant's (imagenet64 / tiny motion_blur: shorter side 64, "
                     "as the originals) are centre-cropped to it, offsets int(round((side - size) / 2))")
 
@@ -98,7 +99,7 @@ class ImageNetP:
 
     def output_name(self, item: Item) -> str:
         """The file an item's sequence becomes (in every kind's folder)."""
-        return output_stem(item) + ".mp4"
+        return relative_path("_", item)[-1]
 
     def rng(self, kind: str, item: Item) -> np.random.Generator:
         return rng_for(self.seed, self.variant, kind, 1, item.image_id, task=self.name)
@@ -113,10 +114,4 @@ class ImageNetP:
                              shard.ok, family(key.name))
 
 
-def output_stem(item: Item) -> str:
-    """A video's file name without suffix: the source file's (the originals' ``img_loc[:-5]``)."""
-    stem = item.name.rsplit(".", 1)[0] if "." in item.name else item.name
-    return stem
-
-
-__all__ = ["ImageNetP", "SequenceBlock", "DIMS", "FIXED_SHAPE_RULE", "output_stem"]
+__all__ = ["ImageNetP", "SequenceBlock", "DIMS", "FIXED_SHAPE_RULE"]

@@ -42,32 +42,32 @@ def _safe_name(value: str) -> bool:
     return value not in (".", "..") and not any(c in value for c in "/\\\x00")
 
 
+def _chosen(allowed, groups, names_of):
+    """A field type's check: a group name or a list of distinct names among ``allowed`` -> the
+    names, in ``allowed``'s (the paper's) order."""
+    def check(value):
+        if isinstance(value, str):
+            return tuple(names_of(value)) if value in groups else None
+        if not isinstance(value, (list, tuple)) or not value or len(set(value)) != len(value):
+            return None
+        if any(not isinstance(v, str) or v not in allowed for v in value):
+            return None
+        return tuple(n for n in allowed if n in value)
+    return check
+
+
 def _names(value):
     """A group name or a list of corruption names -> the names, in the paper's order."""
-    allowed = corruption_names("all")
-    if isinstance(value, str):
-        return tuple(corruption_names(value)) if value in GROUPS else None
-    if not isinstance(value, (list, tuple)) or not value or len(set(value)) != len(value):
-        return None
-    if any(not isinstance(v, str) or v not in allowed for v in value):
-        return None
-    return tuple(n for n in allowed if n in value)
+    return _chosen(corruption_names("all"), GROUPS, corruption_names)(value)
+
+
+SEQUENCE_GROUPS = ("test", "validation", "difficulties", "all")
 
 
 def _sequences(value):
     """A group name or a list of ImageNet-P sequence kinds -> the kinds, in the paper's order."""
     from perturbations import sequence_names
-    allowed = sequence_names("all")
-    if isinstance(value, str):
-        return tuple(sequence_names(value)) if value in SEQUENCE_GROUPS else None
-    if not isinstance(value, (list, tuple)) or not value or len(set(value)) != len(value):
-        return None
-    if any(not isinstance(v, str) or v not in allowed for v in value):
-        return None
-    return tuple(k for k in allowed if k in value)
-
-
-SEQUENCE_GROUPS = ("test", "validation", "difficulties", "all")
+    return _chosen(sequence_names("all"), SEQUENCE_GROUPS, sequence_names)(value)
 
 
 def _formats(value):

@@ -17,6 +17,9 @@ import numpy as np
 
 from .readers import Item
 
+IMAGE_DIMS = ("severity", "image", "y", "x", "channel")  # ImageNet-C's blocks
+SEQUENCE_DIMS = ("image", "frame", "y", "x", "channel")  # ImageNet-P's blocks
+
 
 @dataclass(frozen=True)
 class Key:

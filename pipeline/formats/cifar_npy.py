@@ -15,10 +15,11 @@ import numpy as np
 from corruptions import SEVERITIES
 
 from ..files import atomic_write_bytes, inside, sha256
+from ..task import IMAGE_DIMS, SEQUENCE_DIMS
 from .common import DataError
 from .common import Reader as BaseReader
 
-DIMS = ("severity", "image", "y", "x", "channel")
+DIMS = IMAGE_DIMS
 LEVELS_FILE = "severities.json"
 OFFICIAL_LEVELS = SEVERITIES  # what the official files hold
 
@@ -75,19 +76,11 @@ class Writer:
         return done
 
 
-SEQUENCE_DIMS = ("image", "frame", "y", "x", "channel")
-
-
 @dataclass(frozen=True)
-class SequenceWriter:
+class SequenceWriter(Writer):
     """CIFAR-10-P / CIFAR-100-P, as ``make_cifar_p.py`` saves them: ``<sequence kind>.npy`` of
-    shape (N, T, 32, 32, 3) uint8 and ``labels.npy`` (N,)."""
-    root: str
-    format = "cifar_npy"
+    shape (N, T, 32, 32, 3) uint8 and ``labels.npy`` (N,). Files are finalised as ``Writer``'s."""
     dims = SEQUENCE_DIMS
-
-    def _path(self, name: str, part: bool) -> Path:
-        return inside(Path(self.root), f".{name}.npy.part" if part else f"{name}.npy")
 
     def prepare(self, plan) -> None:
         Path(self.root).mkdir(parents=True, exist_ok=True)
@@ -111,15 +104,6 @@ class SequenceWriter:
         array[key.start:key.stop] = data
         array.flush()
         return {f"{key.name}.npy[{key.start}:{key.stop}]": sha256(data.tobytes())}
-
-    def finalise(self, plan, failures, complete: bool = True) -> list[str]:
-        done = []
-        for kind in plan.task.names:
-            part, final = self._path(kind, True), self._path(kind, False)
-            if part.exists():
-                os.replace(part, final)
-            done.append(str(final))
-        return done
 
 
 def recognise(path: Path) -> bool:

@@ -8,10 +8,11 @@ from pathlib import Path
 
 from ..files import atomic_write_bytes, inside, sha256
 from ..readers import class_folder_images
+from ..task import IMAGE_DIMS
 from .common import LEVEL_NAMES, DataError, Files
 from .common import Reader as BaseReader
 
-DIMS = ("severity", "image", "y", "x", "channel")
+DIMS = IMAGE_DIMS
 
 
 def jpeg_name(name: str) -> str:

@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from ..files import atomic_write_bytes, inside, sha256
+from ..task import SEQUENCE_DIMS as DIMS
 from .common import DataError
 
-DIMS = ("image", "frame", "y", "x", "channel")
 SUFFIX = ".mp4"
 PIXEL_FORMATS = ("yuv444p", "yuv420p")
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
@@ -79,8 +79,10 @@ def decode(path_or_bytes) -> np.ndarray:
 
 
 def relative_path(kind: str, item) -> tuple[str, ...]:
-    from ..imagenet_p import output_stem
-    return (kind, item.wnid, output_stem(item) + SUFFIX)
+    """Where an item's sequence of ``kind`` lies: the source file's stem plus .mp4 (the
+    originals' ``img_loc[:-5] + ".mp4"``)."""
+    stem = item.name.rsplit(".", 1)[0] if "." in item.name else item.name
+    return (kind, item.wnid, stem + SUFFIX)
 
 
 @dataclass(frozen=True)

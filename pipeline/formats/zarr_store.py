@@ -22,12 +22,13 @@ from pathlib import Path
 import numpy as np
 
 from ..files import atomic_write_bytes, sha256
+from ..task import IMAGE_DIMS, SEQUENCE_DIMS
 from .common import LEVEL_NAMES, DataError
 from .common import Reader as BaseReader
 from .zarr_codecs import NAME as JPEG_CODEC
 from .zarr_codecs import JpegCodec
 
-DIMS = ("severity", "image", "y", "x", "channel")
+DIMS = IMAGE_DIMS
 CODECS = ("jpeg", "zstd", "blosc", "gzip", "none")
 _EMPTY = 2**64 - 1  # the sharding index's "chunk absent"
 
@@ -92,15 +93,7 @@ class Writer:
                                    shards=(self.shard_rows, height, width, 3), chunks=(1, height, width, 3),
                                    serializer=serializer, compressors=compressors, fill_value=0,
                                    dimension_names=("image", "y", "x", "channel"))
-        for key, values, dtype in (("labels", [i.label for i in plan.items], "int32"),
-                                   ("filenames", [i.name for i in plan.items], str),
-                                   ("wnids", [i.wnid for i in plan.items], str)):
-            array = (np.asarray(values, dtype=dtype) if dtype != str
-                     else np.asarray(values, dtype=np.dtypes.StringDType()))
-            if key not in root:
-                root.create_array(key, shape=array.shape, dtype=array.dtype, chunks=(max(len(array), 1),),
-                                  dimension_names=("image",))
-            root[key][...] = array
+        _write_items(root, plan)
         root.attrs.update({"complete": False})
 
     def _chunk(self, block, level_index: int, row: int) -> bytes:
@@ -142,10 +135,8 @@ class Writer:
         return [self.path]
 
 
-SEQUENCE_DIMS = ("image", "frame", "y", "x", "channel")
-
-
 def _write_items(root, plan) -> None:
+    """The per-image arrays every store holds: labels, file names, wnids."""
     for key, values, dtype in (("labels", [i.label for i in plan.items], "int32"),
                                ("filenames", [i.name for i in plan.items], str),
                                ("wnids", [i.wnid for i in plan.items], str)):

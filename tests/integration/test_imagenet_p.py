@@ -17,7 +17,6 @@ import pytest
 import zarr
 
 from perturbations import perturb, sequence_names
-from pipeline.cluster import WorkerSetup
 from pipeline.engine import generate
 from pipeline.formats.mp4_tree import decode
 from pipeline.readers import load_pixels, read_source
@@ -28,15 +27,6 @@ from .. import sources as fx
 ROOT = Path(__file__).resolve().parents[2]
 KINDS = ["gaussian_noise_2", "motion_blur", "translate", "snow", "spatter"]
 FAST = {"outputs": {"mp4": {"preset": "ultrafast"}}}
-
-
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=40) as cluster, Client(cluster) as connected:
-        connected.register_plugin(WorkerSetup())
-        yield connected
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,6 @@ import numpy as np
 import pytest
 import zarr
 
-from pipeline.cluster import WorkerSetup
 from pipeline.engine import RunError, generate
 from pipeline.readers import imagenet_wnids, load_pixels, read_source
 from pipeline.runconfig import load_run_config
@@ -25,15 +24,6 @@ from .. import sources as fx
 
 ROOT = Path(__file__).resolve().parents[2]
 SOME = ["gaussian_noise", "glass_blur", "motion_blur", "frost", "elastic_transform"]
-
-
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=40) as cluster, Client(cluster) as connected:
-        connected.register_plugin(WorkerSetup())
-        yield connected
 
 
 @pytest.fixture(scope="module")
