@@ -2,12 +2,19 @@
 ImageNet-C/test.py (folder dataset, PIL decode, per-image float tensors, default DataLoader).
 
     python benchmarks/bench_scoring.py [--images 512] [--loop-images 256] [--passes 1] [--device auto]
+                                       [--videos 8] [--fly-images 8]
 
 Builds 224 x 224 ImageNet-C-style data (one JPEG tree and one Zarr store holding the same
 images), then prints images/s for (1) decode + preprocessing alone on one core and
 (2) the whole scoring loop with a ResNet-18-sized model built without weights. On a GPU,
 use more images and --passes (the loop reads its images that many times, as one run over
 that many cells would) so that starting the decoding processes does not dominate.
+
+ImageNet-P (``--videos``): MP4s of real photos' rotate and gaussian_noise sequences, encoded
+with the originals' settings; frames/s of the data path per core (CPU seconds, all threads
+counted) against a naive path shaped like ImageNet-P/test.py (``VideoFolder``: OpenCV
+``VideoCapture``, PIL per frame, ToTensor + Normalize, default DataLoader), and the whole loop
+with the ResNet-18-sized model against test.py's loop (per-frame ``rankdata``, metrics after).
 """
 from __future__ import annotations
 
@@ -29,6 +36,7 @@ from pipeline.scoring import Normaliser, batches, evaluate, load_scoring_config,
 MEAN, STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 WNIDS = ("n01440764", "n02123045", "n07920052", "n04008634")
 TARGET_DATA_RATE, TARGET_LOOP_RATIO = 1000.0, 1.5
+TARGET_P_DATA_RATIO = 3.0
 
 
 # ---------------------------------------------------------------- a ResNet-18, without torchvision
@@ -173,6 +181,133 @@ def on_the_fly(tmp: Path, count: int, device, batch_size: int) -> None:
         print(f"    {name:<28} {value:8.1f} images/s")
 
 
+# ---------------------------------------------------------------- ImageNet-P
+
+def build_videos(root: Path, count: int) -> Path:
+    """``root/<kind>/<wnid>/<name>.mp4``: rotate and gaussian_noise sequences of real photos
+    (224 px), encoded with the originals' x264 settings by our writer."""
+    import skimage.data
+
+    from perturbations import family, perturb
+    from pipeline.formats.mp4_tree import Encoding, encode
+    photos = [np.asarray(getattr(skimage.data, n)()) for n in ("astronaut", "chelsea", "coffee", "rocket")]
+    for kind in ("rotate", "gaussian_noise"):
+        settings = Encoding(crf=None, tune="grain") if family(kind) == "noise" else Encoding()
+        for index in range(count // 2):
+            frames = perturb(photos[index % 4], kind, np.random.default_rng(index), "imagenet")
+            path = root / kind / WNIDS[index % 4] / f"ILSVRC2012_val_{index:08d}.mp4"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(encode(frames, settings))
+    return root
+
+
+class NaiveVideoFolder(torch.utils.data.Dataset):
+    """ImageNet-P/test.py's ``VideoFolder``: OpenCV reads each frame, BGR -> RGB, PIL image,
+    ToTensor + Normalize per frame, ``torch.cat`` per video."""
+
+    def __init__(self, root: Path):
+        self.samples = [(str(p), WNIDS.index(p.parent.name)) for p in sorted(root.rglob("*.mp4"))]
+        self.mean = torch.tensor(MEAN).view(3, 1, 1)
+        self.std = torch.tensor(STD).view(3, 1, 1)
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, index):
+        import cv2
+        path, label = self.samples[index]
+        capture = cv2.VideoCapture(path)
+        frames = []
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                break
+            image = Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
+            tensor = torch.from_numpy(np.asarray(image, np.float32) / 255.0).permute(2, 0, 1)
+            frames.append(((tensor - self.mean) / self.std).unsqueeze(0))
+        capture.release()
+        return torch.cat(frames, 0), label
+
+
+def naive_video_loop(model, root: Path, device, workers: int, passes: int = 1) -> int:
+    """test.py's loop: 5 videos a batch (its ResNet-18 batch), argmax and a scipy ``rankdata``
+    per frame, kept for every video; FP and top-5 distance computed after."""
+    from scipy.stats import rankdata
+    dataset = torch.utils.data.ConcatDataset([NaiveVideoFolder(root)] * passes)
+    loader = torch.utils.data.DataLoader(dataset, batch_size=5, shuffle=False, num_workers=workers,
+                                         pin_memory=device.type == "cuda")
+    predictions, ranks = [], []
+    with torch.no_grad():
+        for data, _ in loader:
+            videos = data.size(0)
+            output = model(data.view(-1, 3, 224, 224).to(device))
+            for video in output.view(videos, -1, 1000):
+                predictions.append(video.argmax(1).cpu().numpy())
+                ranks.append([np.uint16(rankdata(-frame, method="ordinal")) for frame in video.cpu().numpy()])
+    cumulative = np.cumsum([0] + [1] * 5 + [0] * 994)
+    flips, distances = [], []
+    for video_predictions, video_ranks in zip(predictions, ranks):
+        flips.append(np.mean(video_predictions[1:] != video_predictions[:-1]))
+        video_distances = []
+        for first, second in zip(video_ranks[:-1], video_ranks[1:]):
+            sigma = second[np.argsort(first)]
+            video_distances.append(np.sum(np.abs(cumulative[:5] - cumulative[sigma - 1][:5])))
+        distances.append(np.mean(video_distances))
+    return sum(len(p) for p in predictions)
+
+
+def cpu_rate(function) -> float:
+    """Frames per CPU second of this process (every thread counted): a per-core rate."""
+    start = time.process_time()
+    frames = function()
+    return frames / (time.process_time() - start)
+
+
+def imagenet_p(tmp: Path, count: int, device, passes: int) -> None:
+    import cv2
+
+    from pipeline.formats import open_data as open_any
+    from pipeline.scoring.sequences import Video, _chunks, _VideoBatches, evaluate_sequences
+    root = build_videos(tmp / "videos", count)
+    reader = open_any(root, None)
+    table = [Video(kind, i, label, name) for kind in reader.kinds()
+             for i, (name, label) in enumerate(zip(reader.videos(kind).names, reader.videos(kind).labels))]
+    frames = sum(len(table) for _ in [0]) * 31
+    print(f"ImageNet-P: {len(table)} videos of 224 px (rotate, gaussian_noise; x264 as the originals), "
+          f"{frames} frames; device {device}")
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    ours = _VideoBatches(reader, table, _chunks(table, 128))
+    naive = NaiveVideoFolder(root)
+    naive_loader = torch.utils.data.DataLoader(naive, batch_size=5, shuffle=False, num_workers=0)
+    ours[0], naive[0]  # warm
+    data = {"ours (PyAV, uint8 batches)": cpu_rate(
+                lambda: sum(int(g[1].sum()) for i in range(len(ours)) for g in ours[i][0])),
+            "naive (VideoFolder shape)": cpu_rate(lambda: sum(d.shape[0] * d.shape[1] for d, _ in naive_loader))}
+    base = data["naive (VideoFolder shape)"]
+    print("  data path, frames per CPU second (one core's worth):")
+    for name, value in data.items():
+        print(f"    {name:<34} {value:8.0f} frames/s  {value / base:4.2f}x")
+    print(f"  target: data path >= {TARGET_P_DATA_RATIO}x the naive one per core")
+    workers = os.cpu_count() or 1
+    torch.set_num_threads(workers)
+    model = resnet18().to(device)
+    settings = load_scoring_config(None, {"device": device.type, "batch_size": 128, "workers": workers})
+    normalise = Normaliser(settings, device)
+    fast = optimise(model.to(memory_format=torch.channels_last), normalise(torch.zeros(2, 224, 224, 3, dtype=torch.uint8)))
+    looped = table * passes
+    evaluate_sequences(fast, reader, table[:2], dict(settings, workers=0), device, normalise, QUIET)  # warm
+    ours_loop = rate(lambda: evaluate_sequences(fast, reader, looped, settings, device, normalise, QUIET),
+                     len(looped) * 31)
+    model = model.to(memory_format=torch.contiguous_format)
+    naive_video_loop(model, root, device, 0)  # warm
+    naive_rate = rate(lambda: naive_video_loop(model, root, device, workers, passes), len(looped) * 31)
+    print(f"  whole loop, ResNet-18-sized model, {len(looped)} videos, {workers} loader workers:")
+    print(f"    {'naive loop (test.py shape), fp32':<44} {naive_rate:8.1f} frames/s")
+    print(f"    {'ours (frozen, channels_last)':<44} {ours_loop:8.1f} frames/s  {ours_loop / naive_rate:4.2f}x "
+          f"(target >= {TARGET_LOOP_RATIO}x)")
+
+
 def rate(function, count: int) -> float:
     start = time.perf_counter()
     function()
@@ -187,10 +322,16 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--fly-images", type=int, default=8, help="source images for the on-the-fly lines (0: none)")
+    parser.add_argument("--videos", type=int, default=8, help="ImageNet-P videos for its lines (0: none)")
+    parser.add_argument("--only-p", action="store_true", help="only the ImageNet-P lines")
     args = parser.parse_args()
     device = pick_device(args.device)
     workers = os.cpu_count() or 1
     with tempfile.TemporaryDirectory() as tmp:
+        if args.videos:
+            imagenet_p(Path(tmp), args.videos, device, args.passes)
+        if args.only_p:
+            return
         tree, store = build_data(Path(tmp), args.images)
         config = load_scoring_config(None, {"device": device.type, "batch_size": args.batch_size, "workers": 0})
         cell = [("fog", 3)]

@@ -54,7 +54,7 @@ def _generate(args) -> int:
 
 
 def _score(args) -> int:
-    from .scoring import ScoreError, load_scoring_config, markdown_tables, score
+    from .scoring import ScoreError, load_scoring_config, markdown_tables, p_tables, score
     if (args.data is None) == (args.on_the_fly is None):
         raise ScoreError("give --data PATH (a generated benchmark) or --on-the-fly CONFIG with --clean VAL")
     on_the_fly = None
@@ -66,13 +66,19 @@ def _score(args) -> int:
                                                "device": args.device, "amp": args.amp, "baseline": args.baseline})
     results = score(args.model, args.data, args.clean, args.out, args.weights, config, args.classes,
                     args.allow_partial, name=args.name, random_weights=args.random_weights, on_the_fly=on_the_fly)
-    print(markdown_tables([results]))
+    if results["task"] == "imagenet-p":
+        print(p_tables([results]))
+        chart, bad = "fr.png", results["data"]["left_out"]
+        what = "videos or folders could not be scored and were left out"
+    else:
+        print(markdown_tables([results]))
+        chart, bad = "ce.png", results["data"]["unreadable"]
+        what = "files could not be read and were left out of their cells' errors"
     if args.out:
-        print(f"results: {args.out}/results.json, results.csv, report.md, ce.png")
-    unreadable = results["data"]["unreadable"]
-    if unreadable:
-        print(f"{len(unreadable)} files could not be read and were left out of their cells' errors:", file=sys.stderr)
-        for line in unreadable:
+        print(f"results: {args.out}/results.json, results.csv, report.md, {chart}")
+    if bad:
+        print(f"{len(bad)} {what}:", file=sys.stderr)
+        for line in bad:
             print(f"  {line}", file=sys.stderr)
         return 1
     return 0
@@ -141,27 +147,32 @@ def main(argv=None) -> int:
                      help="override any config key, e.g. --set outputs.zarr.level=9 --set cluster.memory_limit=4GiB")
     gen.set_defaults(run=_generate)
 
-    sc = commands.add_parser("score", help="score a PyTorch model on ImageNet-C: errors, CE, mCE, relative mCE")
+    sc = commands.add_parser("score", help="score a PyTorch model on ImageNet-C (errors, CE, mCE, relative mCE) or "
+                             "ImageNet-P (FP, FR, mFR, uT5D, T5D, mT5D, Zipf), whichever --data holds")
     sc.add_argument("--model", required=True,
                     help="TorchScript file, module.py:factory, torchvision:NAME or timm:NAME")
     sc.add_argument("--weights", help="state dict to load into the model")
     sc.add_argument("--name", help="the model's name in reports (default: from --model)")
-    sc.add_argument("--data", help="ImageNet-C JPEG tree, our Zarr store, or a CIFAR-10-C folder")
+    sc.add_argument("--data", help="ImageNet-C: a JPEG tree, our Zarr store, a CIFAR-10-C folder; ImageNet-P: an MP4 "
+                    "tree (<sequence>/<class>/<video>.mp4, or one sequence's folder), our Zarr store, a CIFAR-10-P "
+                    "folder")
     sc.add_argument("--on-the-fly", metavar="CONFIG", help="no --data: produce the benchmark of this run config "
                     "(imagenet-c, cifar-10-c, ...) in the loader from --clean, byte for byte as `generate` writes it")
     sc.add_argument("--only", nargs="+", metavar="CORRUPTION", help="--on-the-fly: only these corruptions")
     sc.add_argument("--severities", nargs="+", type=int, metavar="S", help="--on-the-fly: only these severities")
     sc.add_argument("--seed", type=int, help="--on-the-fly: the root seed (default the run config's, 0)")
     sc.add_argument("--variant", help="--on-the-fly: another variant than the run config's")
-    sc.add_argument("--clean", help="clean validation set in class folders (for the clean error and relative CE)")
-    sc.add_argument("--out", help="results folder: results.json, results.csv, report.md, ce.png")
+    sc.add_argument("--clean", help="ImageNet-C: clean validation set in class folders (for the clean error and "
+                    "relative CE); ImageNet-P measures it on the noise sequences' first frames")
+    sc.add_argument("--out", help="results folder: results.json, results.csv, report.md, ce.png (fr.png)")
     sc.add_argument("--config", help="scoring YAML (default configs/scoring.yaml)")
     sc.add_argument("--classes", help="text file of class names in index order (default: ImageNet's 1000 wnids)")
     sc.add_argument("--batch-size", type=int)
     sc.add_argument("--workers", type=int, help="decoding processes")
     sc.add_argument("--device", choices=["auto", "cuda", "cpu"])
     sc.add_argument("--amp", choices=["bf16", "fp16"])
-    sc.add_argument("--baseline", help="'alexnet' (default) or another model's results.json")
+    sc.add_argument("--baseline", help="'alexnet' (default; ImageNet models) or another model's results.json of the "
+                    "same benchmark (CIFAR, Tiny ImageNet: unnormalised without one)")
     sc.add_argument("--allow-partial", action="store_true",
                     help="score what is there: an incomplete store, empty cells; mCE over the corruptions present")
     sc.add_argument("--random-weights", action="store_true",
@@ -186,8 +197,9 @@ def main(argv=None) -> int:
     ver.add_argument("--sample", type=int, default=8, help="images to regenerate (a seeded choice; default 8)")
     ver.set_defaults(run=_verify)
 
-    rep = commands.add_parser("report", help="compare several results.json in one table and chart")
-    rep.add_argument("results", nargs="+", help="results.json files written by `score`")
+    rep = commands.add_parser("report", help="compare models: ImageNet-C and ImageNet-P results.json files in one "
+                              "leaderboard (error, mCE, relative mCE, mFR, mT5D), the paper's tables, charts")
+    rep.add_argument("results", nargs="+", help="results.json files written by `score` (matched by model name)")
     rep.add_argument("--out", help="folder for comparison.md and comparison.png")
     rep.set_defaults(run=_report)
     args = parser.parse_args(argv)

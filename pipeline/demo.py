@@ -122,6 +122,15 @@ def main(argv=None) -> int:
                   str(args.workers), "--shard-size", "2", "--set", "outputs.mp4.preset=veryfast"])
     if status:
         return status
+    results_p = args.dir / "results-p"
+    status = cli(["score", "--model", f"{model}:demo", "--data", str(out_p), "--out", str(results_p),
+                  "--workers", str(args.workers), "--name", "demo-nearest-colour"])
+    if status:
+        return status
+    comparison = args.dir / "comparison"
+    status = cli(["report", str(results / "results.json"), str(results_p / "results.json"), "--out", str(comparison)])
+    if status:
+        return status
     import numpy as np
     photo = np.asarray(sample_photo("chelsea"))
     p_sheet = args.dir / "preview-imagenet-p-chelsea.png"
@@ -139,6 +148,8 @@ def main(argv=None) -> int:
     print(f"  ImageNet-P MP4 tree    {out_p.resolve()}/<sequence kind>/<wnid>/<name>.mp4")
     print(f"  ImageNet-P Zarr store  {(out_p / 'imagenet-p.zarr').resolve()}")
     print(f"  ImageNet-P previews    {p_sheet.resolve()}, {gif.resolve()}")
+    print(f"  ImageNet-P scores      {(results_p / 'report.md').resolve()}")
+    print(f"  both, one leaderboard  {(comparison / 'comparison.md').resolve()}")
     return 0
 
 

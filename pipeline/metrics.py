@@ -12,6 +12,7 @@ from typing import Mapping
 import numpy as np
 
 from corruptions import SEVERITIES, corruption_names
+from perturbations import NOISES, TEST, VALIDATION
 
 
 # AlexNet's top-1 error on clean ImageNet validation (the paper).
@@ -44,11 +45,8 @@ ALEXNET_MEAN_ERRORS = {
     "saturate": 0.658,
 }
 
-# ImageNet-P, Appendix E: AlexNet's flip probability and unnormalised top-5 distance.
-PERTURBATIONS_TEST = ("gaussian_noise", "shot_noise", "motion_blur", "zoom_blur", "snow", "brightness",
-                      "translate", "rotate", "tilt", "scale")
-PERTURBATIONS_EXTRA = ("speckle_noise", "gaussian_blur", "spatter", "shear")
-NOISE_PERTURBATIONS = ("gaussian_noise", "shot_noise", "speckle_noise")
+# ImageNet-P, Appendix E: AlexNet's flip probability and unnormalised top-5 distance, at
+# difficulty 1 (the paper gives no others).
 ALEXNET_FP = {
     "gaussian_noise": 0.2365, "shot_noise": 0.3006, "motion_blur": 0.0930, "zoom_blur": 0.0594, "snow": 0.1193,
     "brightness": 0.0489, "translate": 0.1101, "rotate": 0.1310, "tilt": 0.0705, "scale": 0.2353,
@@ -136,7 +134,7 @@ def summarize_c(errors: Mapping[str, Mapping[int, float]], clean_error: float | 
 
 # ------------------------------------------------------------------ ImageNet-P
 
-def _pairs(n_frames: int, noise: bool, difficulty: int) -> tuple[np.ndarray, np.ndarray]:
+def frame_pairs(n_frames: int, noise: bool, difficulty: int) -> tuple[np.ndarray, np.ndarray]:
     """Frame pairs compared: noise sequences, every frame with the first; temporal ones,
     each frame with the one ``difficulty`` frames before (ImageNet-P/test.py)."""
     if noise:
@@ -149,7 +147,7 @@ def _pairs(n_frames: int, noise: bool, difficulty: int) -> tuple[np.ndarray, np.
 def flip_probability(predictions: np.ndarray, noise: bool, difficulty: int = 1) -> float:
     """FP from top-1 predictions of shape (sequences, frames); each sequence weighs the same."""
     predictions = np.asarray(predictions)
-    first, second = _pairs(predictions.shape[1], noise, difficulty)
+    first, second = frame_pairs(predictions.shape[1], noise, difficulty)
     return float(np.mean(predictions[:, first] != predictions[:, second]))
 
 
@@ -189,21 +187,51 @@ def ranks_from_scores(scores: np.ndarray) -> np.ndarray:
 def top5_distance(ranks: np.ndarray, noise: bool, difficulty: int = 1, mode: str = "top5") -> float:
     """uT5D (or the Zipf distance) from ranks of shape (sequences, frames, classes)."""
     ranks = np.asarray(ranks)
-    first, second = _pairs(ranks.shape[1], noise, difficulty)
+    first, second = frame_pairs(ranks.shape[1], noise, difficulty)
     sequences, pairs = ranks.shape[0], len(first)
     a = ranks[:, first].reshape(sequences * pairs, -1)
     b = ranks[:, second].reshape(sequences * pairs, -1)
     return float(ranking_distance(a, b, mode).reshape(sequences, pairs).mean())
 
 
-def summarize_p(fp: Mapping[str, float], ut5d: Mapping[str, float]) -> dict:
-    """FR and T5D per perturbation against AlexNet, mFR and mT5D over the 10 test perturbations."""
-    fr = {p: 100.0 * fp[p] / ALEXNET_FP[p] for p in fp}
-    t5d = {p: 100.0 * ut5d[p] / ALEXNET_UT5D[p] for p in ut5d}
-    complete_fr = all(p in fr for p in PERTURBATIONS_TEST)
-    complete_t5d = all(p in t5d for p in PERTURBATIONS_TEST)
+class FlipBaseline:
+    """The flip probabilities and top-5 distances a model's are normalised by, per
+    (perturbation, difficulty): AlexNet's (Appendix E, difficulty 1) or another model's."""
+
+    def __init__(self, name: str, values: Mapping[tuple[str, int], tuple[float, float]]):
+        self.name, self.values = name, dict(values)
+
+    @classmethod
+    def alexnet(cls) -> "FlipBaseline":
+        return cls("AlexNet", {(p, 1): (ALEXNET_FP[p], ALEXNET_UT5D[p]) for p in ALEXNET_FP})
+
+    @classmethod
+    def from_results(cls, results: Mapping) -> "FlipBaseline":
+        """From an ImageNet-P ``results.json`` written by ``python -m pipeline score``."""
+        values = {(p, int(d)): (float(cell["fp"]), float(cell["ut5d"]))
+                  for p, cells in results["perturbations"].items() for d, cell in cells.items()}
+        return cls(results.get("model", {}).get("name", "baseline"), values)
+
+
+def summarize_p(measured: Mapping[str, Mapping[int, Mapping[str, float]]],
+                baseline: FlipBaseline | None = None) -> dict:
+    """FR = FP / FP(baseline) and T5D = uT5D / uT5D(baseline), in percent, per perturbation
+    and difficulty the baseline has (keyed ``fr[p]["1"]``, as in results.json); mFR and mT5D over the 10 test perturbations at difficulty
+    1 (the paper's Tables 3 and 4), None unless all ten are measured. ``measured[p][d]`` holds
+    ``fp`` and ``ut5d``. Validation perturbations and difficulties 2-3 never enter the means."""
+    fr, t5d = {}, {}
+    if baseline is not None:
+        for p, cells in measured.items():
+            for d, cell in cells.items():
+                if (p, int(d)) in baseline.values:
+                    base_fp, base_ut5d = baseline.values[(p, int(d))]
+                    fr.setdefault(p, {})[str(d)] = 100.0 * cell["fp"] / base_fp if base_fp else None
+                    t5d.setdefault(p, {})[str(d)] = 100.0 * cell["ut5d"] / base_ut5d if base_ut5d else None
+    complete = all(fr.get(p, {}).get("1") is not None for p in TEST)
     return {
+        "baseline": baseline.name if baseline else None,
         "fr": fr, "t5d": t5d,
-        "mfr": float(np.mean([fr[p] for p in PERTURBATIONS_TEST])) if complete_fr else None,
-        "mt5d": float(np.mean([t5d[p] for p in PERTURBATIONS_TEST])) if complete_t5d else None,
+        "mfr": float(np.mean([fr[p]["1"] for p in TEST])) if complete else None,
+        "mt5d": float(np.mean([t5d[p]["1"] for p in TEST])) if complete else None,
+        "missing": [p for p in TEST if not {1, "1"} & set(measured.get(p, {}))],
     }

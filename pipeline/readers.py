@@ -150,18 +150,18 @@ def _is_image(name: str) -> bool:
     return name.lower().endswith(IMAGE_EXTENSIONS)
 
 
-def class_folder_images(root: Path, rejected: list | None = None, sizes: dict | None = None
-                        ) -> list[tuple[str, Path]]:
+def class_folder_images(root: Path, rejected: list | None = None, sizes: dict | None = None,
+                        suffixes: tuple[str, ...] = IMAGE_EXTENSIONS) -> list[tuple[str, Path]]:
     """(class folder, image path) under ``root/<class>/...`` in torchvision ImageFolder's
-    order; non-image files are ignored, as ImageFolder does. Entries named like images that are
-    not regular files are left out, and listed in ``rejected`` where given; ``sizes`` receives
-    each file's size."""
+    order; files without one of ``suffixes`` (default: images) are ignored, as ImageFolder
+    does. Entries so named that are not regular files are left out, and listed in ``rejected``
+    where given; ``sizes`` receives each file's size."""
     found = []
     for folder in sorted(e.name for e in os.scandir(root) if e.is_dir()):
         for dirpath, dirnames, filenames in os.walk(root / folder):
             dirnames.sort()
             for name in sorted(filenames):
-                if not _is_image(name):
+                if not name.lower().endswith(suffixes):
                     continue
                 path = Path(dirpath) / name
                 reason, size = _regular(path)

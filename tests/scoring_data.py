@@ -49,6 +49,50 @@ def bad_shape():
     return Flat()
 
 
+class Ranked(CodeReader):
+    """Scores fall off with the distance after the code: the ranking is code, code + 1, ...
+    (cyclically), so every top-5 distance follows from the codes alone."""
+
+    def forward(self, x):
+        index = super().forward(x).argmax(1)
+        classes = torch.arange(self.num_classes, device=x.device)
+        return -((classes.view(1, -1) - index.view(-1, 1)) % self.num_classes).float()
+
+
+def ranked():
+    return Ranked(1000)
+
+
+def ranked_cifar():
+    return Ranked(10)
+
+
+def tiny_cnn():
+    """Continuous, untied scores from fixed weights (no torch RNG): a full ranking per frame."""
+    import numpy as np
+    rng = np.random.default_rng(0)
+    conv = torch.nn.Conv2d(3, 16, 5, stride=2)
+    head = torch.nn.Linear(16, 1000)
+    with torch.no_grad():
+        for layer in (conv, head):
+            layer.weight.copy_(torch.from_numpy(rng.normal(0, 0.3, layer.weight.shape).astype("float32")))
+            layer.bias.copy_(torch.from_numpy(rng.normal(0, 0.1, layer.bias.shape).astype("float32")))
+    return TopLeft(torch.nn.Sequential(conv, torch.nn.ReLU(), torch.nn.AdaptiveAvgPool2d(1), torch.nn.Flatten(), head))
+
+
+class TopLeft(CodeReader):
+    """The code's class on top (so top-1 flips where the code changes), the other classes
+    ranked by continuous features of the corner that holds the code. float64, so how frames
+    are batched cannot reorder nearly equal scores."""
+
+    def __init__(self, body):
+        super().__init__(1000)
+        self.body = body.double()
+
+    def forward(self, x):
+        return self.body(x[:, :, :20, :20].double()) + 100.0 * super().forward(x).double()
+
+
 def three_classes():
     return CodeReader(3)
 
@@ -138,3 +182,63 @@ def cifar_folder(root: Path, names, n: int = 8) -> Path:
         np.save(root / f"{name}.npy", np.concatenate(rows))
     np.save(root / "labels.npy", np.tile(labels, 5))
     return root
+
+
+# ------------------------------------------------------------------ ImageNet-P
+
+def shift_points(kind_index: int, video: int, frames: int) -> list[int]:
+    """The frames at which a video's code moves on by one class: two known points per video."""
+    return sorted({(3 + 5 * video + kind_index) % (frames - 1) + 1, (11 + 7 * video + 2 * kind_index) % (frames - 1) + 1})
+
+
+def video_codes(kind_index: int, video: int, label: int, frames: int, classes: int = 1000) -> np.ndarray:
+    """Code of every frame: the label, plus one at each shift point reached (mod 3)."""
+    points = shift_points(kind_index, video, frames)
+    return np.asarray([(label + sum(t >= p for p in points) % 3) % classes for t in range(frames)])
+
+
+def coded_frames(codes: np.ndarray, size: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    background = rng.integers(40, 216, (size, size, 3), dtype=np.uint8)
+    frames = np.repeat(background[None], len(codes), axis=0)
+    for t, code in enumerate(codes):
+        frames[t, :16, :16] = (8 * (code // 32) + 4, 8 * (code % 32) + 4, 128)
+    return frames
+
+
+def sequence_data(kinds, n_videos: int, size: int, variant: str, classes: int = 1000, labels=None):
+    """{kind: (N, T, size, size, 3) frames}, {kind: (N, T) codes}, labels: ``variant``'s frame counts."""
+    from perturbations import ALL_KINDS, load_sequences
+    sequences = load_sequences(variant)
+    labels = list(labels if labels is not None else [LABELS[i % len(LABELS)] for i in range(n_videos)])
+    frames, codes = {}, {}
+    for kind in kinds:
+        k = ALL_KINDS.index(kind)
+        t = sequences.frames(kind)
+        codes[kind] = np.stack([video_codes(k, v, labels[v], t, classes) for v in range(n_videos)])
+        frames[kind] = np.stack([coded_frames(codes[kind][v], size, seed=100 * k + v) for v in range(n_videos)])
+    return frames, codes, labels
+
+
+def write_sequences(writer, frames: dict, labels, wnids=None) -> None:
+    """``frames`` written through one of the pipeline's ImageNet-P writers, one key per kind."""
+    from types import SimpleNamespace
+
+    from perturbations import family
+    from pipeline.imagenet_p import SequenceBlock
+    from pipeline.readers import Item, imagenet_wnids
+    from pipeline.task import SEQUENCE_DIMS, Key
+    n = len(labels)
+    wnids = wnids or [imagenet_wnids()[label] for label in labels]
+    items = tuple(Item(str(i), f"ILSVRC2012_val_{i:08d}.JPEG", wnids[i], int(labels[i]), "file", "")
+                  for i in range(n))
+    first = next(iter(frames.values()))
+    task = SimpleNamespace(name="imagenet-p", variant="custom", names=tuple(frames),
+                           image_size=tuple(first.shape[2:4]), frame_count=lambda kind: frames[kind].shape[1])
+    plan = SimpleNamespace(items=items, classes=tuple(imagenet_wnids()), task=task, version="arrays", versions={},
+                           config={"seed": None, "source": "arrays"})
+    writer.prepare(plan)
+    for kind, array in frames.items():
+        writer.write(SequenceBlock(Key(kind, 0, 0, n), SEQUENCE_DIMS, tuple(array.shape[2:4]), array.shape[1],
+                                   list(array), items, np.ones(n, bool), family(kind)))
+    writer.finalise(plan, [])

@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Protocol
 
 from . import cifar_npy, jpeg_tree, mp4_tree, zarr_store
-from .common import DataError, Files, Reader
+from .common import DataError, Files, Reader, SequenceReader, Videos
 
 FORMATS = {"jpeg": jpeg_tree, "zarr": zarr_store, "cifar_npy": cifar_npy, "mp4": mp4_tree}
 # which formats each task writes (ImageNet-C's are images, ImageNet-P's frame sequences)
 TASK_FORMATS = {"imagenet-c": ("jpeg", "zarr", "cifar_npy"), "imagenet-p": ("mp4", "zarr", "cifar_npy")}
 DEFAULT_FORMATS = {"imagenet-c": ("jpeg", "zarr"), "imagenet-p": ("mp4", "zarr")}
-__all__ = ["FORMATS", "TASK_FORMATS", "DEFAULT_FORMATS", "Writer", "open_data", "DataError", "Files", "Reader",
+__all__ = ["FORMATS", "TASK_FORMATS", "DEFAULT_FORMATS", "Writer", "open_data", "DataError", "Files", "Reader", "SequenceReader", "Videos",
            "cifar_npy", "jpeg_tree", "mp4_tree", "zarr_store"]
 
 
@@ -36,33 +36,25 @@ class Writer(Protocol):
 
 
 def open_data(path: str | os.PathLike, classes=None, allow_partial: bool = False):
-    """The reader of the layout found at ``path``: a Zarr store (or a folder holding one), a
-    CIFAR-10-C folder, or a JPEG tree."""
+    """The reader of the layout found at ``path``. ImageNet-C: a JPEG tree, a Zarr store (or a
+    folder holding one), a CIFAR-10-C folder. ImageNet-P: an MP4 tree (or one kind's folder),
+    a Zarr store, a CIFAR-10-P folder. The reader's ``task`` says which benchmark it holds. A run's
+    OUT holding a tree and a store is read as the store for ImageNet-C (the same pixels, faster)
+    and as the MP4 tree for ImageNet-P (the official, lossy pixels); name the store's own folder
+    (OUT/imagenet-p.zarr) to score its lossless frames."""
     path = Path(path).expanduser()
     if not path.exists():
         raise DataError(f"data {path} does not exist")
-    if mp4_tree.recognise(path) or _imagenet_p_arrays(path):
-        raise DataError(f"{path}: ImageNet-P data; scoring reads ImageNet-C layouts only so far")
-    for module in (zarr_store, cifar_npy, jpeg_tree):
-        if module.recognise(path):
-            return module.Reader(path, classes, allow_partial=allow_partial)
-    raise DataError(f"{path}: not an ImageNet-C JPEG tree (<corruption>/<severity>/<class>/), "
-                    "a Zarr store, or a CIFAR-10-C folder (<corruption>.npy + labels.npy)")
-
-
-def _imagenet_p_arrays(path: Path) -> bool:
-    """A Zarr store or CIFAR-P folder written by the ImageNet-P task."""
-    import json
-    for meta in [path / "zarr.json", *path.glob("*.zarr/zarr.json")]:
-        try:
-            attrs = json.loads(meta.read_text()).get("attributes", {})
-        except (OSError, ValueError):
-            continue
-        if attrs.get("task") == "imagenet-p":
-            return True
-    if (path / "labels.npy").is_file():
-        import numpy as np
-        for array in path.glob("*.npy"):
-            if array.name != "labels.npy" and np.load(array, mmap_mode="r").ndim == 5:
-                return True
-    return False
+    if mp4_tree.recognise(path):  # before a store beside it: the MP4s are the official ImageNet-P pixels
+        return mp4_tree.Reader(path, classes, allow_partial=allow_partial)
+    if zarr_store.recognise(path):
+        reader = zarr_store.SequenceReader if zarr_store.holds_task(path) == "imagenet-p" else zarr_store.Reader
+        return reader(path, classes, allow_partial=allow_partial)
+    if cifar_npy.recognise(path):
+        reader = cifar_npy.SequenceReader if cifar_npy.holds_sequences(path) else cifar_npy.Reader
+        return reader(path, classes, allow_partial=allow_partial)
+    if jpeg_tree.recognise(path):
+        return jpeg_tree.Reader(path, classes, allow_partial=allow_partial)
+    raise DataError(f"{path}: neither ImageNet-C (a JPEG tree <corruption>/<severity>/<class>/<image>, a Zarr "
+                    "store, a CIFAR-10-C folder of <corruption>.npy + labels.npy) nor ImageNet-P (an MP4 tree "
+                    "<sequence>/<class>/<video>.mp4, a Zarr store, a CIFAR-10-P folder of <sequence>.npy + labels.npy)")

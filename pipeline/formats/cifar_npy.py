@@ -18,6 +18,8 @@ from ..files import atomic_write_bytes, inside, sha256
 from ..task import IMAGE_DIMS, SEQUENCE_DIMS
 from .common import DataError
 from .common import Reader as BaseReader
+from .common import SequenceReader as BaseSequenceReader
+from .common import Videos
 
 DIMS = IMAGE_DIMS
 LEVELS_FILE = "severities.json"
@@ -153,3 +155,51 @@ class Reader(BaseReader):
         offset = self.levels.index(cell[1]) * self.count(cell)
         return (np.array(data[offset + start:offset + stop]),
                 np.asarray(self.labels[offset + start:offset + stop], np.int64))
+
+
+def holds_sequences(root: Path) -> bool:
+    """A CIFAR-10-P / CIFAR-100-P folder: ``labels.npy`` beside (N, T, H, W, 3) arrays."""
+    from perturbations import sequence_names
+    return (root / "labels.npy").is_file() and any(
+        (root / f"{kind}.npy").is_file() and _shape(root / f"{kind}.npy")[1] == 5 for kind in sequence_names("all"))
+
+
+def _shape(path: Path) -> tuple[tuple[int, ...], int]:
+    try:
+        shape = np.load(path, mmap_mode="r").shape
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a readable .npy array ({type(exc).__name__}: {exc})") from None
+    return shape, len(shape)
+
+
+class SequenceReader(BaseSequenceReader):
+    """``<sequence kind>.npy`` (N, T, 32, 32, 3) uint8 and ``labels.npy`` (N,), as
+    ``make_cifar_p.py`` saved them (ours alike)."""
+    kind = "cifar_npy"
+
+    def __init__(self, root: Path, classes, allow_partial: bool = False):
+        from perturbations import sequence_names
+        super().__init__()
+        self.root, self.classes = Path(root), classes
+        self.labels = np.asarray(np.load(self.root / "labels.npy"), np.int64).reshape(-1)
+        self._kinds = []
+        for kind in sequence_names("all"):
+            path = self.root / f"{kind}.npy"
+            if not path.is_file():
+                continue
+            shape, ndim = _shape(path)
+            if ndim != 5 or shape[-1] != 3:
+                self.problems.append(f"{path}: shape {shape}, expected (videos, frames, height, width, 3); left out")
+            elif shape[0] != len(self.labels):
+                self.problems.append(f"{path}: {shape[0]} videos but labels.npy holds {len(self.labels)}; left out")
+            else:
+                self._kinds.append(kind)
+
+    def kinds(self):
+        return list(self._kinds)
+
+    def videos(self, kind):
+        return Videos(tuple(f"{kind}.npy[{i}]" for i in range(len(self.labels))), tuple(map(int, self.labels)))
+
+    def load(self, kind, index):
+        return np.array(np.load(self.root / f"{kind}.npy", mmap_mode="r")[index])

@@ -25,6 +25,7 @@ class Reader:
     """Common interface: ``kind``, ``cells()`` [(name, level)], ``classes``, and per cell either
     ``files(cell)`` (image files to decode) or ``slices(cell, batch)`` and ``read(cell, start,
     stop)`` (stored arrays). Either way the scorer reads them in worker processes."""
+    task = "imagenet-c"
     kind = "?"
     classes: list[str] | None = None
 
@@ -43,3 +44,41 @@ class Reader:
 
     def count(self, cell) -> int:
         raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Videos:
+    """The sequences of one ImageNet-P kind: a name each (a file, or ``store:kind[row]``) and
+    its label."""
+    names: tuple[str, ...]
+    labels: tuple[int, ...]
+
+
+class SequenceReader:
+    """What an ImageNet-P reader offers the scorer: ``kinds()`` present (sequence kind names),
+    ``videos(kind)``, ``load(kind, index)`` -> T x H x W x 3 uint8 (raises ``DataError`` for a
+    video that cannot be read), and ``problems``: what listing found wrong (empty folders,
+    folders that are no sequence kind), left out and reported. ``in_workers``: loading is
+    decoding (MP4), worth worker processes; stored arrays are read where they are needed."""
+    task = "imagenet-p"
+    kind = "?"
+    classes: list[str] | None = None
+    in_workers = False
+
+    def __init__(self):
+        self.problems: list[str] = []
+
+    def kinds(self) -> list[str]:
+        raise NotImplementedError
+
+    def videos(self, kind: str) -> Videos:
+        raise NotImplementedError
+
+    def count(self, kind: str) -> int:
+        return len(self.videos(kind).names)
+
+    def load(self, kind: str, index: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def prepare(self) -> None:
+        """Made once before loading starts (before worker processes fork, so they share it)."""

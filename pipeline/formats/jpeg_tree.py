@@ -68,9 +68,10 @@ class Writer:
         return [str(Path(self.root))]
 
 
-def list_folder(root: Path, classes: list[str] | None) -> Files:
-    """``root/<class>/<image>``, sorted as torchvision's ImageFolder."""
-    found = class_folder_images(root)
+def list_folder(root: Path, classes: list[str] | None, suffixes: tuple[str, ...] | None = None) -> Files:
+    """``root/<class>/<image>`` (or files with other ``suffixes``), sorted as torchvision's
+    ImageFolder."""
+    found = class_folder_images(root, suffixes=suffixes) if suffixes else class_folder_images(root)
     index = class_index([e.name for e in os.scandir(root) if e.is_dir()], classes)
     return Files(tuple(str(path) for _, path in found), tuple(index[folder] for folder, _ in found))
 

@@ -25,6 +25,8 @@ from ..files import atomic_write_bytes, sha256
 from ..task import IMAGE_DIMS, SEQUENCE_DIMS
 from .common import LEVEL_NAMES, DataError
 from .common import Reader as BaseReader
+from .common import SequenceReader as BaseSequenceReader
+from .common import Videos
 from .zarr_codecs import NAME as JPEG_CODEC
 from .zarr_codecs import JpegCodec
 
@@ -219,15 +221,7 @@ class Reader(BaseReader):
     kind = "zarr"
 
     def __init__(self, path: Path, classes, allow_partial: bool = False):
-        import zarr
-        path = Path(path)
-        if not (path / "zarr.json").is_file():
-            path = next(path.glob("*.zarr"))
-        self.path = path
-        self.group = zarr.open_group(path, mode="r")
-        if not self.group.attrs.get("complete", False) and not allow_partial:
-            raise DataError(f"{path}: the store is incomplete (its run did not finish); re-run the same "
-                            "generate command to finish it, or score what is there with --allow-partial")
+        self.path, self.group = open_store(path, allow_partial)
         self.labels = np.asarray(self.group["labels"][...], np.int64)
         failed = set(self.group.attrs.get("failed_rows", []))
         self.rows = np.asarray([i for i in range(len(self.labels)) if i not in failed], np.int64)
@@ -256,7 +250,60 @@ class Reader(BaseReader):
         return images, self.labels[rows]
 
 
-__all__ = ["Writer", "SequenceWriter", "Reader", "recognise", "CODECS", "JPEG_CODEC", "shard_file"]
+def open_store(path: Path, allow_partial: bool):
+    """(store path, group) of the store at ``path`` or the one ``*.zarr`` inside it; an
+    incomplete store refused unless allowed."""
+    import zarr
+    path = Path(path)
+    if not (path / "zarr.json").is_file():
+        path = next(path.glob("*.zarr"))
+    group = zarr.open_group(path, mode="r")
+    if not group.attrs.get("complete", False) and not allow_partial:
+        raise DataError(f"{path}: the store is incomplete (its run did not finish); re-run the same "
+                        "generate command to finish it, or score what is there with --allow-partial")
+    return path, group
+
+
+def holds_task(path: Path) -> str | None:
+    """The task a store at ``path`` was written by (attribute ``task``), if it is one."""
+    import json
+    for meta in [path / "zarr.json", *path.glob("*.zarr/zarr.json")]:
+        try:
+            return json.loads(meta.read_text()).get("attributes", {}).get("task", "imagenet-c")
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+class SequenceReader(BaseSequenceReader):
+    """Our ImageNet-P store: one (N, T, H, W, 3) array per kind; a video is one chunk."""
+    kind = "zarr"
+
+    def __init__(self, path: Path, classes, allow_partial: bool = False):
+        from perturbations import sequence_names
+        super().__init__()
+        self.path, self.group = open_store(path, allow_partial)
+        self.labels = np.asarray(self.group["labels"][...], np.int64)
+        failed = set(self.group.attrs.get("failed_rows", []))
+        self.rows = tuple(i for i in range(len(self.labels)) if i not in failed)
+        stored = self.group.attrs.get("classes")
+        self.classes = classes if classes is not None else (list(stored) if stored else None)
+        self.variant = self.group.attrs.get("variant")
+        self._kinds = [k for k in sequence_names("all") if k in self.group]
+
+    def kinds(self):
+        return list(self._kinds)
+
+    def videos(self, kind):
+        return Videos(tuple(f"{self.path.name}:{kind}[{r}]" for r in self.rows),
+                      tuple(int(self.labels[r]) for r in self.rows))
+
+    def load(self, kind, index):
+        return np.asarray(self.group[kind][self.rows[index]])
+
+
+__all__ = ["Writer", "SequenceWriter", "Reader", "SequenceReader", "recognise", "holds_task", "CODECS", "JPEG_CODEC",
+           "shard_file"]
 
 
 def from_arrays(path: str, items, classes, cells: dict, shard_rows: int = 64, codec: str = "jpeg",

@@ -28,9 +28,9 @@ from .errors import ScoreError
 from .evaluate import check_labels, check_model, evaluate
 from .loader import CLEAN, CleanFolder, batches, decode
 from .models import Normaliser, load_model, model_name, optimise, pick_device
-from .report import compare, markdown_tables, write_results
+from .report import compare, markdown_tables, p_tables, write_results
 
-__all__ = ["score", "ScoreError", "DataError", "load_scoring_config", "compare", "markdown_tables", "load_model",
+__all__ = ["score", "ScoreError", "DataError", "load_scoring_config", "compare", "markdown_tables", "p_tables", "load_model",
            "optimise", "pick_device", "Normaliser", "batches", "evaluate", "decode", "open_data"]
 
 
@@ -68,6 +68,9 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
             clean_path = data.source.root  # the clean set is the source itself
     else:
         data = open_data(data_path, classes, allow_partial)
+    if data.task == "imagenet-p":
+        return _score_imagenet_p(model, data, data_path, clean_path, out, config, device, normalise, classes,
+                                 allow_partial, stream, _model_info(model_spec, name, weights))
     cells = data.cells()
     if not cells:
         raise DataError(f"{data_path}: no corruption cells found")
@@ -117,9 +120,7 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
     summary = metrics.summarize_c({c: {int(s): e for s, e in v.items()} for c, v in errors.items()}, clean_error,
                                   baseline, allow_partial)
     results = {
-        "model": {"spec": model_spec, "name": name or model_name(model_spec), "weights": weights,
-                  "weights_sha256": _sha256(weights) if weights else None,
-                  "spec_sha256": _sha256(model_spec) if Path(model_spec).is_file() else None},
+        "task": "imagenet-c", "model": _model_info(model_spec, name, weights),
         "data": {"path": str(Path(data_path).resolve()), "kind": data.kind, "images": counts,
                  "clean": str(Path(clean_path).resolve()) if clean_path else None, "unreadable": unreadable,
                  **({"on_the_fly": data.identity()} if on_the_fly is not None else {})},
@@ -131,6 +132,26 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
     return results
 
 
+
+
+def _score_imagenet_p(model, data, data_path, clean_path, out, config, device, normalise, classes, allow_partial,
+                      stream, model_info) -> dict:
+    from .sequences import score_sequences
+    if clean_path:
+        raise ScoreError("--clean is for ImageNet-C; on ImageNet-P the clean error is measured on the noise "
+                         "sequences' first frames (the unperturbed crops)")
+    results, _ = score_sequences(model, data, data_path, config, device, normalise, classes,
+                                 lambda known: open_data(data_path, known, allow_partial), stream)
+    results = {"model": model_info, **results}
+    if out:
+        write_results(results, Path(out))
+    return results
+
+
+def _model_info(model_spec: str, name: str | None, weights: str | None) -> dict:
+    return {"spec": model_spec, "name": name or model_name(model_spec), "weights": weights,
+            "weights_sha256": _sha256(weights) if weights else None,
+            "spec_sha256": _sha256(model_spec) if Path(model_spec).is_file() else None}
 
 
 def _baseline(setting: str, num_classes: int = 1000) -> metrics.Baseline | None:

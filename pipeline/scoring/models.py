@@ -105,19 +105,21 @@ def pick_device(name: str):
 
 
 class Normaliser:
-    """uint8 NHWC batch -> normalised float NCHW on the device."""
+    """uint8 NHWC batch -> normalised float NCHW on the device, in the original evaluation's
+    float32 steps (torchvision's ToTensor then Normalize: / 255, - mean, / std), so the model
+    gets the very same inputs and its rankings tie-break alike."""
 
     def __init__(self, config: dict, device):
         import torch
         self.device = device
-        self.mean = torch.tensor(config["mean"], device=device).view(1, 3, 1, 1) * 255
-        self.std = torch.tensor(config["std"], device=device).view(1, 3, 1, 1) * 255
+        self.mean = torch.tensor(config["mean"], device=device).view(1, 3, 1, 1)
+        self.std = torch.tensor(config["std"], device=device).view(1, 3, 1, 1)
         self.channels_last = bool(config["channels_last"])
 
     def __call__(self, batch):
         import torch
         x = batch.to(self.device, non_blocking=True).permute(0, 3, 1, 2).float()
-        x = (x - self.mean) / self.std
+        x = (x / 255 - self.mean) / self.std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x.contiguous()
 
 

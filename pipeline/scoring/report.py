@@ -116,6 +116,8 @@ def bar_chart(results_list: list[dict], path: Path) -> None:
 
 
 def write_results(results: dict, out: Path) -> None:
+    if results.get("task") == "imagenet-p":
+        return write_p_results(results, out)
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True))
     with open(out / "results.csv", "w", newline="") as handle:
@@ -135,8 +137,136 @@ def write_results(results: dict, out: Path) -> None:
     bar_chart([results], out / "ce.png")
 
 
+# ------------------------------------------------------------------ ImageNet-P
+
+P_SHORT = {"gaussian_noise": "Gauss.", "shot_noise": "Shot", "motion_blur": "Motion", "zoom_blur": "Zoom",
+           "snow": "Snow", "brightness": "Bright", "translate": "Translate", "rotate": "Rotate", "tilt": "Tilt",
+           "scale": "Scale", "speckle_noise": "Speckle", "gaussian_blur": "G. Blur", "spatter": "Spatter",
+           "shear": "Shear"}
+
+
+def _cell(results: dict, perturbation: str, difficulty: int = 1) -> dict | None:
+    return results["perturbations"].get(perturbation, {}).get(str(difficulty))
+
+
+def p_tables(results_list: list[dict]) -> str:
+    """Rows like the paper's Table 3 (FR, mFR) and Table 4 (T5D, mT5D) over the 10 test
+    perturbations at difficulty 1; without a baseline, FP (%) and uT5D unnormalised. Then every
+    other measurement (validation perturbations, difficulties 2-3), never in the means."""
+    from perturbations import TEST
+    baseline = results_list[0].get("baseline") if results_list else None
+    out = []
+    for title, rate, mean, raw, scale in (("Flip Rate (FR) and mFR", "fr", "mfr", "fp", 100.0),
+                                          ("Top-5 Distance (T5D) and mT5D", "t5d", "mt5d", "ut5d", 1.0)):
+        head = ["Network", "Error", f"m{rate.upper()}" if baseline else "-"] + [P_SHORT[p] for p in TEST]
+        if baseline:
+            out.append(f"### {title} ({baseline} = 100; difficulty 1)\n")
+        else:
+            out.append(f"### {'Flip probability (%)' if raw == 'fp' else 'Unnormalised top-5 distance'}; "
+                       "no baseline to normalise by (give --baseline results.json)\n")
+        out += ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        if baseline:
+            out.append(f"| {baseline} | {_fmt(43.5 if baseline == 'AlexNet' else None, 1)} | 100.0 | "
+                       + " | ".join("100" for _ in TEST) + " |")
+        for results in results_list:
+            clean = None if results["clean_error"] is None else 100 * results["clean_error"]
+            if baseline:
+                values = [_fmt(_rate(results, rate, p, 1)) for p in TEST]
+                row = [results["model"]["name"], _fmt(clean, 1), _fmt(results[mean], 1)] + values
+            else:
+                row = [results["model"]["name"], _fmt(clean, 1), "-"] + [
+                    _fmt(None if _cell(results, p) is None else scale * _cell(results, p)[raw], 2) for p in TEST]
+            out.append("| " + " | ".join(row) + " |")
+        out.append("")
+    out += ["### Every measurement (FP, uT5D and Zipf distance per perturbation and difficulty; only difficulty 1 "
+            "of the 10 test perturbations enters mFR and mT5D)\n",
+            "| Network | Perturbation | Difficulty | Videos | FP (%) | uT5D | Zipf | FR | T5D |",
+            "|---|---|---|---|---|---|---|---|---|"]
+    for results in results_list:
+        for perturbation, cells in results["perturbations"].items():
+            for difficulty, cell in sorted(cells.items()):
+                out.append(f"| {results['model']['name']} | {perturbation} | {difficulty} | {cell['videos']} | "
+                           f"{100 * cell['fp']:.2f} | {cell['ut5d']:.3f} | {cell['zipf']:.5f} | "
+                           f"{_fmt(_rate(results, 'fr', perturbation, difficulty))} | "
+                           f"{_fmt(_rate(results, 't5d', perturbation, difficulty))} |")
+    notes = []
+    for results in results_list:
+        left = results["data"].get("left_out") or []
+        if left:
+            notes.append(f"- {results['model']['name']}: {len(left)} left out, e.g. {left[0]} (all under "
+                         "data.left_out in results.json).")
+        if results.get("missing"):
+            notes.append(f"- {results['model']['name']}: test perturbations not measured: "
+                         f"{', '.join(results['missing'])}; mFR and mT5D left out.")
+    return "\n".join(out + [""] + notes) + "\n"
+
+
+def _rate(results: dict, field: str, perturbation: str, difficulty) -> float | None:
+    """FR or T5D of a perturbation at a difficulty (None where no baseline value exists)."""
+    return results[field].get(perturbation, {}).get(str(difficulty))
+
+
+def fr_chart(results_list: list[dict], path: Path) -> None:
+    """FR per perturbation (difficulty 1) against the baseline's 100, or FP without one."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from perturbations import TEST, VALIDATION
+    baseline = results_list[0].get("baseline")
+    names = [p for p in TEST + VALIDATION if any(_cell(r, p) is not None for r in results_list)]
+    width = 0.8 / max(len(results_list), 1)
+    figure, axes = plt.subplots(figsize=(max(8, 0.7 * len(names)), 4.2))
+    x = np.arange(len(names))
+    for index, results in enumerate(results_list):
+        if baseline:
+            values = [_rate(results, "fr", p, 1) if _rate(results, "fr", p, 1) is not None else np.nan for p in names]
+            label = f"{results['model']['name']} (mFR {_fmt(results['mfr'], 1)})"
+        else:
+            values = [100 * _cell(results, p)["fp"] if _cell(results, p) else np.nan for p in names]
+            label = results["model"]["name"]
+        axes.bar(x + index * width - 0.4 + width / 2, values, width, label=label)
+    if baseline:
+        axes.axhline(100, color="black", linewidth=1, linestyle="--", label=f"{baseline} = 100")
+    if VALIDATION[0] in names:
+        axes.axvline(names.index(VALIDATION[0]) - 0.5, color="grey", linewidth=0.8)
+    axes.set_xticks(x, [P_SHORT[n] for n in names], rotation=45, ha="right")
+    axes.set_ylabel("Flip Rate (%)" if baseline else "Flip probability (%)")
+    axes.set_title("ImageNet-P, difficulty 1 (validation perturbations right of the line)", fontsize=9)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def write_p_results(results: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True))
+    with open(out / "results.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["perturbation", "difficulty", "sequence", "videos", "fp", "ut5d", "zipf", "fr", "t5d",
+                         "first_frame_error"])
+        for perturbation, cells in results["perturbations"].items():
+            for difficulty, cell in sorted(cells.items()):
+                writer.writerow([perturbation, difficulty, cell["kind"], cell["videos"], f"{cell['fp']:.6f}",
+                                 f"{cell['ut5d']:.6f}", f"{cell['zipf']:.6f}",
+                                 _fmt(_rate(results, "fr", perturbation, difficulty), 3),
+                                 _fmt(_rate(results, "t5d", perturbation, difficulty), 3),
+                                 f"{results['first_frame_error'][cell['kind']]:.6f}"])
+    clean = results["clean_error"]
+    report = [f"# ImageNet-P results: {results['model']['name']}\n",
+              f"Data: `{results['data']['path']}` ({results['data']['kind']}); device {results['device']}; "
+              f"{results['frames_per_second']} frames/s. Error: top-1 error on the noise sequences' first frames "
+              f"(the clean crops): {_fmt(None if clean is None else 100 * clean, 2)}%.\n",
+              p_tables([results]), "![FR per perturbation](fr.png)\n"]
+    (out / "report.md").write_text("\n".join(report))
+    fr_chart([results], out / "fr.png")
+
+
+# ------------------------------------------------------------------ several models
+
 def read_results(path: str) -> dict:
-    """A results.json written by ``score``; anything else is a ``ScoreError`` naming the file."""
+    """A results.json written by ``score`` (ImageNet-C or -P); anything else is a ``ScoreError``."""
     from .errors import ScoreError
     try:
         results = json.loads(Path(path).read_text())
@@ -144,16 +274,82 @@ def read_results(path: str) -> dict:
         raise ScoreError(f"{path}: not found") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ScoreError(f"{path}: not a JSON file ({type(exc).__name__})") from None
-    if not isinstance(results, dict) or not {"model", "errors", "ce"} <= set(results):
+    if not isinstance(results, dict) or not ({"model", "errors", "ce"} <= set(results)
+                                             or {"model", "perturbations", "fr"} <= set(results)):
         raise ScoreError(f"{path}: not a results.json written by `python -m pipeline score`")
+    results.setdefault("task", "imagenet-p" if "perturbations" in results else "imagenet-c")
     return results
 
 
+def leaderboard(results_list: list[dict]) -> tuple[str, list[dict]]:
+    """One row per model (its ImageNet-C and ImageNet-P results joined by name), sorted by
+    mCE: clean error, mCE, relative mCE, mFR, mT5D."""
+    models: dict[str, dict] = {}
+    for results in results_list:
+        row = models.setdefault(results["model"]["name"], {"name": results["model"]["name"]})
+        if results["task"] == "imagenet-c":
+            row.update(error=results["clean_error"], mce=results["mce"], relative_mce=results["relative_mce"])
+        else:
+            row.update(mfr=results["mfr"], mt5d=results["mt5d"])
+            row.setdefault("error", results["clean_error"])
+    rows = sorted(models.values(), key=lambda r: (r.get("mce") is None, r.get("mce") or 0, r["name"]))
+    out = ["### Leaderboard (sorted by mCE; Error: clean top-1 error, from ImageNet-C's --clean where scored)\n",
+           "| Network | Error | mCE | Rel. mCE | mFR | mT5D |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        error = row.get("error")
+        out.append(f"| {row['name']} | {_fmt(None if error is None else 100 * error, 1)} | {_fmt(row.get('mce'), 1)} | "
+                   f"{_fmt(row.get('relative_mce'), 1)} | {_fmt(row.get('mfr'), 1)} | {_fmt(row.get('mt5d'), 1)} |")
+    return "\n".join(out) + "\n", rows
+
+
+def scatter(rows: list[dict], path: Path) -> None:
+    """As the paper's Figures 3-4: mCE against clean error, and mFR against mCE."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4.2))
+    for axes, (x_key, y_key, x_label, y_label) in ((left, ("error", "mce", "Clean error (%)", "mCE (%)")),
+                                                   (right, ("mce", "mfr", "mCE (%)", "mFR (%)"))):
+        for row in rows:
+            x, y = row.get(x_key), row.get(y_key)
+            if x is None or y is None:
+                continue
+            x = 100 * x if x_key == "error" else x
+            axes.scatter([x], [y])
+            axes.annotate(row["name"], (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+        axes.set_xlabel(x_label)
+        axes.set_ylabel(y_label)
+        axes.grid(alpha=0.3)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
 def compare(paths: list[str], out: str | None) -> str:
+    """ImageNet-C and ImageNet-P results of several models in one comparison: a leaderboard,
+    the paper's tables for each benchmark present, charts."""
     results_list = [read_results(p) for p in paths]
-    table = markdown_tables(results_list)
+    c_results = [r for r in results_list if r["task"] == "imagenet-c"]
+    p_results = [r for r in results_list if r["task"] == "imagenet-p"]
+    board, rows = leaderboard(results_list)
+    parts = [board] if p_results or len(c_results) > 1 else []
+    if c_results:
+        parts += ["## ImageNet-C\n", markdown_tables(c_results)]
+    if p_results:
+        parts += ["## ImageNet-P\n", p_tables(p_results)]
+    table = "\n".join(parts)
     if out:
         Path(out).mkdir(parents=True, exist_ok=True)
-        bar_chart(results_list, Path(out) / "comparison.png")
-        (Path(out) / "comparison.md").write_text("# ImageNet-C comparison\n\n" + table + "\n![CE](comparison.png)\n")
+        pictures = []
+        if c_results:
+            bar_chart(c_results, Path(out) / "comparison.png")
+            pictures.append("![CE](comparison.png)")
+        if p_results:
+            fr_chart(p_results, Path(out) / "comparison-p.png")
+            pictures.append("![FR](comparison-p.png)")
+        scatter(rows, Path(out) / "scatter.png")
+        pictures.append("![mCE against clean error; mFR against mCE](scatter.png)")
+        (Path(out) / "comparison.md").write_text("# ImageNet-C and ImageNet-P comparison\n\n" + table + "\n"
+                                                 + "\n".join(pictures) + "\n")
     return table

@@ -155,9 +155,13 @@ def test_ranks_follow_scores():
 
 
 def test_flip_rate_and_mean_flip_rate():
-    fp = dict(metrics.ALEXNET_FP)
-    ut5d = {p: v / 2 for p, v in metrics.ALEXNET_UT5D.items()}
-    summary = metrics.summarize_p(fp, ut5d)
+    measured = {p: {"1": {"fp": fp, "ut5d": metrics.ALEXNET_UT5D[p] / 2}} for p, fp in metrics.ALEXNET_FP.items()}
+    measured["rotate"]["2"] = {"fp": 0.5, "ut5d": 1.0}  # no AlexNet value at difficulty 2: not normalised
+    measured["spatter"]["1"]["fp"] = 10.0  # a validation perturbation: never in mFR
+    summary = metrics.summarize_p(measured, metrics.FlipBaseline.alexnet())
     assert summary["mfr"] == pytest.approx(100) and summary["mt5d"] == pytest.approx(50)
-    del fp["rotate"]
-    assert metrics.summarize_p(fp, ut5d)["mfr"] is None
+    assert summary["fr"]["spatter"]["1"] == pytest.approx(100 * 10.0 / 0.0505) and "2" not in summary["fr"]["rotate"]
+    del measured["rotate"]
+    partial = metrics.summarize_p(measured, metrics.FlipBaseline.alexnet())
+    assert partial["mfr"] is None and partial["missing"] == ["rotate"]
+    assert metrics.summarize_p(measured, None)["fr"] == {}
