@@ -97,14 +97,20 @@ def build_data(root: Path, count: int) -> tuple[Path, Path]:
 
 class NaiveFolder(torch.utils.data.Dataset):
     """ImageFolder + CenterCrop(224) + ToTensor + Normalize, one image at a time, in PIL."""
+    pattern = "*.JPEG"
 
     def __init__(self, root: Path):
-        self.samples = [(str(p), WNIDS.index(p.parent.name)) for p in sorted(root.rglob("*.JPEG"))]
+        self.samples = [(str(p), WNIDS.index(p.parent.name)) for p in sorted(root.rglob(self.pattern))]
         self.mean = torch.tensor(MEAN).view(3, 1, 1)
         self.std = torch.tensor(STD).view(3, 1, 1)
 
     def __len__(self):
         return len(self.samples)
+
+    def to_tensor(self, image: Image.Image) -> torch.Tensor:
+        """torchvision's ToTensor then Normalize."""
+        tensor = torch.from_numpy(np.asarray(image, np.float32) / 255.0).permute(2, 0, 1)
+        return (tensor - self.mean) / self.std
 
     def __getitem__(self, index):
         path, label = self.samples[index]
@@ -112,9 +118,7 @@ class NaiveFolder(torch.utils.data.Dataset):
             image = Image.open(handle).convert("RGB")
         width, height = image.size
         left, top = int(round((width - 224) / 2.0)), int(round((height - 224) / 2.0))
-        image = image.crop((left, top, left + 224, top + 224))
-        tensor = torch.from_numpy(np.asarray(image, np.float32) / 255.0).permute(2, 0, 1)
-        return (tensor - self.mean) / self.std, label
+        return self.to_tensor(image.crop((left, top, left + 224, top + 224))), label
 
 
 def naive_loop(model, root: Path, device, workers: int, batch_size: int, passes: int = 1) -> int:
@@ -201,17 +205,10 @@ def build_videos(root: Path, count: int) -> Path:
     return root
 
 
-class NaiveVideoFolder(torch.utils.data.Dataset):
+class NaiveVideoFolder(NaiveFolder):
     """ImageNet-P/test.py's ``VideoFolder``: OpenCV reads each frame, BGR -> RGB, PIL image,
     ToTensor + Normalize per frame, ``torch.cat`` per video."""
-
-    def __init__(self, root: Path):
-        self.samples = [(str(p), WNIDS.index(p.parent.name)) for p in sorted(root.rglob("*.mp4"))]
-        self.mean = torch.tensor(MEAN).view(3, 1, 1)
-        self.std = torch.tensor(STD).view(3, 1, 1)
-
-    def __len__(self):
-        return len(self.samples)
+    pattern = "*.mp4"
 
     def __getitem__(self, index):
         import cv2
@@ -222,9 +219,7 @@ class NaiveVideoFolder(torch.utils.data.Dataset):
             ok, frame = capture.read()
             if not ok:
                 break
-            image = Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
-            tensor = torch.from_numpy(np.asarray(image, np.float32) / 255.0).permute(2, 0, 1)
-            frames.append(((tensor - self.mean) / self.std).unsqueeze(0))
+            frames.append(self.to_tensor(Image.fromarray(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))).unsqueeze(0))
         capture.release()
         return torch.cat(frames, 0), label
 
@@ -272,7 +267,7 @@ def imagenet_p(tmp: Path, count: int, device, passes: int) -> None:
     reader = open_any(root, None)
     table = [Video(kind, i, label, name) for kind in reader.kinds()
              for i, (name, label) in enumerate(zip(reader.videos(kind).names, reader.videos(kind).labels))]
-    frames = sum(len(table) for _ in [0]) * 31
+    frames = len(table) * 31
     print(f"ImageNet-P: {len(table)} videos of 224 px (rotate, gaussian_noise; x264 as the originals), "
           f"{frames} frames; device {device}")
     cv2.setNumThreads(1)

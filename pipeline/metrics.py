@@ -12,7 +12,7 @@ from typing import Mapping
 import numpy as np
 
 from corruptions import SEVERITIES, corruption_names
-from perturbations import NOISES, TEST, VALIDATION
+from perturbations import TEST
 
 
 # AlexNet's top-1 error on clean ImageNet validation (the paper).

@@ -161,15 +161,15 @@ def holds_sequences(root: Path) -> bool:
     """A CIFAR-10-P / CIFAR-100-P folder: ``labels.npy`` beside (N, T, H, W, 3) arrays."""
     from perturbations import sequence_names
     return (root / "labels.npy").is_file() and any(
-        (root / f"{kind}.npy").is_file() and _shape(root / f"{kind}.npy")[1] == 5 for kind in sequence_names("all"))
+        (root / f"{kind}.npy").is_file() and len(_shape(root / f"{kind}.npy") or ()) == 5 for kind in sequence_names("all"))
 
 
-def _shape(path: Path) -> tuple[tuple[int, ...], int]:
+def _shape(path: Path) -> tuple[int, ...] | None:
+    """The array's shape, or None where the file is no readable .npy array."""
     try:
-        shape = np.load(path, mmap_mode="r").shape
-    except (OSError, ValueError) as exc:
-        raise DataError(f"{path}: not a readable .npy array ({type(exc).__name__}: {exc})") from None
-    return shape, len(shape)
+        return np.load(path, mmap_mode="r").shape
+    except (OSError, ValueError, EOFError):
+        return None
 
 
 class SequenceReader(BaseSequenceReader):
@@ -187,8 +187,10 @@ class SequenceReader(BaseSequenceReader):
             path = self.root / f"{kind}.npy"
             if not path.is_file():
                 continue
-            shape, ndim = _shape(path)
-            if ndim != 5 or shape[-1] != 3:
+            shape = _shape(path)
+            if shape is None:
+                self.problems.append(f"{path}: not a readable .npy array; left out")
+            elif len(shape) != 5 or shape[-1] != 3:
                 self.problems.append(f"{path}: shape {shape}, expected (videos, frames, height, width, 3); left out")
             elif shape[0] != len(self.labels):
                 self.problems.append(f"{path}: {shape[0]} videos but labels.npy holds {len(self.labels)}; left out")

@@ -13,7 +13,6 @@ optionally channels_last and bf16 / fp16 autocast; otherwise the CPU.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import sys
 import time
@@ -23,7 +22,7 @@ from .. import metrics
 from ..formats import DataError, open_data
 from ..progress import progress
 from ..readers import imagenet_wnids
-from .config import load_scoring_config
+from .config import load_baseline, load_scoring_config
 from .errors import ScoreError
 from .evaluate import check_labels, check_model, evaluate
 from .loader import CLEAN, CleanFolder, batches, decode
@@ -116,7 +115,7 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
         counts[f"{cell[0]}/{cell[1]}"] = n
     bar.close()
     seconds = time.monotonic() - started
-    baseline = _baseline(config["baseline"], num_classes)
+    baseline = load_baseline(config["baseline"], num_classes, metrics.Baseline)
     summary = metrics.summarize_c({c: {int(s): e for s, e in v.items()} for c, v in errors.items()}, clean_error,
                                   baseline, allow_partial)
     results = {
@@ -152,21 +151,6 @@ def _model_info(model_spec: str, name: str | None, weights: str | None) -> dict:
     return {"spec": model_spec, "name": name or model_name(model_spec), "weights": weights,
             "weights_sha256": _sha256(weights) if weights else None,
             "spec_sha256": _sha256(model_spec) if Path(model_spec).is_file() else None}
-
-
-def _baseline(setting: str, num_classes: int = 1000) -> metrics.Baseline | None:
-    """AlexNet's errors for ImageNet models; none for CIFAR or Tiny ImageNet (the paper gives no
-    AlexNet figures for them: errors are reported unnormalised), unless a results.json is given."""
-    if setting in (None, "alexnet"):
-        return metrics.Baseline.alexnet() if num_classes == 1000 else None
-    path = Path(setting)
-    if not path.is_file():
-        raise ScoreError(f"key 'baseline': expected 'alexnet' or a results.json, got {setting!r}")
-    try:
-        return metrics.Baseline.from_results(json.loads(path.read_text()))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise ScoreError(f"baseline {path}: not a results.json written by `score` ({type(exc).__name__}: {exc})") \
-            from None
 
 
 def _sha256(path: str) -> str:

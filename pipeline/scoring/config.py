@@ -54,3 +54,21 @@ def load_scoring_config(path=None, overrides: dict | None = None) -> dict:
     checked_config["amp"] = None if checked_config["amp"] == "none" else checked_config["amp"]
     checked_config["mean"], checked_config["std"] = list(checked_config["mean"]), list(checked_config["std"])
     return checked_config
+
+
+def load_baseline(setting: str | None, num_classes: int, kind):
+    """The values a model is normalised by: ``kind.alexnet()`` (``metrics.Baseline`` for
+    ImageNet-C, ``metrics.FlipBaseline`` for ImageNet-P) for ImageNet models; none for CIFAR or
+    Tiny ImageNet (the paper gives no AlexNet figures for them: results stay unnormalised),
+    unless ``setting`` is another model's results.json of the same benchmark."""
+    import json
+    if setting in (None, "alexnet"):
+        return kind.alexnet() if num_classes == 1000 else None
+    path = Path(setting)
+    if not path.is_file():
+        raise ScoreError(f"key 'baseline': expected 'alexnet' or a results.json, got {setting!r}")
+    try:
+        return kind.from_results(json.loads(path.read_text()))
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise ScoreError(f"baseline {path}: not a results.json of this benchmark written by `score` "
+                         f"({type(exc).__name__}: {exc})") from None

@@ -86,33 +86,49 @@ def markdown_tables(results_list: list[dict]) -> str:
     return "\n".join(out + notes) + "\n"
 
 
-def bar_chart(results_list: list[dict], path: Path) -> None:
+def grouped_bars(series: list[tuple[str, list[float]]], labels: list[str], ylabel: str, path: Path,
+                 reference: str | None = None, divider: int | None = None, title: str | None = None) -> None:
+    """One bar group per label, one bar per (legend, values) series; ``reference`` draws the
+    baseline's 100 line, ``divider`` a line before that bar group."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    width = 0.8 / max(len(series), 1)
+    figure, axes = plt.subplots(figsize=(max(8, 0.7 * len(labels)), 4.2))
+    x = np.arange(len(labels))
+    for index, (legend, values) in enumerate(series):
+        axes.bar(x + index * width - 0.4 + width / 2, values, width, label=legend)
+    if reference:
+        axes.axhline(100, color="black", linewidth=1, linestyle="--", label=f"{reference} = 100")
+    if divider is not None:
+        axes.axvline(divider - 0.5, color="grey", linewidth=0.8)
+    axes.set_xticks(x, labels, rotation=45, ha="right")
+    axes.set_ylabel(ylabel)
+    if title:
+        axes.set_title(title, fontsize=9)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def bar_chart(results_list: list[dict], path: Path) -> None:
     normalised = results_list[0].get("baseline", "AlexNet") is not None
     field = "ce" if normalised else "errors"
     names = [n for n in corruption_names("all") if any(n in r[field] for r in results_list)]
-    width = 0.8 / max(len(results_list), 1)
-    figure, axes = plt.subplots(figsize=(max(8, 0.7 * len(names)), 4.2))
-    x = np.arange(len(names))
-    for index, results in enumerate(results_list):
+    series = []
+    for results in results_list:
         if normalised:
             values, label = [results["ce"].get(n, np.nan) for n in names], f"mCE {_fmt(results['mce'], 1)}"
         else:
             values = [100 * float(np.mean(list(results["errors"][n].values()))) if n in results["errors"] else np.nan
                       for n in names]
             label = "mean top-1 error"
-        axes.bar(x + index * width - 0.4 + width / 2, values, width, label=f"{results['model']['name']} ({label})")
-    if normalised:
-        axes.axhline(100, color="black", linewidth=1, linestyle="--", label=f"{baseline_of(results_list)[0]} = 100")
-    axes.set_xticks(x, [SHORT[n] for n in names], rotation=45, ha="right")
-    axes.set_ylabel("Corruption Error (%)" if normalised else "Top-1 error (%), mean over severities")
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+        series.append((f"{results['model']['name']} ({label})", values))
+    grouped_bars(series, [SHORT[n] for n in names],
+                 "Corruption Error (%)" if normalised else "Top-1 error (%), mean over severities", path,
+                 reference=baseline_of(results_list)[0] if normalised else None)
 
 
 def write_results(results: dict, out: Path) -> None:
@@ -208,35 +224,20 @@ def _rate(results: dict, field: str, perturbation: str, difficulty) -> float | N
 
 def fr_chart(results_list: list[dict], path: Path) -> None:
     """FR per perturbation (difficulty 1) against the baseline's 100, or FP without one."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from perturbations import TEST, VALIDATION
     baseline = results_list[0].get("baseline")
     names = [p for p in TEST + VALIDATION if any(_cell(r, p) is not None for r in results_list)]
-    width = 0.8 / max(len(results_list), 1)
-    figure, axes = plt.subplots(figsize=(max(8, 0.7 * len(names)), 4.2))
-    x = np.arange(len(names))
-    for index, results in enumerate(results_list):
+    series = []
+    for results in results_list:
         if baseline:
             values = [_rate(results, "fr", p, 1) if _rate(results, "fr", p, 1) is not None else np.nan for p in names]
-            label = f"{results['model']['name']} (mFR {_fmt(results['mfr'], 1)})"
+            series.append((f"{results['model']['name']} (mFR {_fmt(results['mfr'], 1)})", values))
         else:
-            values = [100 * _cell(results, p)["fp"] if _cell(results, p) else np.nan for p in names]
-            label = results["model"]["name"]
-        axes.bar(x + index * width - 0.4 + width / 2, values, width, label=label)
-    if baseline:
-        axes.axhline(100, color="black", linewidth=1, linestyle="--", label=f"{baseline} = 100")
-    if VALIDATION[0] in names:
-        axes.axvline(names.index(VALIDATION[0]) - 0.5, color="grey", linewidth=0.8)
-    axes.set_xticks(x, [P_SHORT[n] for n in names], rotation=45, ha="right")
-    axes.set_ylabel("Flip Rate (%)" if baseline else "Flip probability (%)")
-    axes.set_title("ImageNet-P, difficulty 1 (validation perturbations right of the line)", fontsize=9)
-    axes.legend(fontsize=8)
-    figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
+            series.append((results["model"]["name"],
+                           [100 * _cell(results, p)["fp"] if _cell(results, p) else np.nan for p in names]))
+    grouped_bars(series, [P_SHORT[n] for n in names], "Flip Rate (%)" if baseline else "Flip probability (%)", path,
+                 reference=baseline, divider=names.index(VALIDATION[0]) if VALIDATION[0] in names else None,
+                 title="ImageNet-P, difficulty 1 (validation perturbations right of the line)")
 
 
 def write_p_results(results: dict, out: Path) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import json
 import os
 import sys
 import time
@@ -33,6 +32,7 @@ from perturbations import family, split_kind
 from .. import metrics
 from ..formats import DataError, SequenceReader
 from ..progress import progress
+from .config import load_baseline
 from .errors import ScoreError
 
 STEPS = (1, 2, 3)  # frame distances measured for temporal kinds (test.py's --difficulty)
@@ -49,11 +49,6 @@ class Video:
 
 
 # ------------------------------------------------------------------ metrics on the device
-
-def frame_pairs(n_frames: int, noise: bool, step: int):
-    """(earlier, later) frame indices compared: ``metrics``' definition (test.py's pairs)."""
-    return metrics.frame_pairs(n_frames, noise, step)
-
 
 def video_metrics(logits, noise: bool, steps=STEPS) -> tuple[dict, object]:
     """Per video of ``logits`` (V x T x C): {step: (flips, top-5 distance, Zipf distance)},
@@ -74,7 +69,7 @@ def video_metrics(logits, noise: bool, steps=STEPS) -> tuple[dict, object]:
     top = torch.arange(1, min(5, classes) + 1, device=logits.device)
     out = {}
     for step in ((1,) if noise else steps):
-        earlier, later = frame_pairs(frames, noise, step)
+        earlier, later = metrics.frame_pairs(frames, noise, step)
         if len(earlier) == 0:
             continue
         earlier, later = torch.as_tensor(earlier, device=logits.device), torch.as_tensor(later, device=logits.device)
@@ -277,21 +272,6 @@ def summarise(kept: _PerVideo, table: list[Video], kinds: list[str]) -> tuple[di
     return measured, per_kind, left_out
 
 
-def flip_baseline(setting: str | None, num_classes: int) -> metrics.FlipBaseline | None:
-    """AlexNet's values for ImageNet models; none for CIFAR-P or Tiny ImageNet-P (the paper has
-    no AlexNet figures for them), unless an ImageNet-P results.json is given."""
-    if setting in (None, "alexnet"):
-        return metrics.FlipBaseline.alexnet() if num_classes == 1000 else None
-    path = Path(setting)
-    if not path.is_file():
-        raise ScoreError(f"key 'baseline': expected 'alexnet' or a results.json, got {setting!r}")
-    try:
-        return metrics.FlipBaseline.from_results(json.loads(path.read_text()))
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise ScoreError(f"baseline {path}: not an ImageNet-P results.json written by `score` "
-                         f"({type(exc).__name__}: {exc})") from None
-
-
 def clean_error_of(per_kind: dict) -> float | None:
     """The error on the clean crops: frame 0 of the noise sequences is the unperturbed image
     (the mean over the noise kinds present at difficulty 1, whose first frames all are)."""
@@ -301,6 +281,12 @@ def clean_error_of(per_kind: dict) -> float | None:
 
 
 # ------------------------------------------------------------------ the command
+
+def video_table(data: SequenceReader) -> list[Video]:
+    """Every video of every kind present, kind by kind in the reader's order."""
+    return [Video(kind, i, label, name) for kind in data.kinds()
+            for i, (name, label) in enumerate(zip(data.videos(kind).names, data.videos(kind).labels))]
+
 
 def _first_video(reader: SequenceReader, table: list[Video]) -> np.ndarray:
     problems = []
@@ -334,8 +320,7 @@ def score_sequences(model, data: SequenceReader, data_path, config: dict, device
     if not kinds:
         raise DataError(f"{data_path}: no ImageNet-P sequences found" + (f" ({data.problems[0]})" if data.problems
                                                                           else ""))
-    table = [Video(kind, i, label, name) for kind in kinds
-             for i, (name, label) in enumerate(zip(data.videos(kind).names, data.videos(kind).labels))]
+    table = video_table(data)
     num_classes, example = check_sequence_model(model, _first_video(data, table), normalise)
     if config["optimize"]:
         model = optimise(model, example)
@@ -350,13 +335,12 @@ def score_sequences(model, data: SequenceReader, data_path, config: dict, device
                 raise ScoreError(f"the data's class folders are ImageNet wnids (standard indices 0-999) but the "
                                  f"model gives N x {num_classes} outputs, not N x 1000; give --classes for another "
                                  "class list")
-        table = [Video(kind, i, label, name) for kind in kinds
-                 for i, (name, label) in enumerate(zip(data.videos(kind).names, data.videos(kind).labels))]
+        table = video_table(data)
     labels = np.asarray([v.label for v in table])
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         raise ScoreError(f"{data.kind}: labels outside the model's {num_classes} classes (min {int(labels.min())}, "
                          f"max {int(labels.max())})")
-    baseline = flip_baseline(config["baseline"], num_classes)
+    baseline = load_baseline(config["baseline"], num_classes, metrics.FlipBaseline)
     bar = progress(len(table), unit="videos", stream=stream)
     started = time.monotonic()
     kept = evaluate_sequences(model, data, table, config, device, normalise, bar)

@@ -311,6 +311,23 @@ def mixed_sizes() -> bytes:
         return (Path(folder) / "mixed.mp4").read_bytes()
 
 
+def test_bad_cifar_p_arrays_are_named_and_left_out(data, tmp_path):
+    import shutil
+    folder = tmp_path / "cifar"
+    shutil.copytree(data["root"] / "cifar", folder)
+    np.save(folder / "rotate.npy", np.zeros((N, 31, 32, 32), np.uint8))  # no channel axis
+    np.save(folder / "tilt.npy", np.zeros((N + 1, 31, 32, 32, 3), np.uint8))  # more videos than labels
+    (folder / "scale.npy").write_bytes(b"not an array")
+    results = score(f"{data['model']}:ranked_cifar", str(folder), config=cpu_config())
+    left = results["data"]["left_out"]
+    assert any("rotate.npy" in line and "shape" in line for line in left)
+    assert any("tilt.npy" in line and "labels.npy holds 6" in line for line in left)
+    assert any("scale.npy" in line and "not a readable" in line for line in left)
+    assert not {"rotate", "tilt", "scale"} & set(results["perturbations"])
+    expected = hand_computed({"translate": data["cifar_codes"]["translate"]}, 10)
+    assert results["perturbations"]["translate"]["1"]["fp"] == pytest.approx(expected["translate"]["1"][0])
+
+
 def test_a_tree_that_is_neither_benchmark_is_refused(tmp_path, capsys):
     (tmp_path / "videos" / "holiday" / "n01440764").mkdir(parents=True)
     (tmp_path / "videos" / "holiday" / "n01440764" / "a.mp4").write_bytes(b"x")
