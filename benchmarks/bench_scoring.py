@@ -2,7 +2,7 @@
 ImageNet-C/test.py (folder dataset, PIL decode, per-image float tensors, default DataLoader).
 
     python benchmarks/bench_scoring.py [--images 512] [--loop-images 256] [--passes 1] [--device auto]
-                                       [--videos 8] [--fly-images 8]
+                                       [--videos 8] [--fly-images 8] [--fly-p-images 2] [--only-p]
 
 Builds 224 x 224 ImageNet-C-style data (one JPEG tree and one Zarr store holding the same
 images), then prints images/s for (1) decode + preprocessing alone on one core and
@@ -15,6 +15,10 @@ with the originals' settings; frames/s of the data path per core (CPU seconds, a
 counted) against a naive path shaped like ImageNet-P/test.py (``VideoFolder``: OpenCV
 ``VideoCapture``, PIL per frame, ToTensor + Normalize, default DataLoader), and the whole loop
 with the ResNet-18-sized model against test.py's loop (per-frame ``rankdata``, metrics after).
+
+On the fly (``--fly-images``, ``--fly-p-images``): the benchmark produced in the loader, per
+core, against generating it and scoring the materialised files; the model alone on the device
+and how many loader cores keep it busy; core-hours for ImageNet's 50,000 validation images.
 """
 from __future__ import annotations
 
@@ -175,6 +179,8 @@ def on_the_fly(tmp: Path, count: int, device, batch_size: int) -> None:
     settings = load_scoring_config(None, {"device": device.type, "batch_size": batch_size, "workers": workers})
     normalise = Normaliser(settings, device)
     model = optimise(model, normalise(torch.zeros(2, 224, 224, 3, dtype=torch.uint8)))
+    alone = model_rate(model, normalise, device, batch_size)
+    print(f"  the model alone on {device}: {alone:.0f} images/s; loader cores to keep it busy: {alone / per_core:.1f}")
     tree = open_data(tmp / "fly-out", None)
     total = count * len(cells)
     loop = {"materialised JPEG tree": rate(lambda: evaluate(model, tree, cells, settings, device, normalise, QUIET),
@@ -183,6 +189,89 @@ def on_the_fly(tmp: Path, count: int, device, batch_size: int) -> None:
     print(f"  whole loop, ResNet-18-sized model (frozen, channels_last), {workers} loader workers:")
     for name, value in loop.items():
         print(f"    {name:<28} {value:8.1f} images/s")
+
+
+def model_rate(model, normalise, device, batch_size: int, size: int = 224, repeats: int = 4) -> float:
+    """Images/s of the model alone on ``device`` (uint8 batches already there): what the
+    loader must produce to keep it busy."""
+    batch = torch.zeros(batch_size, size, size, 3, dtype=torch.uint8, device=device)
+    with torch.inference_mode():
+        model(normalise(batch))
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            model(normalise(batch))
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    return batch_size * repeats / (time.perf_counter() - start)
+
+
+VALIDATION_IMAGES = 50_000  # ImageNet's validation set: what the cost lines extrapolate to
+
+
+def on_the_fly_p(tmp: Path, count: int, device, batch_size: int) -> None:
+    """ImageNet-P produced in the loader (all 20 sequence kinds of each source image; lossless,
+    and with the MP4 round trip at the originals' x264 settings) against generating it and
+    scoring the materialised MP4 tree and Zarr store of the same source images."""
+    import io
+
+    import cv2
+
+    from bench_pipeline import synthetic_validation_set
+    from pipeline.engine import generate
+    from pipeline.runconfig import load_run_config
+    from pipeline.scoring.on_the_fly import OnTheFlySequences
+    from pipeline.scoring.sequences import evaluate_sequences, video_table
+    workers = os.cpu_count() or 1
+    source = synthetic_validation_set(tmp / "flyp-val", count)
+    run = load_run_config("imagenet-p", [{"source": str(source), "out": str(tmp / "flyp-out"), "shard_size": 1,
+                                          "cluster": {"workers": workers}}])
+    started = time.perf_counter()
+    generate(run, stream=io.StringIO())
+    generating = (time.perf_counter() - started) * workers / count  # core-seconds per source image
+    config = load_run_config("imagenet-p", [{"source": str(source)}])
+    lossless, coded = OnTheFlySequences(config, None), OnTheFlySequences(config, None, mp4_round_trip=True)
+    coded.prepare()
+    cv2.setNumThreads(1)
+    torch.set_num_threads(1)
+    lossless.load("rotate", 0)  # numba compiled before timing
+    frames = sum(len(lossless.load(kind, 0)) for kind in lossless.kinds())
+    per_image = {}
+    for name, reader in (("lossless frames", lossless), ("MP4 round trip (x264 veryslow)", coded)):
+        start = time.process_time()
+        for index in range(count):
+            for kind in reader.kinds():
+                reader.load(kind, index)
+        per_image[name] = (time.process_time() - start) / count
+    print(f"ImageNet-P on the fly: {count} ImageNet-sized source images x {len(lossless.kinds())} sequences "
+          f"({frames} frames) each")
+    print("  produced in the loader, one core (decode, stages, kernels[, x264 encode + decode]):")
+    for name, seconds in per_image.items():
+        print(f"    {name:<34} {seconds:7.2f} s per source image  {frames / seconds:6.0f} frames/s")
+    print(f"  generating (MP4 veryslow + Zarr, {workers} workers): {generating:.2f} core-s per source image")
+    torch.set_num_threads(workers)
+    settings = load_scoring_config(None, {"device": device.type, "batch_size": batch_size, "workers": workers})
+    normalise = Normaliser(settings, device)
+    model = optimise(resnet18().to(device).to(memory_format=torch.channels_last),
+                     normalise(torch.zeros(2, 224, 224, 3, dtype=torch.uint8)))
+    alone = model_rate(model, normalise, device, batch_size)
+    print(f"  the model alone on {device}: {alone:.0f} frames/s; loader cores to keep it busy: "
+          + ", ".join(f"{name.split(' (')[0]} {alone * seconds / frames:.1f}" for name, seconds in per_image.items()))
+    total = count * frames
+    loop = {}
+    for name, reader in (("materialised MP4 tree", open_data(tmp / "flyp-out", None)),
+                         ("materialised Zarr store", open_data(tmp / "flyp-out" / "imagenet-p.zarr", None)),
+                         ("on the fly, lossless", lossless), ("on the fly, MP4 round trip", coded)):
+        table = video_table(reader)
+        loop[name] = rate(lambda: evaluate_sequences(model, reader, table, settings, device, normalise, QUIET), total)
+    print(f"  whole loop, ResNet-18-sized model (frozen, channels_last), {workers} loader workers:")
+    for name, value in loop.items():
+        print(f"    {name:<34} {value:8.1f} frames/s")
+    hours = VALIDATION_IMAGES / 3600
+    print(f"  cost for {VALIDATION_IMAGES:,} source images, core-hours: generate once "
+          f"{generating * hours:,.0f} (then decode per model); on the fly per model: "
+          + ", ".join(f"{name.split(' (')[0]} {seconds * hours:,.0f}" for name, seconds in per_image.items()))
 
 
 # ---------------------------------------------------------------- ImageNet-P
@@ -272,7 +361,7 @@ def imagenet_p(tmp: Path, count: int, device, passes: int) -> None:
           f"{frames} frames; device {device}")
     cv2.setNumThreads(1)
     torch.set_num_threads(1)
-    ours = _VideoBatches(reader, table, _chunks(table, 128))
+    ours = _VideoBatches(reader, table, _chunks(reader, table, 128), 128)
     naive = NaiveVideoFolder(root)
     naive_loader = torch.utils.data.DataLoader(naive, batch_size=5, shuffle=False, num_workers=0)
     ours[0], naive[0]  # warm
@@ -318,6 +407,8 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--fly-images", type=int, default=8, help="source images for the on-the-fly lines (0: none)")
     parser.add_argument("--videos", type=int, default=8, help="ImageNet-P videos for its lines (0: none)")
+    parser.add_argument("--fly-p-images", type=int, default=2, help="source images for the ImageNet-P on-the-fly "
+                        "lines (0: none)")
     parser.add_argument("--only-p", action="store_true", help="only the ImageNet-P lines")
     args = parser.parse_args()
     device = pick_device(args.device)
@@ -325,6 +416,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         if args.videos:
             imagenet_p(Path(tmp), args.videos, device, args.passes)
+        if args.fly_p_images:
+            on_the_fly_p(Path(tmp), args.fly_p_images, device, args.batch_size)
         if args.only_p:
             return
         tree, store = build_data(Path(tmp), args.images)

@@ -25,14 +25,37 @@ def run_overrides(args, **values) -> list[dict]:
     return overrides
 
 
+def sequences_override(kinds: list[str]) -> dict:
+    """``--sequences`` / ``--only`` for ImageNet-P: a list of kinds, or one group's name."""
+    return {"sequences": kinds[0] if len(kinds) == 1 and kinds[0] in SEQUENCE_GROUPS else list(kinds)}
+
+
+def _on_the_fly_config(args) -> dict:
+    """The run config ``score --on-the-fly`` produces: --only names corruptions (ImageNet-C) or
+    sequence kinds (ImageNet-P)."""
+    from .scoring import ScoreError
+    if not args.clean:
+        raise ScoreError("--on-the-fly needs --clean VAL: the clean source, read as the run config's reader reads it")
+    task = load_run_config(args.on_the_fly)["task"]
+    if task == "imagenet-c":
+        if args.mp4_round_trip:
+            raise ScoreError(f"--mp4-round-trip is for ImageNet-P run configs; {args.on_the_fly} is ImageNet-C")
+        return load_run_config(args.on_the_fly, run_overrides(args, source=args.clean))
+    if args.severities:
+        raise ScoreError("--severities: ImageNet-P has no severities; its noise difficulties are sequence kinds "
+                         "(--only gaussian_noise_2 ...)")
+    only, args.only = args.only, None
+    overrides = run_overrides(args, source=args.clean) + ([sequences_override(only)] if only else [])
+    return load_run_config(args.on_the_fly, overrides)
+
+
 def _generate(args) -> int:
     from .engine import generate
     overrides = run_overrides(args, source=args.source, out=args.out, shard_size=args.shard_size, labels=args.labels)
     if args.formats:
         overrides.append({"outputs": {"formats": list(args.formats)}})
     if args.sequences:
-        kinds = list(args.sequences)
-        overrides.append({"sequences": kinds[0] if len(kinds) == 1 and kinds[0] in SEQUENCE_GROUPS else kinds})
+        overrides.append(sequences_override(list(args.sequences)))
     if args.scheduler:
         overrides.append({"cluster": {"kind": "address", "address": args.scheduler}})
     if args.workers is not None:
@@ -57,15 +80,14 @@ def _score(args) -> int:
     from .scoring import ScoreError, load_scoring_config, markdown_tables, p_tables, score
     if (args.data is None) == (args.on_the_fly is None):
         raise ScoreError("give --data PATH (a generated benchmark) or --on-the-fly CONFIG with --clean VAL")
-    on_the_fly = None
-    if args.on_the_fly is not None:
-        if not args.clean:
-            raise ScoreError("--on-the-fly needs --clean VAL: the clean source, read as the run config's reader reads it")
-        on_the_fly = load_run_config(args.on_the_fly, run_overrides(args, source=args.clean))
+    if args.mp4_round_trip and args.on_the_fly is None:
+        raise ScoreError("--mp4-round-trip goes with --on-the-fly (materialised MP4s are read as they are)")
+    on_the_fly = _on_the_fly_config(args) if args.on_the_fly is not None else None
     config = load_scoring_config(args.config, {"batch_size": args.batch_size, "workers": args.workers,
                                                "device": args.device, "amp": args.amp, "baseline": args.baseline})
     results = score(args.model, args.data, args.clean, args.out, args.weights, config, args.classes,
-                    args.allow_partial, name=args.name, random_weights=args.random_weights, on_the_fly=on_the_fly)
+                    args.allow_partial, name=args.name, random_weights=args.random_weights, on_the_fly=on_the_fly,
+                    mp4_round_trip=args.mp4_round_trip)
     if results["task"] == "imagenet-p":
         print(p_tables([results]))
         chart, bad = "fr.png", results["data"]["left_out"]
@@ -157,8 +179,12 @@ def main(argv=None) -> int:
                     "tree (<sequence>/<class>/<video>.mp4, or one sequence's folder), our Zarr store, a CIFAR-10-P "
                     "folder")
     sc.add_argument("--on-the-fly", metavar="CONFIG", help="no --data: produce the benchmark of this run config "
-                    "(imagenet-c, cifar-10-c, ...) in the loader from --clean, byte for byte as `generate` writes it")
-    sc.add_argument("--only", nargs="+", metavar="CORRUPTION", help="--on-the-fly: only these corruptions")
+                    "(imagenet-c, cifar-10-c, imagenet-p, ...) in the loader from --clean (the source), byte for "
+                    "byte as `generate` stores it (ImageNet-P: the lossless frames of its Zarr store)")
+    sc.add_argument("--mp4-round-trip", action="store_true", help="--on-the-fly ImageNet-P: encode and decode each "
+                    "sequence with the run config's x264 settings, the pixels of its MP4 tree (the official form)")
+    sc.add_argument("--only", nargs="+", metavar="NAME", help="--on-the-fly: only these corruptions (ImageNet-C) or "
+                    "sequence kinds / one group (ImageNet-P)")
     sc.add_argument("--severities", nargs="+", type=int, metavar="S", help="--on-the-fly: only these severities")
     sc.add_argument("--seed", type=int, help="--on-the-fly: the root seed (default the run config's, 0)")
     sc.add_argument("--variant", help="--on-the-fly: another variant than the run config's")

@@ -135,10 +135,7 @@ def make_writers(config: dict, out: Path) -> tuple:
 def _sequence_writer(name: str, config: dict, out: Path):
     outputs = config["outputs"]
     if name == "mp4":
-        mp4 = outputs["mp4"]
-        temporal = formats.mp4_tree.Encoding(mp4["preset"], mp4["crf"], None, mp4["pix_fmt"])
-        noise = formats.mp4_tree.Encoding(mp4["preset"], mp4["noise_crf"], mp4["noise_tune"], mp4["pix_fmt"])
-        return formats.mp4_tree.Writer(str(out), temporal, noise)
+        return formats.mp4_tree.Writer(str(out), *formats.mp4_tree.encodings(outputs["mp4"]))
     if name == "zarr":
         return formats.zarr_store.SequenceWriter(str(out / f"{config['name']}.zarr"), config["shard_size"],
                                                  outputs["zarr"]["codec"], outputs["zarr"]["level"])

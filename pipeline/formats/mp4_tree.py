@@ -43,6 +43,15 @@ class Encoding:
             options["tune"] = self.tune
         return options
 
+    def describe(self) -> str:
+        return ", ".join(f"{k} {v}" for k, v in {"pix_fmt": self.pix_fmt, **self.options()}.items())
+
+
+def encodings(mp4: dict) -> tuple[Encoding, Encoding]:
+    """The (temporal, noise) settings of a run config's ``outputs.mp4``."""
+    return (Encoding(mp4["preset"], mp4["crf"], None, mp4["pix_fmt"]),
+            Encoding(mp4["preset"], mp4["noise_crf"], mp4["noise_tune"], mp4["pix_fmt"]))
+
 
 def encode(frames: np.ndarray, settings: Encoding = Encoding()) -> bytes:
     """An MP4 (H.264, 1 frame per second) of ``frames`` (T x H x W x 3 uint8 RGB)."""

@@ -46,9 +46,10 @@ def default_classes(num_outputs: int, data) -> list[str] | None:
 def score(model_spec: str, data_path: str, clean_path: str | None = None, out: str | None = None,
           weights: str | None = None, config: dict | None = None, classes_file: str | None = None,
           allow_partial: bool = False, stream=sys.stderr, name: str | None = None,
-          random_weights: bool = False, on_the_fly: dict | None = None) -> dict:
+          random_weights: bool = False, on_the_fly: dict | None = None, mp4_round_trip: bool = False) -> dict:
     """Score ``model_spec`` on the data at ``data_path`` or, with ``on_the_fly`` (a resolved run
-    config whose ``source`` is the clean set), on the benchmark produced in the loader."""
+    config whose ``source`` is the clean set), on the benchmark produced in the loader
+    (ImageNet-P: its lossless frames, or with ``mp4_round_trip`` its MP4s' pixels)."""
     import torch
     config = config or load_scoring_config()
     device = pick_device(config["device"])
@@ -60,10 +61,12 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
         torch.backends.cudnn.benchmark = True
     classes = Path(classes_file).read_text().split() if classes_file else None
     if on_the_fly is not None:
-        from .on_the_fly import OnTheFly
-        data = OnTheFly(on_the_fly, classes)
+        from .on_the_fly import on_the_fly_data
+        data = on_the_fly_data(on_the_fly, classes, mp4_round_trip)
         data_path = data.source.root
-        if clean_path is None and on_the_fly["reader"] == "imagenet_folders":
+        if data.task == "imagenet-p":
+            clean_path = None  # the source; ImageNet-P's clean error comes from its sequences
+        elif clean_path is None and on_the_fly["reader"] == "imagenet_folders":
             clean_path = data.source.root  # the clean set is the source itself
     else:
         data = open_data(data_path, classes, allow_partial)
@@ -141,6 +144,8 @@ def _score_imagenet_p(model, data, data_path, clean_path, out, config, device, n
                          "sequences' first frames (the unperturbed crops)")
     results, _ = score_sequences(model, data, data_path, config, device, normalise, classes,
                                  lambda known: open_data(data_path, known, allow_partial), stream)
+    if data.kind == "on_the_fly":
+        results["data"]["on_the_fly"] = data.identity()
     results = {"model": model_info, **results}
     if out:
         write_results(results, Path(out))

@@ -1,7 +1,13 @@
 """Scoring without materialising the benchmark: the loader's worker processes read each clean
-source image once, produce its corrupted versions through the generator's own code path (the
-task's ``produce``, the same seeds), store them as the benchmark stores them (the JPEG
-quality-85 round trip of the JPEG tree, or CIFAR's raw pixels) and hand them to the model.
+source image once, produce its corrupted versions (ImageNet-C) or its sequences (ImageNet-P)
+through the generator's own code path (the task's ``load_shard`` and ``produce``, the same
+seeds), store them as the benchmark stores them and hand them to the model.
+
+- ImageNet-C: the JPEG quality-85 round trip of the JPEG tree, or CIFAR's raw pixels.
+- ImageNet-P: the lossless frames of the Zarr store / CIFAR-P arrays (fixed shape: the
+  imagenet64 / tiny motion-blur frames centre-cropped as the store records), or with
+  ``mp4_round_trip`` each sequence encoded with the run config's x264 settings and decoded as
+  the MP4 tree is read: the official, lossy form.
 
 The guarantee: the model sees exactly the bytes it would see when scoring the output of
 ``generate`` with the same run config and seed, on the same library versions (the results
@@ -11,6 +17,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..formats import DataError
+from ..formats import mp4_tree
+from ..formats.common import SequenceReader, Videos
 from ..formats.zarr_codecs import decode_jpeg
 from ..imagenet_c import task_from_config
 from ..readers import read_source
@@ -18,37 +27,55 @@ from ..task import Key
 from .loader import fit
 
 
-class OnTheFly:
-    """A scorer's data source made from a run config and its clean source, in place of a tree."""
+class _FromSource:
+    """What both tasks share: the run config, its generation task and its clean source."""
     kind = "on_the_fly"
 
-    def __init__(self, config: dict, classes=None):
+    def _open(self, config: dict, classes) -> None:
         self.config = config
-        self.task = task_from_config(config)
+        self.generator = task_from_config(config)
         self.source = read_source(config["reader"], config["source"], config.get("labels"))
         if not self.source.items:
-            raise ValueError(f"{config['source']}: no images for reader {config['reader']!r}")
+            raise DataError(f"{config['source']}: no images for reader {config['reader']!r}")
         self.classes = list(classes) if classes is not None else list(self.source.classes)
+
+    def label(self, item) -> int:
+        """The item's class index in ``classes`` (the source's own index where it is that list)."""
+        if list(self.source.classes) == self.classes:
+            return item.label
+        return self.classes.index(item.wnid) if item.wnid in self.classes else -1
+
+    def identity(self) -> dict:
+        """What decides the bytes the model saw: match it with a published run's manifest."""
+        from corruptions import load_variant
+
+        from ..engine import byte_versions
+        return {"task": self.generator.name, "run_config": self.config["name"], "variant": self.config["variant"],
+                "variant_sha256": load_variant(self.config["variant"]).sha256, "seed": self.config["seed"],
+                "source": self.source.root, "source_digest": self.source.digest(),
+                "stored_as": self.stored_as(), "versions": byte_versions()}
+
+
+class OnTheFly(_FromSource):
+    """An ImageNet-C scorer's data source made from a run config and its clean source."""
+    task = "imagenet-c"
+
+    def __init__(self, config: dict, classes=None):
+        self._open(config, classes)
         # what the materialised benchmark holds: JPEG files, or CIFAR's raw arrays
         self.jpeg = "cifar_npy" not in config["outputs"]["formats"]
 
+    def stored_as(self) -> str:
+        return "jpeg" if self.jpeg else "raw"
+
     def cells(self) -> list[tuple[str, int]]:
-        return [(name, level) for name in self.task.names for level in self.task.levels]
+        return [(name, level) for name in self.generator.names for level in self.generator.levels]
 
     def files(self, cell):
         return None
 
     def count(self, cell) -> int:
         return len(self.source.items)
-
-    def identity(self) -> dict:
-        from corruptions import load_variant
-
-        from ..engine import byte_versions
-        return {"task": self.task.name, "run_config": self.config["name"], "variant": self.config["variant"],
-                "variant_sha256": load_variant(self.config["variant"]).sha256, "seed": self.config["seed"],
-                "source": self.source.root, "source_digest": self.source.digest(),
-                "stored_as": "jpeg" if self.jpeg else "raw", "versions": byte_versions()}
 
     def produced_batches(self, cells: list, config: dict):
         return _Produced(self, cells, config["input_size"], config["resize"])
@@ -65,7 +92,7 @@ class _Produced:
 
     def __getitem__(self, index):
         import torch
-        data, task = self.data, self.data.task
+        data, task = self.data, self.data.generator
         item = data.source.items[index]
         shard = task.load_shard([item], index)
         if not shard.ok[0]:
@@ -83,5 +110,64 @@ class _Produced:
                 image = (decode_jpeg(block.jpeg(level_index, 0, jpeg["quality"], jpeg["optimize"])) if data.jpeg
                          else block.data[level_index, 0])
                 images[position[(name, level)]] = fit(image, self.input_size, self.resize)
-        return (torch.from_numpy(images), torch.full((len(self.cells),), item.label, dtype=torch.int64),
+        return (torch.from_numpy(images), torch.full((len(self.cells),), data.label(item), dtype=torch.int64),
                 torch.arange(len(self.cells), dtype=torch.int64), [])
+
+
+class OnTheFlySequences(_FromSource, SequenceReader):
+    """An ImageNet-P scorer's data source: video ``index`` of a kind is source image ``index``'s
+    sequence. ``by_source``: the scorer loads one source image's videos of every kind together,
+    in one worker, so the image is decoded and staged once (the last one is kept)."""
+    in_workers = True
+    by_source = True
+
+    def __init__(self, config: dict, classes=None, mp4_round_trip: bool = False):
+        if mp4_round_trip and "mp4" not in config["outputs"]["formats"]:
+            raise DataError(f"--mp4-round-trip: run config {config['name']!r} stores no MP4s (formats: "
+                            f"{', '.join(config['outputs']['formats'])}); its benchmark is the lossless frames")
+        SequenceReader.__init__(self)
+        self._open(config, classes)
+        self.encodings = mp4_tree.encodings(config["outputs"]["mp4"]) if mp4_round_trip else None
+        # named as the MP4 tree names them: <kind>/<class>/<stem>.mp4
+        self._names = tuple("/".join(mp4_tree.relative_path("", item)[1:]) for item in self.source.items)
+        self._labels = tuple(self.label(item) for item in self.source.items)
+        self._shard = (None, None)
+
+    def stored_as(self) -> str:
+        if self.encodings is None:
+            return "frames"
+        temporal, noise = self.encodings
+        return f"mp4 (temporal: {temporal.describe()}; noise: {noise.describe()})"
+
+    def kinds(self):
+        return list(self.generator.names)
+
+    def videos(self, kind):
+        return Videos(tuple(f"{kind}/{name}" for name in self._names), self._labels)
+
+    def load(self, kind, index):
+        """Source image ``index``'s ``kind`` sequence, as the materialised benchmark holds it."""
+        task = self.generator
+        if self._shard[0] != index:
+            self._shard = (index, task.load_shard([self.source.items[index]], index))
+        shard = self._shard[1]
+        if not shard.ok[0]:
+            raise DataError(f"{self.source.items[index].where}: {shard.failures[0]['reason']}")
+        block = task.produce(Key(kind, index, index, index + 1), shard)
+        if self.encodings is None:
+            return block.fixed(0)
+        temporal, noise = self.encodings
+        return mp4_tree.decode(mp4_tree.encode(block.frames[0], noise if block.family == "noise" else temporal))
+
+    def prepare(self):
+        if self.encodings is not None:
+            mp4_tree.rgb_table()
+
+
+def on_the_fly_data(config: dict, classes=None, mp4_round_trip: bool = False):
+    """The scorer's data source for a run config's task."""
+    if config["task"] == "imagenet-p":
+        return OnTheFlySequences(config, classes, mp4_round_trip)
+    if mp4_round_trip:
+        raise DataError("--mp4-round-trip is for ImageNet-P run configs; ImageNet-C is stored as JPEG or raw arrays")
+    return OnTheFly(config, classes)

@@ -84,12 +84,14 @@ def video_metrics(logits, noise: bool, steps=STEPS) -> tuple[dict, object]:
 # ------------------------------------------------------------------ batches of videos
 
 class _VideoBatches:
-    """Items are a few videos of one kind, loaded (MP4: decoded) in a worker process and
-    returned as one uint8 frame array per frame size, with each video's frame count and id.
-    Videos that cannot be read are named in the item's last element."""
+    """Items are a few videos (of one kind, or one source image's of every kind), loaded (MP4:
+    decoded) in a worker process and returned as uint8 frame arrays of whole videos, one per
+    family and frame size and at most ``batch_size`` frames each (one video where it is longer),
+    with each video's frame count and id. Videos that cannot be read are named in the item's
+    last element."""
 
-    def __init__(self, reader: SequenceReader, table: list[Video], chunks: list[list[int]]):
-        self.reader, self.table, self.chunks = reader, table, chunks
+    def __init__(self, reader: SequenceReader, table: list[Video], chunks: list[list[int]], batch_size: int):
+        self.reader, self.table, self.chunks, self.batch_size = reader, table, chunks, batch_size
 
     def __len__(self):
         return len(self.chunks)
@@ -109,14 +111,25 @@ class _VideoBatches:
                 failed.append((video_id, f"{video.name}: frames of shape {frames.shape} and type {frames.dtype}, "
                                          "expected T x H x W x 3 uint8"))
                 continue
-            groups.setdefault(frames.shape[1:3], []).append((video_id, frames))
+            batches = groups.setdefault((family(video.kind), frames.shape[1:3]), [[]])
+            if batches[-1] and sum(len(f) for _, f in batches[-1]) + len(frames) > self.batch_size:
+                batches.append([])
+            batches[-1].append((video_id, frames))
         out = [(torch.from_numpy(np.concatenate([f for _, f in members])),
                 torch.tensor([len(f) for _, f in members], dtype=torch.int64),
-                torch.tensor([v for v, _ in members], dtype=torch.int64)) for members in groups.values()]
+                torch.tensor([v for v, _ in members], dtype=torch.int64))
+               for batches in groups.values() for members in batches]
         return out, failed
 
 
-def _chunks(table: list[Video], batch_size: int) -> list[list[int]]:
+def _chunks(reader: SequenceReader, table: list[Video], batch_size: int) -> list[list[int]]:
+    """Which videos each loader item holds: a source image's videos of every kind where the
+    reader produces them from the source (``by_source``), else runs of one kind's videos."""
+    if getattr(reader, "by_source", False):
+        by_index: dict[int, list[int]] = {}
+        for video_id, video in enumerate(table):
+            by_index.setdefault(video.index, []).append(video_id)
+        return list(by_index.values())
     per_batch = max(1, batch_size // VIDEOS_PER_BATCH_FRAMES)
     chunks, current = [], []
     for video_id, video in enumerate(table):
@@ -135,7 +148,8 @@ def _loader(reader: SequenceReader, table: list[Video], chunks: list[list[int]],
     workers = min(workers, len(chunks))
     reader.prepare()
     return torch.utils.data.DataLoader(
-        _VideoBatches(reader, table, chunks), batch_size=None, num_workers=workers, pin_memory=pin, shuffle=False,
+        _VideoBatches(reader, table, chunks, config["batch_size"]), batch_size=None, num_workers=workers,
+        pin_memory=pin, shuffle=False,
         prefetch_factor=4 if workers else None,
         multiprocessing_context="fork" if workers and sys.platform == "linux" else None)
 
@@ -179,7 +193,7 @@ def evaluate_sequences(model, reader: SequenceReader, table: list[Video], config
             bar.update(len(ids))
 
     pending = None
-    for groups, failed in _loader(reader, table, _chunks(table, config["batch_size"]), config,
+    for groups, failed in _loader(reader, table, _chunks(reader, table, config["batch_size"]), config,
                                   device.type == "cuda"):
         for video_id, reason in failed:
             kept.failed[int(video_id)] = reason

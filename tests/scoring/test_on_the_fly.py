@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -12,7 +13,8 @@ from pipeline.formats import open_data
 from pipeline.readers import imagenet_wnids
 from pipeline.runconfig import load_run_config
 from pipeline.scoring import batches, load_scoring_config, score
-from pipeline.scoring.on_the_fly import OnTheFly
+from pipeline.__main__ import main
+from pipeline.scoring.on_the_fly import OnTheFly, OnTheFlySequences
 
 from .. import scoring_data
 from .. import sources as fx
@@ -65,3 +67,68 @@ def test_on_the_fly_gives_the_model_the_bytes_of_the_generated_benchmark(tmp_pat
         assert np.array_equal(got[cell], expected[cell]), cell
     if not cifar:
         assert len(cells) == len(corruption_names("all")) * 5
+
+
+@pytest.mark.parametrize("variant, kinds", [
+    ("imagenet", ["gaussian_noise", "translate"]),  # both x264 settings: noise (tune grain), temporal (crf 20)
+    ("imagenet64", ["motion_blur", "gaussian_noise_3"]),  # motion blur frames of shorter side 64, not cropped
+])
+def test_imagenet_p_on_the_fly_gives_the_model_the_frames_of_the_generated_benchmark(tmp_path, client, variant,
+                                                                                      kinds):
+    source = fx.class_folders(tmp_path / "src", count=3)
+    settings = {"source": str(source), "variant": variant, "sequences": kinds,
+                "outputs": {"mp4": {"preset": "ultrafast"}}}
+    out = tmp_path / "out"
+    generate(load_run_config("imagenet-p", [settings | {"out": str(out), "shard_size": 2}]), client=client,
+             stream=io.StringIO())
+    on_the_fly = load_run_config("imagenet-p", [settings])
+    spec = f"{scoring_data.write_model(tmp_path)}:tiny_cnn"
+    config = load_scoring_config(None, {"device": "cpu", "workers": 2, "batch_size": 64, "optimize": False})
+    from_mp4 = score(spec, str(out), config=config)
+    from_store = score(spec, str(out / "imagenet-p.zarr"), config=config)
+    round_trip = score(spec, None, config=config, on_the_fly=on_the_fly, mp4_round_trip=True)
+    lossless = score(spec, None, config=config, on_the_fly=on_the_fly)
+    for produced, materialised in ((round_trip, from_mp4), (lossless, from_store)):
+        assert produced["perturbations"] == materialised["perturbations"]
+        assert produced["first_frame_error"] == materialised["first_frame_error"]
+        assert produced["data"]["sequences"] == materialised["data"]["sequences"]
+        assert not produced["data"]["left_out"]
+    assert round_trip["data"]["on_the_fly"]["stored_as"].startswith("mp4 (temporal: pix_fmt yuv444p, preset ultrafast")
+    assert lossless["data"]["on_the_fly"]["stored_as"] == "frames"
+    # the strongest form: every frame of every video
+    wnids = list(imagenet_wnids())
+    tree, store = open_data(out, wnids), open_data(out / "imagenet-p.zarr", wnids)
+    coded, raw = OnTheFlySequences(on_the_fly, wnids, mp4_round_trip=True), OnTheFlySequences(on_the_fly, wnids)
+    assert coded.kinds() == raw.kinds() == tree.kinds() and set(tree.kinds()) == set(kinds)
+    lossy = False
+    for kind in kinds:
+        assert [n.split("/")[-3:] for n in tree.videos(kind).names] == [n.split("/") for n in coded.videos(kind).names]
+        assert tree.videos(kind).labels == coded.videos(kind).labels == store.videos(kind).labels
+        for index in range(tree.count(kind)):
+            from_tree, produced = tree.load(kind, index), coded.load(kind, index)
+            assert np.array_equal(produced, from_tree), (kind, index)
+            assert np.array_equal(raw.load(kind, index), store.load(kind, index)), (kind, index)
+            lossy |= produced.shape != raw.load(kind, index).shape or not np.array_equal(produced,
+                                                                                          raw.load(kind, index))
+    assert lossy  # the two forms differ: the round trip is not a no-op
+
+
+def test_imagenet_p_on_the_fly_command_and_its_refusals(tmp_path, capsys):
+    source = fx.class_folders(tmp_path / "src", count=2)
+    model = scoring_data.write_model(tmp_path)
+    base = ["score", "--model", f"{model}:tiny_cnn", "--clean", str(source), "--device", "cpu", "--workers", "0"]
+    assert main(base + ["--on-the-fly", "imagenet-p", "--only", "rotate", "--out", str(tmp_path / "res")]) == 0
+    results = json.loads((tmp_path / "res" / "results.json").read_text())
+    assert results["task"] == "imagenet-p" and list(results["perturbations"]) == ["rotate"]
+    assert set(results["perturbations"]["rotate"]) == {"1", "2", "3"}
+    assert results["data"]["on_the_fly"]["seed"] == 0 and results["data"]["sequences"]["rotate"]["videos"] == 2
+    capsys.readouterr()
+    refused = {"--severities": base + ["--on-the-fly", "imagenet-p", "--severities", "1"],
+               "--mp4-round-trip": base + ["--on-the-fly", "imagenet-c", "--mp4-round-trip"],
+               "stores no MP4s": base + ["--on-the-fly", "cifar-10-p", "--mp4-round-trip"],
+               "goes with --on-the-fly": base + ["--data", str(tmp_path), "--mp4-round-trip"],
+               "translate": base + ["--on-the-fly", "imagenet-p", "--only", "translate", "zoom"]}
+    for expected, argv in refused.items():
+        assert main(argv) == 2, expected
+        err = capsys.readouterr().err
+        assert err.startswith("error:") and expected in err and "Traceback" not in err, err
