@@ -22,7 +22,7 @@ from .. import metrics
 from ..formats import DataError, open_data
 from ..progress import progress
 from ..readers import imagenet_wnids
-from .config import load_baseline, load_scoring_config
+from .config import load_baseline, load_scoring_config, wnid_class_folders
 from .errors import ScoreError
 from .evaluate import check_labels, check_model, evaluate
 from .loader import CLEAN, CleanFolder, batches, decode
@@ -84,11 +84,8 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
     num_classes, example = check_model(model, data, cells[0], config, device, normalise)
     if config["optimize"]:
         model = optimise(model, example)
-    if classes is None and num_classes != 1000 and data.kind == "jpeg_tree":
-        folders = {os.path.basename(os.path.dirname(p)) for p in data.files(cells[0]).paths}
-        if folders and folders <= set(imagenet_wnids()):
-            raise ScoreError(f"the data's class folders are ImageNet wnids (standard indices 0-999) but the model "
-                             f"gives N x {num_classes} outputs, not N x 1000; give --classes for another class list")
+    if classes is None and data.kind == "jpeg_tree":
+        wnid_class_folders({os.path.basename(os.path.dirname(p)) for p in data.files(cells[0]).paths}, num_classes)
     if classes is None and data.kind == "cifar_npy" and num_classes not in (10, 100):
         raise ScoreError(f"CIFAR data, but the model gives N x {num_classes} outputs, not N x 10 or N x 100; give "
                          "--classes (one class name per output) to map its outputs")

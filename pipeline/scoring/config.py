@@ -72,3 +72,16 @@ def load_baseline(setting: str | None, num_classes: int, kind):
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ScoreError(f"baseline {path}: not a results.json of this benchmark written by `score` "
                          f"({type(exc).__name__}: {exc})") from None
+
+
+def wnid_class_folders(folders: set[str], num_classes: int) -> bool:
+    """Whether data in class folders are labelled by ImageNet wnids (standard indices 0-999);
+    such data and a model without 1000 outputs are refused (give --classes instead)."""
+    from ..readers import imagenet_wnids
+    if not folders or not folders <= set(imagenet_wnids()):
+        return False
+    if num_classes != 1000:
+        raise ScoreError(f"the data's class folders are ImageNet wnids (standard indices 0-999) but the model gives "
+                         f"N x {num_classes} outputs, not N x 1000; give --classes for another class list")
+    return True
+

@@ -32,7 +32,7 @@ from perturbations import family, split_kind
 from .. import metrics
 from ..formats import DataError, SequenceReader
 from ..progress import progress
-from .config import load_baseline
+from .config import load_baseline, wnid_class_folders
 from .errors import ScoreError
 
 STEPS = (1, 2, 3)  # frame distances measured for temporal kinds (test.py's --difficulty)
@@ -338,18 +338,10 @@ def score_sequences(model, data: SequenceReader, data_path, config: dict, device
     num_classes, example = check_sequence_model(model, _first_video(data, table), normalise)
     if config["optimize"]:
         model = optimise(model, example)
-    if classes is None and data.classes is None:
-        if num_classes == 1000 and data.kind == "mp4_tree":
-            folders = {Path(name).parent.name for name in data.videos(kinds[0]).names}
-            if folders <= set(imagenet_wnids()):
-                data = reopen(list(imagenet_wnids()))
-        elif data.kind == "mp4_tree":
-            folders = {Path(name).parent.name for name in data.videos(kinds[0]).names}
-            if folders and folders <= set(imagenet_wnids()):
-                raise ScoreError(f"the data's class folders are ImageNet wnids (standard indices 0-999) but the "
-                                 f"model gives N x {num_classes} outputs, not N x 1000; give --classes for another "
-                                 "class list")
-        table = video_table(data)
+    if classes is None and data.classes is None and data.kind == "mp4_tree":
+        if wnid_class_folders({Path(name).parent.name for name in data.videos(kinds[0]).names}, num_classes):
+            data = reopen(list(imagenet_wnids()))
+            table = video_table(data)
     labels = np.asarray([v.label for v in table])
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         raise ScoreError(f"{data.kind}: labels outside the model's {num_classes} classes (min {int(labels.min())}, "
