@@ -152,9 +152,8 @@ def on_the_fly(tmp: Path, count: int, device, batch_size: int) -> None:
     source images (all 19 corruptions x 5 severities, quality-85 JPEG round trip)."""
     import io
 
-    import cv2
-
     from bench_pipeline import synthetic_validation_set
+    from corruptions.runtime import producer_process
     from pipeline.engine import generate
     from pipeline.runconfig import load_run_config
     from pipeline.scoring.on_the_fly import OnTheFly
@@ -167,12 +166,12 @@ def on_the_fly(tmp: Path, count: int, device, batch_size: int) -> None:
     cells = fly.cells()
     settings = load_scoring_config(None, {"device": device.type, "batch_size": batch_size, "workers": 0})
     produced = fly.produced_batches(cells, settings)
-    cv2.setNumThreads(1)
+    producer_process()  # as in each loader worker
     torch.set_num_threads(1)
     produced[0]  # numba and tables compiled before timing
-    per_core = rate(lambda: [produced[i] for i in range(count)], count * len(cells))
+    per_core = cpu_rate(lambda: sum(len(produced[i][1]) for i in range(count)))
     print(f"on the fly: {count} ImageNet-sized source images x {len(cells)} corrupted images each")
-    print(f"  produced in the loader, one core (decode, kernels, JPEG encode + decode): {per_core:7.0f} images/s "
+    print(f"  produced in the loader, per CPU second (decode, kernels, JPEG encode + decode): {per_core:7.0f} images/s "
           f"(target >= 400)")
     torch.set_num_threads(workers)
     model = resnet18().to(device).to(memory_format=torch.channels_last)
@@ -216,9 +215,8 @@ def on_the_fly_p(tmp: Path, count: int, device, batch_size: int) -> None:
     scoring the materialised MP4 tree and Zarr store of the same source images."""
     import io
 
-    import cv2
-
     from bench_pipeline import synthetic_validation_set
+    from corruptions.runtime import producer_process
     from pipeline.engine import generate
     from pipeline.runconfig import load_run_config
     from pipeline.scoring.on_the_fly import OnTheFlySequences
@@ -233,7 +231,7 @@ def on_the_fly_p(tmp: Path, count: int, device, batch_size: int) -> None:
     config = load_run_config("imagenet-p", [{"source": str(source)}])
     lossless, coded = OnTheFlySequences(config, None), OnTheFlySequences(config, None, mp4_round_trip=True)
     coded.prepare()
-    cv2.setNumThreads(1)
+    producer_process()  # as in each loader worker
     torch.set_num_threads(1)
     lossless.load("rotate", 0)  # numba compiled before timing
     frames = sum(len(lossless.load(kind, 0)) for kind in lossless.kinds())

@@ -9,9 +9,7 @@ import signal
 
 from distributed import WorkerPlugin
 
-# one thread per numeric library in each worker: parallelism comes from the workers
-SINGLE_THREADED = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
-                                           "NUMBA_NUM_THREADS")}
+from corruptions.runtime import SINGLE_THREADED
 
 
 class WorkerSetup(WorkerPlugin):
@@ -21,18 +19,12 @@ class WorkerSetup(WorkerPlugin):
     name = "imagenet-c-worker-setup"
 
     def setup(self, worker):
-        import cv2
-        from threadpoolctl import threadpool_limits
-
-        from corruptions.runtime import keep_freed_memory
-        os.environ.update(SINGLE_THREADED)
-        threadpool_limits(1)
+        from corruptions.runtime import producer_process
+        producer_process()
         try:  # Ctrl-C at the terminal reaches the whole process group: the client handles it
             signal.signal(signal.SIGINT, signal.SIG_IGN)
         except ValueError:  # not the worker's main thread
             pass
-        cv2.setNumThreads(1)
-        keep_freed_memory()
 
 
 def jobqueue_arguments(cluster: dict) -> dict:

@@ -53,6 +53,11 @@ def decode_rgb(path: str) -> np.ndarray:
         data = np.fromfile(path, np.uint8)
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc}") from None
+    return decode_bytes(data, path)
+
+
+def decode_bytes(data: np.ndarray, path: str) -> np.ndarray:
+    """``decode_rgb`` of a file's bytes already read (``path`` names it in errors)."""
     if plain_jpeg(memoryview(data)):
         flags = (_READ_RGB if _READ_RGB is not None else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
         try:
@@ -163,6 +168,13 @@ class _SliceBatches:
                 torch.full((len(labels),), position, dtype=torch.int64), [])
 
 
+def worker_settings(_worker_id: int) -> None:
+    """Each loader worker is one of a process per core: single-threaded libraries (on the fly,
+    BLAS threads would spin beside every kernel) and the allocator kept for reuse."""
+    from corruptions.runtime import producer_process
+    producer_process()
+
+
 def batches(data: Reader, cells: list, config: dict, pin: bool, unreadable: list | None = None):
     """Yield (uint8 NHWC tensor, int64 labels, int64 cell indices) over ``cells``. All cells go
     through one loader, so its worker processes start once per run. Files are decoded in
@@ -185,7 +197,7 @@ def batches(data: Reader, cells: list, config: dict, pin: bool, unreadable: list
     workers = min(workers, len(dataset))
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=None, num_workers=workers, pin_memory=pin, shuffle=False,
-        prefetch_factor=4 if workers else None,
+        prefetch_factor=4 if workers else None, worker_init_fn=worker_settings if workers else None,
         multiprocessing_context="fork" if workers and sys.platform == "linux" else None)
     for images, labels, positions, failed in loader:
         if failed and unreadable is None:

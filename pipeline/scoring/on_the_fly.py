@@ -20,11 +20,10 @@ import numpy as np
 from ..formats import DataError
 from ..formats import mp4_tree
 from ..formats.common import SequenceReader, Videos
-from ..formats.zarr_codecs import decode_jpeg
 from ..imagenet_c import task_from_config
 from ..readers import read_source
 from ..task import Key
-from .loader import fit
+from .loader import decode_bytes, fit
 
 
 class _FromSource:
@@ -107,7 +106,9 @@ class _Produced:
             for level_index, level in enumerate(block.levels):
                 if (name, level) not in position:
                     continue
-                image = (decode_jpeg(block.jpeg(level_index, 0, jpeg["quality"], jpeg["optimize"])) if data.jpeg
+                # decoded by the very function that reads the JPEG tree's files
+                image = (decode_bytes(np.frombuffer(block.jpeg(level_index, 0, jpeg["quality"], jpeg["optimize"]),
+                                                    np.uint8), f"{name}/{level}/{item.name}") if data.jpeg
                          else block.data[level_index, 0])
                 images[position[(name, level)]] = fit(image, self.input_size, self.resize)
         return (torch.from_numpy(images), torch.full((len(self.cells),), data.label(item), dtype=torch.int64),

@@ -34,6 +34,7 @@ from ..formats import DataError, SequenceReader
 from ..progress import progress
 from .config import load_baseline, wnid_class_folders
 from .errors import ScoreError
+from .loader import worker_settings
 
 STEPS = (1, 2, 3)  # frame distances measured for temporal kinds (test.py's --difficulty)
 MEASURES = ("fp", "ut5d", "zipf")
@@ -150,7 +151,7 @@ def _loader(reader: SequenceReader, table: list[Video], chunks: list[list[int]],
     return torch.utils.data.DataLoader(
         _VideoBatches(reader, table, chunks, config["batch_size"]), batch_size=None, num_workers=workers,
         pin_memory=pin, shuffle=False,
-        prefetch_factor=4 if workers else None,
+        prefetch_factor=4 if workers else None, worker_init_fn=worker_settings if workers else None,
         multiprocessing_context="fork" if workers and sys.platform == "linux" else None)
 
 
