@@ -292,3 +292,17 @@ def gaussian_nearest_scipy(image, weights):
     height, width, channels = image.shape
     rows = _symmetric_nearest_rows(np.ascontiguousarray(image, np.float64).reshape(height, width * channels), weights)
     return _symmetric_nearest_across(rows.reshape(height, width, channels), weights)
+
+
+@njit(cache=True, nogil=True)
+def _standard_normal_f32(rng, count):
+    return rng.standard_normal(count, dtype=np.float32)
+
+
+def standard_normal_f32(rng, shape) -> np.ndarray:
+    """``rng.standard_normal(shape, dtype=np.float32)``, the same values and the same state
+    after (numba's port of NumPy's float32 ziggurat; a third faster). Other generators (a
+    RandomState replaying an original) take their own method."""
+    if type(rng) is not np.random.Generator:
+        return rng.standard_normal(shape, dtype=np.float32)
+    return _standard_normal_f32(rng, int(np.prod(shape))).reshape(shape)

@@ -19,7 +19,7 @@ from .settings import FRACTION, NONNEGATIVE, POSITIVE
 
 def standard_normal(rng, shape, params) -> np.ndarray:
     """One N(0, 1) float32 draw per value of the image."""
-    return rng.standard_normal(shape, dtype=np.float32)
+    return _native.standard_normal_f32(rng, shape)
 
 
 @register("gaussian_noise", family="noise", levels={"scale": NONNEGATIVE}, sample=standard_normal)

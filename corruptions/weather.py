@@ -18,7 +18,7 @@ from .settings import (FRACTION, NONNEGATIVE, NUMBER, POSITIVE, POSITIVE_INT, RG
 
 def normal_layer(rng: np.random.Generator, shape: tuple[int, int], mean: float, std: float) -> np.ndarray:
     """An HxW float32 layer of N(mean, std) draws (snow flakes, spatter liquid)."""
-    return rng.standard_normal(shape, dtype=np.float32) * np.float32(std) + np.float32(mean)
+    return _native.standard_normal_f32(rng, shape) * np.float32(std) + np.float32(mean)
 
 
 def _snow_draws(rng, shape, params):

@@ -20,7 +20,7 @@ def to_tensor_scale(image: np.ndarray) -> np.ndarray:
 
 def _normals(rng, shape, params) -> np.ndarray:
     """One float32 N(0, 1) per value of every perturbed frame: (frames - 1, H, W, 3)."""
-    return rng.standard_normal((int(params["frames"]) - 1, *shape), dtype=np.float32)
+    return _native.standard_normal_f32(rng, (int(params["frames"]) - 1, *shape))
 
 
 def _with_clean(image: np.ndarray, perturbed: np.ndarray) -> np.ndarray:
