@@ -11,6 +11,10 @@ from distributed import WorkerPlugin
 
 from corruptions.runtime import SINGLE_THREADED
 
+# Dask's statistical profiler walks each task thread's stack every 10 ms: a fifth of a run's
+# CPU for a profile nobody reads here (set for local clusters and exported to batch jobs)
+NO_PROFILER = {"DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "False"}
+
 
 class WorkerSetup(WorkerPlugin):
     """Registered by the engine on every run's client, so it runs in every worker, whatever
@@ -31,7 +35,7 @@ def jobqueue_arguments(cluster: dict) -> dict:
     """The run's dask-jobqueue arguments, with the thread limits exported in every job script
     (so they hold before the worker imports its libraries)."""
     arguments = dict(cluster["jobqueue"])
-    exports = [f"export {name}={value}" for name, value in SINGLE_THREADED.items()]
+    exports = [f"export {name}={value}" for name, value in {**SINGLE_THREADED, **NO_PROFILER}.items()]
     arguments["job_script_prologue"] = [*exports, *arguments.get("job_script_prologue", [])]
     return arguments
 
@@ -44,7 +48,8 @@ def open_client(cluster: dict):
 
     kind = cluster["kind"]
     with dask.config.set({"distributed.nanny.pre-spawn-environ": SINGLE_THREADED,
-                          "distributed.scheduler.worker-saturation": 1.0}):
+                          "distributed.scheduler.worker-saturation": 1.0,
+                          "distributed.worker.profile.enabled": False}):
         if kind == "address":
             with Client(cluster["address"], timeout="10s") as client:
                 yield client
