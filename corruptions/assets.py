@@ -69,8 +69,10 @@ def fetch_textures(directory: Path = FROST_DIR) -> Path:
 
 
 @functools.lru_cache(maxsize=None)
+@functools.lru_cache(maxsize=32)
 def frost_texture(name: str, scale: float) -> np.ndarray:
-    """Texture ``name`` as RGB uint8, resized by ``scale`` as the originals do (cv2, bilinear)."""
+    """Texture ``name`` as RGB uint8, resized by ``scale`` as the originals do (cv2, bilinear);
+    read, checked and decoded once per process (read-only: every frost output shares it)."""
     if name not in FROST_SHA256:
         raise ValueError(f"unknown frost texture {name!r}; allowed: {', '.join(FROST_SHA256)}")
     path = FROST_DIR / name
