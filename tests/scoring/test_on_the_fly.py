@@ -115,13 +115,20 @@ def test_imagenet_p_on_the_fly_gives_the_model_the_frames_of_the_generated_bench
 
 def test_imagenet_p_on_the_fly_command_and_its_refusals(tmp_path, capsys):
     source = fx.class_folders(tmp_path / "src", count=2)
+    broken = next(source.rglob("*.JPEG")).parent / "ILSVRC2012_val_00000099.JPEG"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 truncated")
     model = scoring_data.write_model(tmp_path)
     base = ["score", "--model", f"{model}:tiny_cnn", "--clean", str(source), "--device", "cpu", "--workers", "0"]
-    assert main(base + ["--on-the-fly", "imagenet-p", "--only", "rotate", "--out", str(tmp_path / "res")]) == 0
+    # the unreadable source image's videos are named and left out, the rest scored: exit status 1
+    assert main(base + ["--on-the-fly", "imagenet-p", "--only", "rotate", "shot_noise", "--out",
+                        str(tmp_path / "res")]) == 1
+    assert broken.name in capsys.readouterr().err
     results = json.loads((tmp_path / "res" / "results.json").read_text())
-    assert results["task"] == "imagenet-p" and list(results["perturbations"]) == ["rotate"]
+    assert results["task"] == "imagenet-p" and set(results["perturbations"]) == {"rotate", "shot_noise"}
     assert set(results["perturbations"]["rotate"]) == {"1", "2", "3"}
     assert results["data"]["on_the_fly"]["seed"] == 0 and results["data"]["sequences"]["rotate"]["videos"] == 2
+    assert [line for line in results["data"]["left_out"] if broken.name in line] and len(
+        results["data"]["left_out"]) == 2  # its rotate and its shot_noise video
     capsys.readouterr()
     refused = {"--severities": base + ["--on-the-fly", "imagenet-p", "--severities", "1"],
                "--mp4-round-trip": base + ["--on-the-fly", "imagenet-c", "--mp4-round-trip"],
