@@ -33,14 +33,19 @@ SINGLE_THREADED = {name: "1" for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREA
                                            "NUMBA_NUM_THREADS")}
 
 
-def producer_process() -> None:
+def producer_process(opencv: bool = True) -> None:
     """Settings of a process that runs kernels beside others doing the same: single-threaded
     BLAS / OpenMP / OpenCV / numba (BLAS threads otherwise spin after every small matrix
-    product, a third more CPU for nothing) and the allocator kept for reuse."""
-    import cv2
+    product, a third more CPU for nothing) and the allocator kept for reuse.
+
+    ``opencv=False`` in a forked child: there ``cv2.setNumThreads`` can deadlock on the
+    parent's thread pool (its condition variables still have the parent's waiters); the
+    parent sets it before forking instead, and the child inherits it."""
     from threadpoolctl import threadpool_limits
     os.environ.update(SINGLE_THREADED)
     threadpool_limits(1)
-    cv2.setNumThreads(1)
+    if opencv:
+        import cv2
+        cv2.setNumThreads(1)
     keep_freed_memory()
 

@@ -170,9 +170,18 @@ class _SliceBatches:
 
 def worker_settings(_worker_id: int) -> None:
     """Each loader worker is one of a process per core: single-threaded libraries (on the fly,
-    BLAS threads would spin beside every kernel) and the allocator kept for reuse."""
+    BLAS threads would spin beside every kernel) and the allocator kept for reuse. OpenCV's
+    thread count comes from the parent (``before_fork``): set in a forked child it can deadlock."""
     from corruptions.runtime import producer_process
-    producer_process()
+    producer_process(opencv=False)
+
+
+def before_fork(workers: int) -> None:
+    """In the scoring process, before its loader workers fork: OpenCV single-threaded, which
+    they inherit (the scoring process itself runs the model, not OpenCV's parallel loops)."""
+    if workers:
+        import cv2
+        cv2.setNumThreads(1)
 
 
 def batches(data: Reader, cells: list, config: dict, pin: bool, unreadable: list | None = None):
@@ -195,6 +204,7 @@ def batches(data: Reader, cells: list, config: dict, pin: bool, unreadable: list
                                 for path, label in zip(data.files(cell).paths, data.files(cell).labels)],
                                config["batch_size"], config["input_size"], config["resize"])
     workers = min(workers, len(dataset))
+    before_fork(workers)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=None, num_workers=workers, pin_memory=pin, shuffle=False,
         prefetch_factor=4 if workers else None, worker_init_fn=worker_settings if workers else None,

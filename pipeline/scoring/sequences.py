@@ -34,7 +34,7 @@ from ..formats import DataError, SequenceReader
 from ..progress import progress
 from .config import load_baseline, wnid_class_folders
 from .errors import ScoreError
-from .loader import worker_settings
+from .loader import before_fork, worker_settings
 
 STEPS = (1, 2, 3)  # frame distances measured for temporal kinds (test.py's --difficulty)
 MEASURES = ("fp", "ut5d", "zipf")
@@ -148,6 +148,7 @@ def _loader(reader: SequenceReader, table: list[Video], chunks: list[list[int]],
         workers = 0  # stored arrays on a CPU: reading costs next to nothing, the model needs the cores
     workers = min(workers, len(chunks))
     reader.prepare()
+    before_fork(workers)
     return torch.utils.data.DataLoader(
         _VideoBatches(reader, table, chunks, config["batch_size"]), batch_size=None, num_workers=workers,
         pin_memory=pin, shuffle=False,

@@ -139,3 +139,34 @@ def test_imagenet_p_on_the_fly_command_and_its_refusals(tmp_path, capsys):
         assert main(argv) == 2, expected
         err = capsys.readouterr().err
         assert err.startswith("error:") and expected in err and "Traceback" not in err, err
+
+
+def test_loader_workers_start_after_the_scoring_process_used_opencv_threads(tmp_path):
+    """OpenCV's thread count set in a forked loader worker deadlocks when the parent's pool
+    threads were waiting at the fork (as after any parallel OpenCV call): the scorer sets it
+    before forking. Run in a child process, so a deadlock fails the test instead of hanging."""
+    import subprocess
+    import sys
+    from pathlib import Path
+    source = fx.class_folders(tmp_path / "src", count=2)
+    script = (
+        "import numpy as np, cv2\n"
+        "from pipeline.runconfig import load_run_config\n"
+        "from pipeline.scoring import batches, load_scoring_config\n"
+        "from pipeline.scoring.on_the_fly import OnTheFly\n"
+        "cv2.setNumThreads(4)\n"
+        "big = np.ones((2000, 2000, 3), np.float32)\n"
+        "for _ in range(3):\n"
+        "    cv2.GaussianBlur(big, (31, 31), 5)\n"
+        f"config = load_run_config('imagenet-c', [{{'source': {str(source)!r}, 'corruptions': ['fog'], "
+        "'severities': [1]}])\n"
+        "fly = OnTheFly(config, None)\n"
+        "settings = load_scoring_config(None, {'device': 'cpu', 'workers': 2})\n"
+        "print(sum(len(labels) for _, labels, _ in batches(fly, fly.cells(), settings, False)))\n")
+    try:
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                              cwd=Path(__file__).resolve().parents[2])
+    except subprocess.TimeoutExpired:
+        pytest.fail("the loader's workers deadlocked")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[-1] == "2"
