@@ -88,6 +88,11 @@ def build_sample(root: Path) -> Path:
     return root
 
 
+def _measured(results: Path) -> dict:
+    import json
+    return json.loads((results / "results.json").read_text())["perturbations"]
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--dir", type=Path, default=Path(".demo"))
@@ -127,6 +132,18 @@ def main(argv=None) -> int:
                   "--workers", str(args.workers), "--name", "demo-nearest-colour"])
     if status:
         return status
+    # the same scores without materialising: ImageNet-P produced in the loader, against its store
+    stored, fly = args.dir / "results-p-store", args.dir / "results-p-on-the-fly"
+    status = (cli(["score", "--model", f"{model}:demo", "--data", str(out_p / "imagenet-p.zarr"), "--out", str(stored),
+                   "--workers", str(args.workers), "--name", "demo-nearest-colour"])
+              or cli(["score", "--model", f"{model}:demo", "--on-the-fly", "imagenet-p", "--clean", str(source),
+                      "--out", str(fly), "--workers", str(args.workers), "--name", "demo-nearest-colour"]))
+    if status:
+        return status
+    same = _measured(stored) == _measured(fly)
+    print(f"on the fly == the generated Zarr store, every FP / uT5D / Zipf cell: {same}")
+    if not same:
+        return 1
     comparison = args.dir / "comparison"
     status = cli(["report", str(results / "results.json"), str(results_p / "results.json"), "--out", str(comparison)])
     if status:
@@ -149,6 +166,7 @@ def main(argv=None) -> int:
     print(f"  ImageNet-P Zarr store  {(out_p / 'imagenet-p.zarr').resolve()}")
     print(f"  ImageNet-P previews    {p_sheet.resolve()}, {gif.resolve()}")
     print(f"  ImageNet-P scores      {(results_p / 'report.md').resolve()}")
+    print(f"  ImageNet-P on the fly  {(fly / 'report.md').resolve()} (= {(stored / 'report.md').resolve()})")
     print(f"  both, one leaderboard  {(comparison / 'comparison.md').resolve()}")
     return 0
 
