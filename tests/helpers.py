@@ -1,5 +1,9 @@
 import functools
 import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -49,3 +53,24 @@ def p_photo(name: str, variant: str) -> np.ndarray:
 
 def read_png(path: Path) -> np.ndarray:
     return np.asarray(Image.open(path).convert("RGB"))
+
+
+def generate_process(args, **kwargs) -> subprocess.Popen:
+    """``python -m pipeline generate ARGS`` in a child process, stdout and stderr piped."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.Popen([sys.executable, "-m", "pipeline", "generate", *args], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
+
+
+def sigkill_after(process: subprocess.Popen, manifest: Path, units: int, timeout: float = 120) -> None:
+    """Once ``manifest`` lists ``units`` finished units, SIGKILL the run's process group (the
+    client and its worker processes, like a killed batch job)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        if manifest.exists() and manifest.read_text().count("\n") >= units:
+            break
+        time.sleep(0.01)
+    assert process.poll() is None, f"the run ended before the kill: {process.communicate()}"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+

@@ -59,11 +59,14 @@ class SequenceReader:
     ``videos(kind)``, ``load(kind, index)`` -> T x H x W x 3 uint8 (raises ``DataError`` for a
     video that cannot be read), and ``problems``: what listing found wrong (empty folders,
     folders that are no sequence kind), left out and reported. ``in_workers``: loading is
-    decoding (MP4), worth worker processes; stored arrays are read where they are needed."""
+    decoding (MP4), worth worker processes; stored arrays are read where they are needed.
+    ``by_source``: video ``index`` of every kind comes from one source item, so the loader
+    hands a worker all of an index's videos together (produced on the fly)."""
     task = "imagenet-p"
     kind = "?"
     classes: list[str] | None = None
     in_workers = False
+    by_source = False
 
     def __init__(self):
         self.problems: list[str] = []

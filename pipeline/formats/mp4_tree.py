@@ -53,12 +53,13 @@ def encodings(mp4: dict) -> tuple[Encoding, Encoding]:
             Encoding(mp4["preset"], mp4["noise_crf"], mp4["noise_tune"], mp4["pix_fmt"]))
 
 
-def encode(frames: np.ndarray, settings: Encoding = Encoding()) -> bytes:
-    """An MP4 (H.264, 1 frame per second) of ``frames`` (T x H x W x 3 uint8 RGB)."""
+def encode(frames: np.ndarray, settings: Encoding = Encoding(), container_format: str = "mp4") -> bytes:
+    """An MP4 (H.264, 1 frame per second) of ``frames`` (T x H x W x 3 uint8 RGB); with
+    ``container_format="h264"`` the bare H.264 stream."""
     import av
     height, width = frames.shape[1:3]
     buffer = io.BytesIO()
-    with av.open(buffer, "w", format="mp4") as container:
+    with av.open(buffer, "w", format=container_format) as container:
         stream = container.add_stream("libx264", rate=1, options=settings.options())
         stream.width, stream.height, stream.pix_fmt = width, height, settings.pix_fmt
         stream.codec_context.thread_count = 1

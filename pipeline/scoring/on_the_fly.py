@@ -37,12 +37,11 @@ class _FromSource:
         if not self.source.items:
             raise DataError(f"{config['source']}: no images for reader {config['reader']!r}")
         self.classes = list(classes) if classes is not None else list(self.source.classes)
+        self._index = None if self.classes == list(self.source.classes) else {c: i for i, c in enumerate(self.classes)}
 
     def label(self, item) -> int:
         """The item's class index in ``classes`` (the source's own index where it is that list)."""
-        if list(self.source.classes) == self.classes:
-            return item.label
-        return self.classes.index(item.wnid) if item.wnid in self.classes else -1
+        return item.label if self._index is None else self._index.get(item.wnid, -1)
 
     def identity(self) -> dict:
         """What decides the bytes the model saw: match it with a published run's manifest."""
@@ -117,8 +116,8 @@ class _Produced:
 
 class OnTheFlySequences(_FromSource, SequenceReader):
     """An ImageNet-P scorer's data source: video ``index`` of a kind is source image ``index``'s
-    sequence. ``by_source``: the scorer loads one source image's videos of every kind together,
-    in one worker, so the image is decoded and staged once (the last one is kept)."""
+    sequence. ``by_source``: one worker gets a source image's videos of every kind together, so
+    the image is decoded and staged once (the last one is kept)."""
     in_workers = True
     by_source = True
 

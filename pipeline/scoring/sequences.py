@@ -126,7 +126,7 @@ class _VideoBatches:
 def _chunks(reader: SequenceReader, table: list[Video], batch_size: int) -> list[list[int]]:
     """Which videos each loader item holds: a source image's videos of every kind where the
     reader produces them from the source (``by_source``), else runs of one kind's videos."""
-    if getattr(reader, "by_source", False):
+    if reader.by_source:
         by_index: dict[int, list[int]] = {}
         for video_id, video in enumerate(table):
             by_index.setdefault(video.index, []).append(video_id)

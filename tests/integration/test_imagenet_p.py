@@ -3,12 +3,7 @@ not depend on workers or shard size (MP4 included), resume after SIGKILL, bad so
 from __future__ import annotations
 
 import io
-import os
 import random
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import cv2
@@ -23,8 +18,8 @@ from pipeline.readers import load_pixels, read_source
 from pipeline.runconfig import ConfigError, load_run_config
 
 from .. import sources as fx
+from ..helpers import generate_process, sigkill_after
 
-ROOT = Path(__file__).resolve().parents[2]
 KINDS = ["gaussian_noise_2", "motion_blur", "translate", "snow", "spatter"]
 FAST = {"outputs": {"mp4": {"preset": "ultrafast"}}}
 
@@ -98,11 +93,6 @@ def test_bytes_do_not_depend_on_workers_or_shard_size(source, tmp_path, client):
         assert np.array_equal(two[kind][...], one[kind][...])
 
 
-def _cli(args, **kwargs):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "pipeline", "generate", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
-
 
 def test_sigkill_and_resume_gives_identical_bytes(source, tmp_path, client):
     kinds = ["speckle_noise", "zoom_blur", "tilt", "brightness"]
@@ -110,18 +100,11 @@ def test_sigkill_and_resume_gives_identical_bytes(source, tmp_path, client):
     out = tmp_path / "killed"
     args = ["imagenet-p", "--source", str(source), "--out", str(out), "--shard-size", "1", "--workers", "2",
             "--sequences", *kinds, "--set", "outputs.mp4.preset=ultrafast"]
-    process = _cli(args, start_new_session=True)
-    manifest, kill_after = out / "manifest.jsonl", random.Random(7).randint(2, 10)
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if manifest.exists() and manifest.read_text().count("\n") >= kill_after:
-            break
-        time.sleep(0.01)
-    assert process.poll() is None, f"the run ended before the kill: {process.communicate()}"
-    os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    process = generate_process(args, start_new_session=True)
+    manifest = out / "manifest.jsonl"
+    sigkill_after(process, manifest, random.Random(7).randint(2, 10))
     assert manifest.read_text().count("\n") < 5 * len(kinds)
-    resumed = _cli(args)
+    resumed = generate_process(args)
     stdout, stderr = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, stderr
     assert "already done" in stdout

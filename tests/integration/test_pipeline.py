@@ -6,8 +6,6 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -21,6 +19,7 @@ from pipeline.readers import imagenet_wnids, load_pixels, read_source
 from pipeline.runconfig import load_run_config
 
 from .. import sources as fx
+from ..helpers import generate_process, sigkill_after
 
 ROOT = Path(__file__).resolve().parents[2]
 SOME = ["gaussian_noise", "glass_blur", "motion_blur", "frost", "elastic_transform"]
@@ -130,11 +129,6 @@ def test_bytes_do_not_depend_on_workers_or_shard_size(source, tmp_path, client):
     assert big.keys() == small.keys() and all(np.array_equal(big[k], small[k]) for k in big)
 
 
-def _cli(args, **kwargs):
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", "pipeline", "generate", *args], cwd=ROOT, env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kwargs)
-
 
 def sigkill_and_resume(source, tmp_path, client, seed: int):
     args = ["configs/imagenet-c.yaml", "--source", str(source), "--shard-size", "1", "--workers", "2",
@@ -142,19 +136,12 @@ def sigkill_and_resume(source, tmp_path, client, seed: int):
     run(source, tmp_path / "reference", client, shard_size=1, corruptions=SOME)
     out = tmp_path / "killed"
     units, kill_after = 9 * len(SOME), random.Random(seed).randint(1, 8)
-    process = _cli(args + ["--out", str(out)], start_new_session=True)
+    process = generate_process(args + ["--out", str(out)], start_new_session=True)
     manifest = out / "manifest.jsonl"
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
-        if manifest.exists() and manifest.read_text().count("\n") >= kill_after:
-            break
-        time.sleep(0.01)
-    assert process.poll() is None, f"the run ended before the kill: {process.communicate()}"
-    os.killpg(process.pid, signal.SIGKILL)  # the client and its worker processes, like a killed batch job
-    process.wait()
+    sigkill_after(process, manifest, kill_after)
     done_at_kill = manifest.read_text().count("\n")
     assert done_at_kill < units, (kill_after, done_at_kill)
-    resumed = _cli(args + ["--out", str(out)])
+    resumed = generate_process(args + ["--out", str(out)])
     stdout, stderr = resumed.communicate(timeout=300)
     assert resumed.returncode == 0, stderr
     assert "already done" in stdout
@@ -223,10 +210,10 @@ def test_cli_exit_status_and_config_errors_before_any_work(tmp_path):
     out = tmp_path / "out"
     base = ["configs/imagenet-c.yaml", "--source", str(source), "--workers", "1", "--only", "contrast",
             "--severities", "1"]
-    process = _cli(base + ["--out", str(out)])
+    process = generate_process(base + ["--out", str(out)])
     stdout, stderr = process.communicate(timeout=300)
     assert process.returncode == 1 and "could not be read" in stdout, stderr
-    process = _cli(base + ["--out", str(out), "--allow-failures"])
+    process = generate_process(base + ["--out", str(out), "--allow-failures"])
     _, stderr = process.communicate(timeout=300)
     assert process.returncode == 0, stderr
     for extra, words in ((["--only", "glass"], ["corruptions", "gaussian_noise"]),
@@ -238,7 +225,7 @@ def test_cli_exit_status_and_config_errors_before_any_work(tmp_path):
                          (["--set", "reader=lmdb"], ["reader", "imagenet_folders"]),
                          (["--source", str(tmp_path / "missing")], ["does not exist"])):
         fresh = tmp_path / f"never-{len(words[0])}"
-        process = _cli(base + ["--out", str(fresh)] + extra)
+        process = generate_process(base + ["--out", str(fresh)] + extra)
         _, stderr = process.communicate(timeout=120)
         assert process.returncode == 2, stderr
         assert all(word in stderr for word in words), stderr

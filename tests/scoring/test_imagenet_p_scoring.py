@@ -7,7 +7,6 @@ original evaluation's procedure: frames read with OpenCV's ``cv2.VideoCapture`` 
 RGB, rankings by ``scipy.stats.rankdata(-scores, 'ordinal')`` as uint16, and test.py's loops
 of ``flip_prob`` and ``ranking_dist`` (re-typed in ``test_metrics``).
 """
-import io
 import json
 import subprocess
 import sys
@@ -284,22 +283,10 @@ def mixed_sizes() -> bytes:
     import tempfile
     from pathlib import Path
 
-    import av
     import imageio_ffmpeg
 
     def raw(frames):
-        buffer = io.BytesIO()
-        with av.open(buffer, "w", format="h264") as container:
-            stream = container.add_stream("libx264", rate=1, options={"preset": "ultrafast", "crf": "0"})
-            stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv444p"
-            for index, frame in enumerate(frames):
-                video_frame = av.VideoFrame.from_ndarray(frame, format="rgb24")
-                video_frame.pts = index
-                for packet in stream.encode(video_frame):
-                    container.mux(packet)
-            for packet in stream.encode():
-                container.mux(packet)
-        return buffer.getvalue()
+        return encode(frames, LOSSLESS, container_format="h264")
 
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as folder:
