@@ -114,7 +114,7 @@ def main() -> None:
     parser.add_argument("--formats", nargs="+", default=["jpeg", "zarr"])
     parser.add_argument("--shard-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--p-images", type=int, default=32, help="source images of the ImageNet-P line")
+    parser.add_argument("--p-images", type=int, default=32, help="source images of the ImageNet-P line (0: no such line)")
     args = parser.parse_args()
     per_image_outputs = len(corruption_names("benchmark")) * 5
     with tempfile.TemporaryDirectory() as tmp:
@@ -144,7 +144,8 @@ def main() -> None:
               f"at 2N ({growth * 1024:+.0f} MiB; target < {TARGET_MEMORY_GB} GB and flat)")
         print(f"target: <= {TARGET_MS:.0f} ms per source image per core")
         stage_split(small, tmp / "split", args.shard_size)
-        imagenet_p_line(small, tmp, args.p_images)
+        if args.p_images > 0:
+            imagenet_p_line(small, tmp, args.p_images)
 
 
 def imagenet_p_line(source: Path, tmp: Path, images: int) -> None:

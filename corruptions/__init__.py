@@ -12,7 +12,7 @@ from .registry import CORRUPTIONS, corruption_names, get
 from .seeding import rng_for
 from .settings import ConfigError
 
-__all__ = ["corrupt", "corruption_names", "variant_names", "load_variant", "load_variant_file",
+__all__ = ["corrupt", "corrupt_severities", "corruption_names", "variant_names", "load_variant", "load_variant_file",
            "as_rgb", "rng_for", "ConfigError", "Variant", "MIN_SIDE", "CORRUPTIONS", "SEVERITIES"]
 __version__ = "0.2.0"
 
@@ -61,4 +61,21 @@ def corrupt(image, name: str, severity: int = 1, rng=None, variant: str | Varian
     out = kernel.apply(rgb, params, draws)
     if out is rgb or np.shares_memory(out, image):
         out = out.copy()
+    return out
+
+
+def corrupt_severities(image, name: str, severities, rngs, variant: str | Variant = "imagenet") -> np.ndarray:
+    """``corrupt(image, name, s, rng, variant)`` for each severity and its own ``rng``, stacked
+    (S x H x W x 3): the same bytes, with the work severities share done once (the engine's path)."""
+    kernel = get(name)
+    variant = variant if isinstance(variant, Variant) else load_variant(variant)
+    severities = [check_severity(s) for s in severities]
+    if len(rngs) != len(severities):
+        raise ValueError(f"one rng per severity: {len(severities)} severities, {len(rngs)} rngs")
+    rgb = as_rgb(image)
+    params_seq = [variant.params_for(name, s) for s in severities]
+    draws_seq = [kernel.draw(np.random.default_rng(rng), rgb.shape, p) for rng, p in zip(rngs, params_seq)]
+    out = np.empty((len(severities),) + rgb.shape, np.uint8)
+    for index, result in enumerate(kernel.apply_each(rgb, params_seq, draws_seq)):
+        out[index] = result
     return out

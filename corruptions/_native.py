@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit
+from numba.np.random._constants import fi_float, ki_float, wi_float, ziggurat_nor_inv_r_f, ziggurat_nor_r_f
 
 
 @njit(cache=True, nogil=True)
@@ -64,25 +65,24 @@ def motion_blur_q16(image, dy, dx, weights):
 
 
 @njit(cache=True, nogil=True)
-def poisson_lookup(image, uniforms, cdf, levels):
+def poisson_lookup(image, uniforms, cdf, guide, levels):
     """Inverse-CDF Poisson draws, quantised: ``levels[k]`` for the smallest k with u < cdf[v, k].
 
     ``cdf[v]`` holds P(K <= k) for k below the clipping point; draws past it take the last level.
+    ``guide[v, j]`` is the smallest k with ``cdf[v, k] > j / G``, where a draw u in [j / G,
+    (j + 1) / G) starts its search (a step or two instead of a bisection).
     """
     flat = image.ravel()
     out = np.empty(flat.shape[0], np.uint8)
     m = cdf.shape[1]
+    buckets = guide.shape[1]
     for n in range(flat.shape[0]):
-        row = cdf[flat[n]]
+        v = flat[n]
         u = uniforms[n]
-        lo, hi = 0, m  # answer in [lo, hi]; hi == m means "clipped"
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if u < row[mid]:
-                hi = mid
-            else:
-                lo = mid + 1
-        out[n] = levels[lo]
+        k = guide[v, min(int(u * buckets), buckets - 1)]
+        while k < m and u >= cdf[v, k]:
+            k += 1
+        out[n] = levels[k]
     return out.reshape(image.shape)
 
 
@@ -223,14 +223,48 @@ def snow_composite(scene, flakes, turned):
 
 
 @njit(cache=True, nogil=True)
-def contrast_stretch(x, means, factor):
-    """``uint8(clip((x - means) * factor + means, 0, 1) * 255)`` in float64, per channel means."""
-    height, width, channels = x.shape
+def snow_blend_composite(scene, grey, blend, grey_scale, grey_offset, flakes, turned):
+    """``uint8(clip(x' + flakes + turned, 0, 1) * 255)``, ``x' = blend x + (1 - blend)
+    max(x, grey_scale grey + grey_offset)`` in float32 (each operation rounded as numpy's
+    float32 ufuncs round it), then summed with the float64 flake layers (HxW) left to right."""
+    height, width, channels = scene.shape
+    rest = np.float32(1.0 - blend)  # (1 - blend) is a Python float in the original, then float32
+    blend = np.float32(blend)
+    out = np.empty((height, width, channels), np.uint8)
+    for y in range(height):
+        for x in range(width):
+            lifted = grey[y, x] * np.float32(grey_scale) + np.float32(grey_offset)
+            for c in range(channels):
+                value = scene[y, x, c]
+                mixed = blend * value + rest * max(value, lifted)
+                v = (np.float64(mixed) + flakes[y, x]) + turned[y, x]
+                v = min(max(v, 0.0), 1.0) * 255.0
+                out[y, x, c] = np.uint8(v)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def unit_channel_means(image):
+    """``(image / 255.0).mean(axis=(0, 1))`` without the float64 copy, summed in NumPy's order
+    for that reduction (row by row, one running sum per channel, then one division)."""
+    height, width, channels = image.shape
+    sums = np.zeros(channels)
+    for y in range(height):
+        for x in range(width):
+            for c in range(channels):
+                sums[c] += image[y, x, c] / 255.0
+    return sums / (height * width)
+
+
+@njit(cache=True, nogil=True)
+def contrast_stretch(image, means, factor):
+    """``uint8(clip((image / 255 - means) * factor + means, 0, 1) * 255)`` in float64, per channel."""
+    height, width, channels = image.shape
     out = np.empty((height, width, channels), np.uint8)
     for y in range(height):
         for col in range(width):
             for c in range(channels):
-                v = (x[y, col, c] - means[c]) * factor + means[c]
+                v = (image[y, col, c] / 255.0 - means[c]) * factor + means[c]
                 out[y, col, c] = np.uint8(min(max(v, 0.0), 1.0) * 255.0)
     return out
 
@@ -299,10 +333,211 @@ def _standard_normal_f32(rng, count):
     return rng.standard_normal(count, dtype=np.float32)
 
 
+# NumPy's PCG64 (XSL-RR, 128-bit LCG), inlined so the ziggurat below draws without a call per
+# number. Every constant is uint64: numba turns mixed signed/unsigned arithmetic into floats.
+_PCG_MULT_HI = np.uint64(0x2360ED051FC65DA4)
+_PCG_MULT_LO = np.uint64(0x4385DF649FCCF645)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_U0, _U1, _U32, _U58, _U63 = np.uint64(0), np.uint64(1), np.uint64(32), np.uint64(58), np.uint64(63)
+
+
+@njit(inline="always")
+def _mulhi64(a, b):
+    """The upper 64 bits of the 128-bit product of two uint64."""
+    a_lo, a_hi, b_lo, b_hi = a & _LOW32, a >> _U32, b & _LOW32, b >> _U32
+    hi_lo = a_hi * b_lo
+    cross = ((a_lo * b_lo) >> _U32) + (hi_lo & _LOW32) + a_lo * b_hi
+    return a_hi * b_hi + (hi_lo >> _U32) + (cross >> _U32)
+
+
+@njit(inline="always")
+def _pcg64_next64(state):
+    """state: uint64[4] = (state high, state low, increment high, increment low), advanced in place."""
+    hi, lo = state[0], state[1]
+    product_lo = lo * _PCG_MULT_LO
+    product_hi = _mulhi64(lo, _PCG_MULT_LO) + lo * _PCG_MULT_HI + hi * _PCG_MULT_LO
+    new_lo = product_lo + state[3]
+    new_hi = product_hi + state[2] + (_U1 if new_lo < product_lo else _U0)
+    state[0], state[1] = new_hi, new_lo
+    mixed, rotation = new_hi ^ new_lo, new_hi >> _U58
+    return (mixed >> rotation) | (mixed << ((_U0 - rotation) & _U63))
+
+
+@njit(inline="always")
+def _pcg64_next32(state, spare):
+    """NumPy's ``pcg64_next32``: the low half of a fresh 64-bit draw, keeping the high half
+    (``spare`` = (has_uint32, uinteger)) for the next call."""
+    if spare[0] != _U0:
+        spare[0] = _U0
+        return np.uint32(spare[1])
+    draw = _pcg64_next64(state)
+    spare[0], spare[1] = _U1, draw >> _U32
+    return np.uint32(draw & _LOW32)
+
+
+@njit(inline="always")
+def _pcg64_next_float(state, spare):
+    return np.float32(np.float32(_pcg64_next32(state, spare) >> 8) * np.float32(1.0) / np.float32(16777216.0))
+
+
+@njit(cache=True, nogil=True)
+def _standard_normal_f32_pcg64(state, spare, count):
+    """NumPy's ``random_standard_normal_f`` (float32 ziggurat, 256 layers) ``count`` times."""
+    out = np.empty(count, np.float32)
+    for k in range(count):
+        while True:
+            r = _pcg64_next32(state, spare)
+            idx = r & 0xff
+            rabs = (r >> 9) & 0x0007fffff
+            x = np.float32(np.float32(rabs) * wi_float[idx])
+            if (r >> 8) & 0x1:
+                x = -x
+            if rabs < ki_float[idx]:
+                break  # 99.3% of draws
+            if idx == 0:  # the tail
+                while True:
+                    xx = np.float32(-ziggurat_nor_inv_r_f * np.log1p(np.float32(-_pcg64_next_float(state, spare))))
+                    yy = np.float32(-np.log1p(np.float32(-_pcg64_next_float(state, spare))))
+                    if np.float32(yy + yy) > np.float32(xx * xx):
+                        break
+                x = np.float32(ziggurat_nor_r_f + xx)
+                if (rabs >> 8) & 0x1:
+                    x = -x
+                break
+            if ((fi_float[idx - 1] - fi_float[idx]) * _pcg64_next_float(state, spare) + fi_float[idx]) < \
+                    np.float32(np.exp(-np.float32(0.5) * x * x)):
+                break
+        out[k] = x
+    return out
+
+
+def _with_pcg64_state(bit_generator: np.random.PCG64, draw, *args) -> np.ndarray:
+    """``draw(state, spare, *args)`` on a copy of the generator's state, written back after."""
+    words = bit_generator.state
+    mask = (1 << 64) - 1
+    pcg = words["state"]
+    state = np.array([pcg["state"] >> 64, pcg["state"] & mask, pcg["inc"] >> 64, pcg["inc"] & mask], np.uint64)
+    spare = np.array([words["has_uint32"], words["uinteger"]], np.uint64)
+    out = draw(state, spare, *args)
+    pcg["state"] = (int(state[0]) << 64) | int(state[1])
+    words["has_uint32"], words["uinteger"] = int(spare[0]), int(spare[1])
+    bit_generator.state = words
+    return out
+
+
+def _pcg64(rng) -> bool:
+    return type(rng) is np.random.Generator and type(rng.bit_generator) is np.random.PCG64
+
+
 def standard_normal_f32(rng, shape) -> np.ndarray:
-    """``rng.standard_normal(shape, dtype=np.float32)``, the same values and the same state
-    after (numba's port of NumPy's float32 ziggurat; a third faster). Other generators (a
-    RandomState replaying an original) take their own method."""
+    """``rng.standard_normal(shape, dtype=np.float32)``: the same values, and the generator left
+    where NumPy would leave it. With PCG64 (what rng_for makes) the bit generator runs inlined in
+    the ziggurat, three times NumPy's speed; other bit generators take numba's port, and other
+    objects (a RandomState replaying an original) their own method. (Plain uniform draws gain
+    nothing this way: NumPy's fill loop is as fast as the inlined generator.)"""
     if type(rng) is not np.random.Generator:
         return rng.standard_normal(shape, dtype=np.float32)
-    return _standard_normal_f32(rng, int(np.prod(shape))).reshape(shape)
+    count = int(np.prod(shape))
+    if _pcg64(rng):
+        return _with_pcg64_state(rng.bit_generator, _standard_normal_f32_pcg64, count).reshape(shape)
+    return _standard_normal_f32(rng, count).reshape(shape)
+
+
+@njit(cache=True, nogil=True)
+def plasma_level(grid, step, wibble, squares_draws, across_draws, down_draws):
+    """One diamond-square level of the originals' ``plasma_fractal``, in place, with NumPy's
+    order of operations (``np.roll`` wraps around; sums left to right as the original writes
+    them): squares ``((c[i,j] + c[i+1,j]) + (c[i,j+1] + c[i+1,j+1])) / 4 + wibble u``, then
+    the two edge midpoints from the new centres and the corners."""
+    half = step // 2
+    m = grid.shape[0] // step
+    for i in range(m):
+        for j in range(m):
+            i1, j1 = (i + 1) % m, (j + 1) % m
+            total = (grid[i * step, j * step] + grid[i1 * step, j * step]) + \
+                (grid[i * step, j1 * step] + grid[i1 * step, j1 * step])
+            grid[i * step + half, j * step + half] = total / 4 + wibble * squares_draws[i, j]
+    for i in range(m):
+        for j in range(m):
+            i0, j1 = (i - 1) % m, (j + 1) % m
+            total = grid[i * step + half, j * step + half] + grid[i0 * step + half, j * step + half] + \
+                grid[i * step, j * step] + grid[i * step, j1 * step]
+            grid[i * step, j * step + half] = total / 4 + wibble * across_draws[i, j]
+    for i in range(m):
+        for j in range(m):
+            j0, i1 = (j - 1) % m, (i + 1) % m
+            total = grid[i * step + half, j * step + half] + grid[i * step + half, j0 * step + half] + \
+                grid[i * step, j * step] + grid[i1 * step, j * step]
+            grid[i * step + half, j * step] = total / 4 + wibble * down_draws[i, j]
+
+
+@njit(cache=True, nogil=True)
+def fog_composite(image, fractal, strength):
+    """``uint8(clip((image / 255 + strength f) peak / (peak + strength), 0, 1) * 255)`` in
+    float64, ``peak`` the image's maximum over 255."""
+    height, width, channels = image.shape
+    peak = 0.0
+    for y in range(height):
+        for x in range(width):
+            for c in range(channels):
+                peak = max(peak, image[y, x, c] / 255.0)
+    out = np.empty((height, width, channels), np.uint8)
+    for y in range(height):
+        for x in range(width):
+            lift = strength * fractal[y, x]
+            for c in range(channels):
+                v = (image[y, x, c] / 255.0 + lift) * peak / (peak + strength)
+                out[y, x, c] = np.uint8(min(max(v, 0.0), 1.0) * 255.0)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _linear_zoom_taps(length, out_length, first, count):
+    """Per output index ``first + k`` of scipy's ``zoom_shift`` (order 1, grid_mode False, mode
+    'constant') along one axis: the two input taps (the upper one mirrored at the far edge), their
+    weights ``w0 = 1 - frac``, ``w1 = 1 - w0`` as scipy computes them, and whether it lies inside."""
+    zoom = (length - 1) / (out_length - 1) if out_length > 1 else 1.0
+    lower = np.zeros(count, np.int64)
+    upper = np.zeros(count, np.int64)
+    w0 = np.zeros(count)
+    w1 = np.zeros(count)
+    inside = np.zeros(count, np.bool_)
+    for k in range(count):
+        cc = float(first + k) * zoom
+        if cc < 0 or cc > length - 1:
+            continue  # 'constant': cval 0
+        start = np.floor(cc)
+        inside[k] = True
+        w0[k] = 1.0 - (cc - start)
+        w1[k] = 1.0 - w0[k]
+        lower[k] = int(start)
+        tap = lower[k] + 1
+        if length <= 1:
+            tap = 0
+        elif tap >= length:
+            tap = 2 * length - 2 - tap
+        upper[k] = tap
+    return lower, upper, w0, w1, inside
+
+
+@njit(cache=True, nogil=True)
+def linear_zoom_window(src, out_height, out_width, top, left, rows, cols):
+    """Rows ``top..top+rows`` and columns ``left..left+cols`` of ``scipy.ndimage.zoom(src, order=1)``
+    whose full output is ``out_height x out_width`` (2-D float64): each value summed over the four
+    taps in scipy's order, ``t += (v * wy) * wx``."""
+    y0, y1, wy0, wy1, y_in = _linear_zoom_taps(src.shape[0], out_height, top, rows)
+    x0, x1, wx0, wx1, x_in = _linear_zoom_taps(src.shape[1], out_width, left, cols)
+    out = np.zeros((rows, cols))
+    for i in range(rows):
+        if not y_in[i]:
+            continue
+        for j in range(cols):
+            if not x_in[j]:
+                continue
+            t = 0.0
+            t += src[y0[i], x0[j]] * wy0[i] * wx0[j]
+            t += src[y0[i], x1[j]] * wy0[i] * wx1[j]
+            t += src[y1[i], x0[j]] * wy1[i] * wx0[j]
+            t += src[y1[i], x1[j]] * wy1[i] * wx1[j]
+            out[i, j] = t
+    return out

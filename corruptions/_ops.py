@@ -10,6 +10,8 @@ import math
 import cv2
 import numpy as np
 
+from . import _native
+
 
 def to_unit(image: np.ndarray) -> np.ndarray:
     """uint8 [0, 255] -> float32 [0, 1] (the originals' ``np.array(x) / 255.``, in float32)."""
@@ -157,10 +159,16 @@ def scipy_clipped_zoom(layer: np.ndarray, factor: float) -> np.ndarray:
     """The originals' ``clipped_zoom`` of a 2-D float layer with scipy itself (order 1), as the
     snow layer is made: central ceil(n / z) crop, ``scipy.ndimage.zoom``, central trim to n.
     Each axis uses its own length (the originals' images are square)."""
-    from scipy.ndimage import zoom
     height, width = layer.shape
     crop_h, crop_w = int(math.ceil(height / factor)), int(math.ceil(width / factor))
     top, left = (height - crop_h) // 2, (width - crop_w) // 2
-    zoomed = zoom(layer[top:top + crop_h, left:left + crop_w], (factor, factor), order=1)
-    trim_top, trim_left = (zoomed.shape[0] - height) // 2, (zoomed.shape[1] - width) // 2
-    return zoomed[trim_top:trim_top + height, trim_left:trim_left + width]
+    crop = np.ascontiguousarray(layer[top:top + crop_h, left:left + crop_w], np.float64)
+    zoomed_h, zoomed_w = (int(round(side * factor)) for side in crop.shape)  # scipy's output shape
+    if factor == 1 or zoomed_h < height or zoomed_w < width:
+        from scipy.ndimage import zoom  # the rare shapes: scipy itself
+        zoomed = zoom(crop, (factor, factor), order=1)
+        trim_top, trim_left = (zoomed.shape[0] - height) // 2, (zoomed.shape[1] - width) // 2
+        return zoomed[trim_top:trim_top + height, trim_left:trim_left + width]
+    # only the kept window of scipy's zoom, computed as scipy computes it (tested bit for bit)
+    return _native.linear_zoom_window(crop, zoomed_h, zoomed_w, (zoomed_h - height) // 2, (zoomed_w - width) // 2,
+                                      height, width)

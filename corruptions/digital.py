@@ -30,9 +30,8 @@ def saturate(image, params, draws):
 @register("contrast", family="digital", levels={"factor": NONNEGATIVE})
 def contrast(image, params, draws):
     """``(x - mean) * factor + mean``, per-channel means, float64."""
-    x = image / 255.0
-    means = x.mean(axis=(0, 1))
-    return _native.contrast_stretch(x, means, float(params["factor"]))
+    means = _native.unit_channel_means(image)
+    return _native.contrast_stretch(image, means, float(params["factor"]))
 
 
 @register("pixelate", family="digital", levels={"factor": FRACTION})

@@ -28,10 +28,13 @@ def gaussian_noise(image, params, noise):
     return unit_to_uint8(to_unit(image) + noise * np.float32(params["scale"]))
 
 
+GUIDE_BUCKETS = 64
+
+
 @functools.lru_cache(maxsize=64)
-def _poisson_tables(photons: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per input level v: P(K <= k) for K ~ Poisson(v / 255 * photons) and k < photons;
-    and the output level of each k, ``uint8(clip(k / photons, 0, 1) * 255)``.
+def _poisson_tables(photons: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per input level v: P(K <= k) for K ~ Poisson(v / 255 * photons) and k < photons; a
+    guide table into it; and the output level of each k, ``uint8(clip(k / photons, 0, 1) * 255)``.
     Draws k >= photons all clip to 255, so the table stops there."""
     below = max(int(math.ceil(photons)), 1)
     lam = np.arange(256, dtype=np.float64) / 255.0 * photons
@@ -42,7 +45,12 @@ def _poisson_tables(photons: float) -> tuple[np.ndarray, np.ndarray]:
     log_pmf[0, 0] = 0.0  # Poisson(0) is always 0
     cdf = np.cumsum(np.exp(log_pmf), axis=1)
     levels = unit_to_uint8(np.arange(below + 1, dtype=np.float64) / photons)
-    return cdf, levels
+    # where a draw in [j / 64, (j + 1) / 64) starts looking: the first k with cdf > j / 64
+    starts = np.arange(GUIDE_BUCKETS, dtype=np.float64) / GUIDE_BUCKETS
+    guide = np.stack([np.searchsorted(row, starts, side="right") for row in cdf]).astype(np.int64)
+    for table in (cdf, levels, guide):
+        table.setflags(write=False)
+    return cdf, guide, levels
 
 
 def _uniforms(rng, shape, params) -> np.ndarray:
@@ -53,8 +61,8 @@ def _uniforms(rng, shape, params) -> np.ndarray:
 def shot_noise(image, params, uniforms):
     """``uint8(clip(Poisson(x * photons) / photons, 0, 1) * 255)``, sampled by inverse CDF per
     input level from the uniforms drawn (the exact Poisson distribution)."""
-    cdf, levels = _poisson_tables(float(params["photons"]))
-    return _native.poisson_lookup(np.ascontiguousarray(image), uniforms, cdf, levels)
+    cdf, guide, levels = _poisson_tables(float(params["photons"]))
+    return _native.poisson_lookup(np.ascontiguousarray(image), uniforms, cdf, guide, levels)
 
 
 def _impulse_draws(rng, shape, params) -> tuple[np.ndarray, np.ndarray]:

@@ -8,6 +8,9 @@ A kernel is two pure functions, as albumentations splits ``get_params`` from ``a
   draws an original script made, and a sequence can hold one draw across its frames.
 - ``apply(image, params, draws) -> image``: ``image`` is an HxWx3 uint8 array it must not modify,
   ``params`` the merged shared and per-severity constants of one variant's YAML.
+- optionally ``apply_many(image, params_seq, draws_seq) -> [image, ...]``: several severities of
+  one image at once, sharing work between them (zoom_blur's zoomed copies); it must return what
+  ``apply`` returns for each.
 
 Each kernel declares the type of every constant (``shared`` and ``levels``: name -> field type
 of ``corruptions.settings``), so a variant file is checked whole when it is loaded.
@@ -16,7 +19,7 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from pydantic import create_model
@@ -25,6 +28,7 @@ from .settings import Settings
 
 Apply = Callable[[np.ndarray, Mapping, Any], np.ndarray]
 Sample = Callable[[np.random.Generator, tuple, Mapping], Any]
+ApplyMany = Callable[[np.ndarray, Sequence[Mapping], Sequence[Any]], list]
 
 
 @dataclass(frozen=True)
@@ -35,6 +39,7 @@ class Kernel:
     sample: Sample | None
     shared: type[Settings]  # constants common to every severity (or difficulty)
     levels: type[Settings]  # constants of one severity
+    apply_many: ApplyMany | None = None
 
     @property
     def stochastic(self) -> bool:
@@ -45,6 +50,12 @@ class Kernel:
 
     def __call__(self, image: np.ndarray, params: Mapping, rng: np.random.Generator) -> np.ndarray:
         return self.apply(image, params, self.draw(rng, image.shape, params))
+
+    def apply_each(self, image: np.ndarray, params_seq: Sequence[Mapping], draws_seq: Sequence[Any]) -> list:
+        """``[apply(image, p, d) for p, d in zip(params_seq, draws_seq)]``, shared where the kernel can."""
+        if self.apply_many is not None:
+            return list(self.apply_many(image, params_seq, draws_seq))
+        return [self.apply(image, params, draws) for params, draws in zip(params_seq, draws_seq)]
 
 
 def _model(name: str, fields: Mapping[str, Any]) -> type[Settings]:
@@ -64,7 +75,7 @@ class Registry:
         return tuple(name for names in self.groups.values() for name in names)
 
     def register(self, name: str, *, family: str, levels: Mapping[str, Any], shared: Mapping[str, Any] = {},
-                 sample: Sample | None = None):
+                 sample: Sample | None = None, apply_many: ApplyMany | None = None):
         """Decorator adding ``apply`` under ``name``; a second kernel of that name is an error."""
         if name not in self.order:
             raise ValueError(f"{name!r} is not one of {self.task}'s names: {', '.join(self.order)}")
@@ -73,7 +84,7 @@ class Registry:
             if name in self._kernels:
                 raise ValueError(f"{self.task}: {name!r} is already registered")
             self._kernels[name] = Kernel(name, family, apply, sample, _model(f"{name}_shared", shared),
-                                         _model(f"{name}_levels", levels))
+                                         _model(f"{name}_levels", levels), apply_many)
             return apply
 
         return add

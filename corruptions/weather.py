@@ -40,13 +40,13 @@ def snow_scene(image: np.ndarray, flakes: np.ndarray, params) -> np.ndarray:
     """``x' = b x + (1 - b) max(x, grey_scale * grey(x) + grey_offset)`` (float32, as the original),
     plus the flakes and the flakes turned by ``second_layer_quarter_turns`` x 90 degrees."""
     x = to_unit(image)
-    grey = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)[..., None]
-    blend = float(params["blend"])
-    x = blend * x + (1 - blend) * np.maximum(x, grey * float(params["grey_scale"]) + float(params["grey_offset"]))
+    grey = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY)
     turned = np.ascontiguousarray(np.rot90(flakes, k=int(params["second_layer_quarter_turns"])))
     if turned.shape != flakes.shape:  # a quarter turn of a non-square image: numpy broadcasting fails as it would
         raise ValueError(f"snow: a {turned.shape[:2]} turned layer cannot be added to a {flakes.shape[:2]} image")
-    return _native.snow_composite(np.ascontiguousarray(x), np.ascontiguousarray(flakes[..., 0]), turned[..., 0])
+    return _native.snow_blend_composite(x, grey, float(params["blend"]), float(params["grey_scale"]),
+                                        float(params["grey_offset"]), np.ascontiguousarray(flakes[..., 0]),
+                                        turned[..., 0])
 
 
 @register("snow", family="weather",
@@ -107,22 +107,12 @@ def plasma_fractal(mapsize: int, wibble_decay: float, rng, initial_wibble: float
     grid = np.empty((n, n), np.float64)
     grid[0, 0] = 0
     step, wibble = n, float(initial_wibble)
-
-    def wibbled_mean(total):
-        return total / 4 + wibble * rng.uniform(-wibble, wibble, total.shape)
-
     while step >= 2:
-        half = step // 2
-        corners = grid[0:n:step, 0:n:step]
-        squares = corners + np.roll(corners, -1, axis=0)
-        squares += np.roll(squares, -1, axis=1)
-        grid[half:n:step, half:n:step] = wibbled_mean(squares)
-        centres = grid[half:n:step, half:n:step]
-        corners = grid[0:n:step, 0:n:step]
-        across = centres + np.roll(centres, 1, axis=0) + corners + np.roll(corners, -1, axis=1)
-        grid[0:n:step, half:n:step] = wibbled_mean(across)
-        down = centres + np.roll(centres, 1, axis=1) + corners + np.roll(corners, -1, axis=0)
-        grid[half:n:step, 0:n:step] = wibbled_mean(down)
+        cells = (n // step, n // step)
+        # the original draws inside each of its three means, in this order: each draw is
+        # `wibble * uniform(-wibble, wibble)` added to a mean of four neighbours
+        draws = [rng.uniform(-wibble, wibble, cells) for _ in range(3)]
+        _native.plasma_level(grid, step, wibble, *draws)
         step //= 2
         wibble /= wibble_decay
     grid -= grid.min()
@@ -145,11 +135,7 @@ def _fog_draws(rng, shape, params) -> np.ndarray:
 def fog(image, params, fractal):
     """``clip((x + strength * fractal) * max(x) / (max(x) + strength), 0, 1)``, float64."""
     height, width = image.shape[:2]
-    strength = params["strength"]
-    x = image / 255.0
-    peak = x.max()
-    x = x + strength * fractal[:height, :width, None]
-    return unit_to_uint8(x * peak / (peak + strength))
+    return _native.fog_composite(image, np.ascontiguousarray(fractal[:height, :width]), float(params["strength"]))
 
 
 def _spatter_layer(rng, shape, params) -> np.ndarray:

@@ -48,11 +48,11 @@ def _uniforms(rng, shape, params) -> np.ndarray:
 def shot_noise(image, params, uniforms):
     """Frame i >= 1: ``trunc(255 * clip(Poisson(photons * x) / photons, 0, 1))``, each value's
     count drawn by inverse CDF from one uniform (the exact Poisson distribution)."""
-    cdf, levels = _poisson_tables(float(params["photons"]))
+    cdf, guide, levels = _poisson_tables(float(params["photons"]))
     image = np.ascontiguousarray(image)
     frames = np.empty((uniforms.shape[0], *image.shape), np.uint8)
     for index, draws in enumerate(uniforms):
-        frames[index] = _native.poisson_lookup(image, draws, cdf, levels)
+        frames[index] = _native.poisson_lookup(image, draws, cdf, guide, levels)
     return _with_clean(image, frames)
 
 

@@ -7,7 +7,7 @@ from typing import Sequence
 
 import numpy as np
 
-from corruptions import CORRUPTIONS, corrupt, load_variant, rng_for
+from corruptions import CORRUPTIONS, corrupt_severities, load_variant, rng_for
 from corruptions.preprocess import preprocess
 
 from .readers import DEFAULT_MAX_PIXELS, Item, deterministic, load_pixels
@@ -70,11 +70,10 @@ class ImageNetC:
         """Every severity of ``key.name`` for the shard's readable images; no I/O."""
         variant = load_variant(self.variant)
         data = np.zeros((len(self.levels),) + shard.images.shape, np.uint8)
-        for position, level in enumerate(self.levels):
-            for index, item in enumerate(shard.items):
-                if shard.ok[index]:
-                    data[position, index] = corrupt(shard.images[index], key.name, level,
-                                                    self.rng(key.name, level, item), variant)
+        for index, item in enumerate(shard.items):
+            if shard.ok[index]:
+                rngs = [self.rng(key.name, level, item) for level in self.levels]
+                data[:, index] = corrupt_severities(shard.images[index], key.name, self.levels, rngs, variant)
         return Block(key, self.dims, self.levels, data, shard.items, shard.ok)
 
 

@@ -89,16 +89,32 @@ def test_glass_shuffle_keeps_the_originals_sequential_semantics(delta, iteration
 def test_poisson_lookup_has_the_poisson_distribution():
     from corruptions.noise import _poisson_tables
     photons = 12.0
-    cdf, levels = _poisson_tables(photons)
+    cdf, guide, levels = _poisson_tables(photons)
     level = 128
     image = np.full((400, 500), level, np.uint8)
-    out = _native.poisson_lookup(image, np.random.default_rng(0).random(image.size), cdf, levels)
+    out = _native.poisson_lookup(image, np.random.default_rng(0).random(image.size), cdf, guide, levels)
     draws = np.random.default_rng(1).poisson(level / 255 * photons, image.size)
     expected = (np.clip(draws / photons, 0, 1) * 255).astype(np.uint8)
     ours = np.bincount(out.ravel(), minlength=256) / out.size
     theirs = np.bincount(expected, minlength=256) / expected.size
     assert np.abs(ours - theirs).max() < 0.005
     assert set(np.unique(out)) <= set(levels)
+
+
+@pytest.mark.parametrize("photons", [60.0, 25.0, 12.0, 5.0, 3.0, 0.7, 500.0])
+def test_poisson_lookup_is_the_literal_inverse_cdf(photons):
+    """The guided search returns the smallest k with u < cdf[v, k], as a plain search does,
+    for every input level, on random draws and on draws placed at and beside the CDF steps."""
+    from corruptions.noise import _poisson_tables
+    cdf, guide, levels = _poisson_tables(photons)
+    rng = np.random.default_rng(int(photons))
+    image = np.repeat(np.arange(256, dtype=np.uint8), 400)
+    steps = cdf[image, rng.integers(0, cdf.shape[1], image.size)]
+    draws = np.concatenate([rng.random(image.size), np.minimum(steps, np.nextafter(1, 0)),
+                            np.nextafter(steps, 0), np.arange(64) / 64])
+    values = np.concatenate([image, image, image, np.full(64, 200, np.uint8)])
+    expected = levels[[np.searchsorted(cdf[v], u, side="right") for v, u in zip(values, draws)]]
+    assert np.array_equal(_native.poisson_lookup(values, draws, cdf, guide, levels), expected)
 
 
 def test_hsv_round_trip_is_skimages():
@@ -127,3 +143,45 @@ def test_bilinear_reflect_is_scipys_map_coordinates(spread):
     indices = (np.reshape(y + dy[..., None], (-1, 1)), np.reshape(x + dx[..., None], (-1, 1)), np.reshape(z, (-1, 1)))
     expected = map_coordinates(image, indices, order=1, mode="reflect").reshape(image.shape)
     assert np.array_equal(_native.bilinear_reflect(image, dy, dx), expected)
+
+
+def test_unit_channel_means_are_numpys_mean_bit_for_bit():
+    """contrast's means: NumPy's own reduction order, so no mean differs in its last bit."""
+    rng = np.random.default_rng(3)
+    for height, width in [(224, 224), (299, 299), (32, 32), (37, 501), (640, 480), (8, 8)]:
+        image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+        assert np.array_equal(_native.unit_channel_means(image), (image / 255.0).mean(axis=(0, 1)))
+    photo = clean("coffee", "inception")
+    assert np.array_equal(_native.unit_channel_means(photo), (photo / 255.0).mean(axis=(0, 1)))
+
+
+def test_contrast_is_the_literal_formula():
+    from corruptions import corrupt, load_variant
+    for photo, variant in [("chelsea", "imagenet"), ("rocket", "tiny"), ("astronaut", "cifar")]:
+        image = clean(photo, variant)
+        for severity in range(1, 6):
+            factor = load_variant(variant).params_for("contrast", severity)["factor"]
+            x = np.array(image) / 255.0
+            means = np.mean(x, axis=(0, 1), keepdims=True)
+            expected = np.uint8(np.clip((x - means) * factor + means, 0, 1) * 255)
+            assert np.array_equal(corrupt(image, "contrast", severity, 0, variant), expected)
+
+
+@pytest.mark.parametrize("factor", [1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 4.5, 0.8, 3.3])
+def test_snow_layer_zoom_is_scipys_bit_for_bit(factor):
+    """The snow layer's clipped zoom computes only the kept window of scipy's order-1 zoom;
+    scipy.ndimage.zoom itself is the oracle."""
+    import math
+
+    from scipy.ndimage import zoom
+
+    from corruptions._ops import scipy_clipped_zoom
+    rng = np.random.default_rng(int(factor * 10))
+    for height, width in [(224, 224), (299, 299), (64, 64), (32, 32), (57, 90), (5, 7)]:
+        layer = rng.normal(0.05, 0.3, (height, width))
+        crop_h, crop_w = math.ceil(height / factor), math.ceil(width / factor)
+        top, left = (height - crop_h) // 2, (width - crop_w) // 2
+        full = zoom(layer[top:top + crop_h, left:left + crop_w], (factor, factor), order=1)
+        trim_top, trim_left = (full.shape[0] - height) // 2, (full.shape[1] - width) // 2
+        expected = full[trim_top:trim_top + height, trim_left:trim_left + width]
+        assert np.array_equal(scipy_clipped_zoom(layer, factor), expected), (height, width)

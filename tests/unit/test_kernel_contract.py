@@ -4,7 +4,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import pytest
 
-from corruptions import corrupt, corruption_names, variant_names
+from corruptions import SEVERITIES, corrupt, corrupt_severities, corruption_names, variant_names
 from corruptions.registry import get
 
 from ..helpers import clean
@@ -25,6 +25,23 @@ def test_contract_shape_dtype_no_mutation(name, variant):
         assert not np.shares_memory(out, image)
         assert np.array_equal(image, before), "input modified"
         assert out.flags.writeable
+
+
+@pytest.mark.parametrize("variant", ["imagenet", "tiny"])
+@pytest.mark.parametrize("name", ALL)
+def test_severities_at_once_equal_one_at_a_time(name, variant):
+    """The engine's path (work shared between severities) gives corrupt()'s bytes."""
+    image = np.array(clean("astronaut", variant))
+    before = image.copy()
+    seeds = [np.random.default_rng([7, s]) for s in SEVERITIES]
+    together = corrupt_severities(image, name, list(SEVERITIES), seeds, variant)
+    assert np.array_equal(image, before), "input modified"
+    for index, severity in enumerate(SEVERITIES):
+        assert np.array_equal(together[index], corrupt(image, name, severity, np.random.default_rng([7, severity]),
+                                                       variant)), severity
+    subset = corrupt_severities(image, name, [5, 2], [np.random.default_rng([7, 5]), np.random.default_rng([7, 2])],
+                                variant)
+    assert np.array_equal(subset, together[[4, 1]])
 
 
 @pytest.mark.parametrize("name", ALL)
