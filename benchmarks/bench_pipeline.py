@@ -6,7 +6,10 @@ Builds a class-folder validation set of ImageNet-sized JPEGs (crops of the sciki
 photos), then runs the `imagenet` configuration, 15 benchmark corruptions x 5 severities,
 with 1 and with 2 local worker processes: decode, preprocessing, corruption, JPEG encode
 and Zarr writes included. Prints milliseconds per source image per core, the speed-up of
-2 workers over 1, and each worker's peak memory (RSS, sampled) for N and 2N images.
+2 workers over 1, and each worker's peak memory (RSS, sampled) for N and 2N images. One more
+1-worker run writes to RAM (--ram-dir, /dev/shm by default): on a shared virtual machine the
+disk's file creation waits vary between runs by tens of milliseconds per image, and this run
+shows how much of the end-to-end figure they are.
 Each configuration runs --repeats times, interleaved, and the fastest run counts (as timeit
 does: the machines are shared virtual machines, and other load only ever adds time).
 
@@ -20,6 +23,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import shutil
 import sys
 import tempfile
 import threading
@@ -114,6 +118,8 @@ def main() -> None:
     parser.add_argument("--formats", nargs="+", default=["jpeg", "zarr"])
     parser.add_argument("--shard-size", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--ram-dir", default="/dev/shm",
+                        help="a RAM-backed folder for one more 1-worker run ('' for none): the disk's share")
     parser.add_argument("--p-images", type=int, default=32, help="source images of the ImageNet-P line (0: no such line)")
     args = parser.parse_args()
     per_image_outputs = len(corruption_names("benchmark")) * 5
@@ -125,18 +131,30 @@ def main() -> None:
               f"image; formats {', '.join(args.formats)}; shard size {args.shard_size}; {os.cpu_count()} cores; "
               f"fastest of {args.repeats} runs, peak memory the highest of them")
         results = {}
+        ram = Path(args.ram_dir) if args.ram_dir and Path(args.ram_dir).is_dir() else None
+        runs = [(1, small, "N", tmp), (2, small, "N", tmp), (2, large, "2N", tmp)]
+        if ram is not None:
+            runs.append((1, small, "RAM", ram))
         for repeat in range(args.repeats):
-            for workers, source, label in ((1, small, "N"), (2, small, "N"), (2, large, "2N")):
-                seconds, peaks = run_once(source, tmp / f"out-{workers}-{label}-{repeat}", workers, args.formats,
-                                          args.shard_size)
+            for workers, source, label, root in runs:
+                out = root / f"bench-pipeline-{os.getpid()}-{workers}-{label}-{repeat}"
+                try:
+                    seconds, peaks = run_once(source, out, workers, args.formats, args.shard_size)
+                finally:
+                    if root is ram:
+                        shutil.rmtree(out, ignore_errors=True)
                 best_seconds, best_peaks = results.get((workers, label), (float("inf"), [0.0] * workers))
                 results[(workers, label)] = (min(seconds, best_seconds), [max(a, b) for a, b in zip(peaks, best_peaks)])
         for (workers, label), (seconds, peaks) in results.items():
             count = args.images * (2 if label == "2N" else 1)
             per_core = seconds * workers / count * 1000
-            print(f"{workers} worker(s), {count:4d} images: {seconds:6.1f} s, {count / seconds:5.2f} images/s, "
+            where = f", output in RAM ({ram})" if label == "RAM" else ""
+            print(f"{workers} worker(s), {count:4d} images{where}: {seconds:6.1f} s, {count / seconds:5.2f} images/s, "
                   f"{per_core:6.1f} ms per source image per core, peak RSS per worker "
                   f"{', '.join(f'{p:.2f}' for p in peaks)} GiB")
+        if ram is not None:
+            print(f"the same 1-worker run writing to {tmp.parent} takes {results[(1, 'N')][0] / results[(1, 'RAM')][0]:.2f}x "
+                  "as long as writing to RAM: the difference is waiting on that disk (file creation), not CPU")
         speedup = results[(1, "N")][0] / results[(2, "N")][0]
         growth = max(results[(2, "2N")][1]) - max(results[(2, "N")][1])
         print(f"2 workers vs 1: {speedup:.2f}x throughput (target >= {TARGET_SPEEDUP}x)")
@@ -182,9 +200,10 @@ def stage_split(source: Path, out: Path, shard_size: int) -> None:
     import numpy as np
     import zarr
 
-    from corruptions.runtime import keep_freed_memory
+    from corruptions.runtime import producer_process
     from pipeline.engine import plan_run, prepare
-    keep_freed_memory()
+    from pipeline.formats.zarr_codecs import opencv_writes_pils_bytes
+    producer_process()  # as a worker: one thread per library (BLAS would take both cores), allocator kept
     warm_up()
     config = load_run_config(CONFIG, [{"source": str(source), "out": str(out), "corruptions": "benchmark",
                                        "shard_size": shard_size}])
@@ -222,7 +241,8 @@ def stage_split(source: Path, out: Path, shard_size: int) -> None:
     # the writers hash what they write; that share is counted under sha256, not twice
     times["JPEG tree writes"] -= times["sha256"]
     total = sum(times.values())
-    print(f"\nwhere the time goes, one core, per source image ({count} images, 75 outputs each):")
+    print(f"\nwhere the time goes, one core, per source image ({count} images, 75 outputs each; JPEG bytes "
+          f"written by {'OpenCV (checked: the same bytes as PIL)' if opencv_writes_pils_bytes() else 'PIL'}):")
     for label, seconds in times.items():
         print(f"  {label:22s} {1000 * seconds / count:7.1f} ms  {100 * seconds / total:5.1f}%")
     print(f"  {'total':22s} {1000 * total / count:7.1f} ms   (of which deriving the 75 generators "

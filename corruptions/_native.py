@@ -87,57 +87,66 @@ def poisson_lookup(image, uniforms, cdf, guide, levels):
 
 
 @njit(cache=True, nogil=True)
-def hsv_adjust(image, channel, scale, offset):
-    """skimage rgb2hsv, then one HSV channel = clip(channel * scale + offset, 0, 1), hsv2rgb,
-    clip and truncation to uint8; float64 arithmetic in skimage's order of operations."""
+def hsv_adjust_many(image, channel, scales, offsets):
+    """skimage rgb2hsv, then for each k one HSV channel = clip(channel * scales[k] + offsets[k],
+    0, 1), hsv2rgb, clip and truncation to uint8 (K x H x W x 3); float64 arithmetic in skimage's
+    order of operations. Each pixel's HSV is computed once for all k."""
     height, width, _ = image.shape
-    out = np.empty((height, width, 3), np.uint8)
+    count = scales.shape[0]
+    out = np.empty((count, height, width, 3), np.uint8)
     for y in range(height):
         for x in range(width):
             r = image[y, x, 0] / 255.0
             g = image[y, x, 1] / 255.0
             b = image[y, x, 2] / 255.0
-            v = max(r, max(g, b))
-            delta = v - min(r, min(g, b))
+            value = max(r, max(g, b))
+            delta = value - min(r, min(g, b))
             if delta == 0.0:
-                s = 0.0
+                saturation = 0.0
                 h = 0.0
             else:
-                s = delta / v
+                saturation = delta / value
                 # skimage assigns red, then green, then blue: the last match wins
-                if b == v:
+                if b == value:
                     h = 4.0 + (r - g) / delta
-                elif g == v:
+                elif g == value:
                     h = 2.0 + (b - r) / delta
                 else:
                     h = (g - b) / delta
                 h = (h / 6.0) % 1.0
-            if channel == 1:
-                s = min(max(s * scale + offset, 0.0), 1.0)
-            else:
-                v = min(max(v * scale + offset, 0.0), 1.0)
             hi = np.floor(h * 6)
             f = h * 6 - hi
-            p = v * (1 - s)
-            q = v * (1 - f * s)
-            t = v * (1 - (1 - f) * s)
             sector = int(hi) % 6
-            if sector == 0:
-                rr, gg, bb = v, t, p
-            elif sector == 1:
-                rr, gg, bb = q, v, p
-            elif sector == 2:
-                rr, gg, bb = p, v, t
-            elif sector == 3:
-                rr, gg, bb = p, q, v
-            elif sector == 4:
-                rr, gg, bb = t, p, v
-            else:
-                rr, gg, bb = v, p, q
-            out[y, x, 0] = np.uint8(min(max(rr, 0.0), 1.0) * 255)
-            out[y, x, 1] = np.uint8(min(max(gg, 0.0), 1.0) * 255)
-            out[y, x, 2] = np.uint8(min(max(bb, 0.0), 1.0) * 255)
+            for k in range(count):
+                s, v = saturation, value
+                if channel == 1:
+                    s = min(max(s * scales[k] + offsets[k], 0.0), 1.0)
+                else:
+                    v = min(max(v * scales[k] + offsets[k], 0.0), 1.0)
+                p = v * (1 - s)
+                q = v * (1 - f * s)
+                t = v * (1 - (1 - f) * s)
+                if sector == 0:
+                    rr, gg, bb = v, t, p
+                elif sector == 1:
+                    rr, gg, bb = q, v, p
+                elif sector == 2:
+                    rr, gg, bb = p, v, t
+                elif sector == 3:
+                    rr, gg, bb = p, q, v
+                elif sector == 4:
+                    rr, gg, bb = t, p, v
+                else:
+                    rr, gg, bb = v, p, q
+                out[k, y, x, 0] = np.uint8(min(max(rr, 0.0), 1.0) * 255)
+                out[k, y, x, 1] = np.uint8(min(max(gg, 0.0), 1.0) * 255)
+                out[k, y, x, 2] = np.uint8(min(max(bb, 0.0), 1.0) * 255)
     return out
+
+
+def hsv_adjust(image, channel, scale, offset):
+    """``hsv_adjust_many`` with one (scale, offset)."""
+    return hsv_adjust_many(image, channel, np.array([scale], np.float64), np.array([offset], np.float64))[0]
 
 
 @njit(cache=True, nogil=True)
@@ -540,4 +549,16 @@ def linear_zoom_window(src, out_height, out_width, top, left, rows, cols):
             t += src[y1[i], x0[j]] * wy1[i] * wx0[j]
             t += src[y1[i], x1[j]] * wy1[i] * wx1[j]
             out[i, j] = t
+    return out
+
+
+@njit(cache=True, nogil=True)
+def salt_and_pepper(image, flip, salt, amount, salt_share):
+    """A copy of ``image`` with each value where ``flip <= amount`` set to 255 where
+    ``salt <= salt_share``, else to 0 (float32 draws and thresholds)."""
+    out = image.copy()
+    flat, flips, salts = out.reshape(-1), flip.reshape(-1), salt.reshape(-1)
+    for n in range(flat.shape[0]):
+        if flips[n] <= amount:
+            flat[n] = 255 if salts[n] <= salt_share else 0
     return out

@@ -15,13 +15,23 @@ from .settings import FRACTION, NONNEGATIVE, NUMBER, POSITIVE, POSITIVE_INT, int
 _VALUE, _SATURATION = 2, 1  # HSV channel indices
 
 
-@register("brightness", family="weather", levels={"shift": NUMBER})
+def _hsv_levels(channel: int, scale_key: str | None, offset_key: str):
+    """apply_many of an HSV kernel: the image's HSV computed once for every severity."""
+    def apply_many(image, params_seq, draws_seq):
+        scales = np.array([1.0 if scale_key is None else float(p[scale_key]) for p in params_seq])
+        offsets = np.array([float(p[offset_key]) for p in params_seq])
+        return list(_native.hsv_adjust_many(np.ascontiguousarray(image), channel, scales, offsets))
+    return apply_many
+
+
+@register("brightness", family="weather", levels={"shift": NUMBER}, apply_many=_hsv_levels(_VALUE, None, "shift"))
 def brightness(image, params, draws):
     """skimage rgb2hsv, ``V = clip(V + shift, 0, 1)``, hsv2rgb (float64)."""
     return _native.hsv_adjust(np.ascontiguousarray(image), _VALUE, 1.0, float(params["shift"]))
 
 
-@register("saturate", family="digital", levels={"scale": NONNEGATIVE, "offset": NUMBER})
+@register("saturate", family="digital", levels={"scale": NONNEGATIVE, "offset": NUMBER},
+          apply_many=_hsv_levels(_SATURATION, "scale", "offset"))
 def saturate(image, params, draws):
     """skimage rgb2hsv, ``S = clip(S * scale + offset, 0, 1)``, hsv2rgb (float64)."""
     return _native.hsv_adjust(np.ascontiguousarray(image), _SATURATION, float(params["scale"]), float(params["offset"]))

@@ -74,13 +74,10 @@ def _impulse_draws(rng, shape, params) -> tuple[np.ndarray, np.ndarray]:
 def impulse_noise(image, params, draws):
     """skimage ``random_noise(mode='s&p')``: each value is flipped with probability ``amount``,
     to 255 with probability ``salt_vs_pepper``, else to 0."""
-    flip, salt = draws
-    flipped = flip <= params["amount"]
-    salted = salt <= params["salt_vs_pepper"]
-    out = image.copy()
-    out[flipped & salted] = 255
-    out[flipped & ~salted] = 0
-    return out
+    flip, salt = np.asarray(draws[0]), np.asarray(draws[1])
+    # each threshold in its draws' dtype, as numpy compares an array with a Python float
+    return _native.salt_and_pepper(np.ascontiguousarray(image), flip, salt, flip.dtype.type(params["amount"]),
+                                   salt.dtype.type(params["salt_vs_pepper"]))
 
 
 @register("speckle_noise", family="noise", levels={"scale": NONNEGATIVE}, sample=standard_normal)

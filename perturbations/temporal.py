@@ -65,9 +65,8 @@ def snow(image, params, layer):
 def brightness(image, params, draws):
     """Frame i: skimage rgb2hsv, ``V = clip(V + c, 0, 1)`` with ``c = (i - centre) * step /
     divisor``, hsv2rgb, truncation (float64). Even c = 0 loses a level on some pixels."""
-    image = np.ascontiguousarray(image)
-    return np.stack([_native.hsv_adjust(image, 2, 1.0, (i - params["centre"]) * params["step"] / params["divisor"])
-                     for i in range(params["frames"])])
+    shifts = np.array([(i - params["centre"]) * params["step"] / params["divisor"] for i in range(params["frames"])])
+    return _native.hsv_adjust_many(np.ascontiguousarray(image), 2, np.ones(params["frames"]), shifts)
 
 
 @register("gaussian_blur", family="temporal", shared={"sigma_start": POSITIVE, "sigma_step": NUMBER,

@@ -8,6 +8,7 @@ so ``zarr.open`` and ``xarray.open_zarr`` read it wherever this package is insta
 """
 from __future__ import annotations
 
+import functools
 import io
 from dataclasses import dataclass
 
@@ -20,11 +21,41 @@ from zarr.registry import register_codec
 NAME = "imagenet_c.jpeg"
 
 
-def encode_jpeg(image: np.ndarray, quality: int, optimize: bool) -> bytes:
+def pil_jpeg(image: np.ndarray, quality: int, optimize: bool) -> bytes:
     """An HxWx3 uint8 image as PIL writes it (the originals' ``save(..., quality=85)``)."""
     buffer = io.BytesIO()
     Image.fromarray(image).save(buffer, format="JPEG", quality=quality, optimize=optimize)
     return buffer.getvalue()
+
+
+def _opencv_jpeg(image: np.ndarray, quality: int, optimize: bool) -> bytes | None:
+    import cv2
+    ok, data = cv2.imencode(".jpg", cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2BGR),
+                            [cv2.IMWRITE_JPEG_QUALITY, int(quality), cv2.IMWRITE_JPEG_OPTIMIZE, int(bool(optimize))])
+    return data.tobytes() if ok else None
+
+
+@functools.lru_cache(maxsize=1)
+def opencv_writes_pils_bytes() -> bool:
+    """Whether OpenCV's libjpeg-turbo writes exactly PIL's bytes here (JFIF header, tables,
+    4:2:0, Huffman optimisation): checked once per process on probe images, so an OpenCV build
+    that encodes differently falls back to PIL instead of changing the benchmark's bytes."""
+    rng = np.random.default_rng(0)
+    gradient = np.linspace(0, 255, 61 * 47 * 3).reshape(61, 47, 3).astype(np.uint8)
+    probes = [rng.integers(0, 256, (37, 53, 3), dtype=np.uint8), gradient, np.zeros((1, 1, 3), np.uint8)]
+    try:
+        return all(_opencv_jpeg(p, q, o) == pil_jpeg(p, q, o) for p in probes for q, o in ((85, True), (40, False)))
+    except Exception:  # noqa: BLE001 - no usable OpenCV encoder: PIL writes
+        return False
+
+
+def encode_jpeg(image: np.ndarray, quality: int, optimize: bool) -> bytes:
+    """``pil_jpeg``'s bytes, written by OpenCV where it writes the same (a third faster)."""
+    if opencv_writes_pils_bytes():
+        data = _opencv_jpeg(image, quality, optimize)
+        if data is not None:
+            return data
+    return pil_jpeg(image, quality, optimize)
 
 
 def decode_jpeg(data: bytes) -> np.ndarray:

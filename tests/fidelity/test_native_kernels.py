@@ -185,3 +185,38 @@ def test_snow_layer_zoom_is_scipys_bit_for_bit(factor):
         trim_top, trim_left = (full.shape[0] - height) // 2, (full.shape[1] - width) // 2
         expected = full[trim_top:trim_top + height, trim_left:trim_left + width]
         assert np.array_equal(scipy_clipped_zoom(layer, factor), expected), (height, width)
+
+
+def test_jpeg_bytes_are_pils_whichever_library_writes_them():
+    """The JPEG tree's bytes are PIL's `save(quality=85, optimize=True)` (the originals'),
+    also where OpenCV's faster encoder writes them: on every kernel's output, odd sizes too."""
+    from corruptions import corrupt, corruption_names
+    from pipeline.formats.zarr_codecs import encode_jpeg, opencv_writes_pils_bytes, pil_jpeg
+    assert isinstance(opencv_writes_pils_bytes(), bool)
+    for photo, variant in [("astronaut", "imagenet"), ("coffee", "tiny"), ("rocket", "cifar")]:
+        image = clean(photo, variant)
+        for name in corruption_names("all"):
+            out = corrupt(image, name, 5, 1, variant)
+            assert encode_jpeg(out, 85, True) == pil_jpeg(out, 85, True), (name, variant)
+    rng = np.random.default_rng(2)
+    for shape in [(1, 1, 3), (9, 31, 3), (375, 500, 3)]:
+        image = rng.integers(0, 256, shape, dtype=np.uint8)
+        for quality, optimize in [(85, True), (20, False), (100, True)]:
+            assert encode_jpeg(image, quality, optimize) == pil_jpeg(image, quality, optimize)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_impulse_noise_is_the_literal_masks(dtype):
+    """skimage's s&p as numpy masks: flipped where flip <= amount, to 255 where salt <= share."""
+    from corruptions import load_variant
+    from corruptions.registry import get
+    image = clean("chelsea", "imagenet")
+    rng = np.random.default_rng(4)
+    for severity in range(1, 6):
+        params = load_variant("imagenet").params_for("impulse_noise", severity)
+        flip, salt = rng.random(image.shape).astype(dtype), rng.random(image.shape).astype(dtype)
+        flip[0, :3] = dtype(params["amount"])  # exactly at the threshold
+        expected = image.copy()
+        flipped, salted = flip <= params["amount"], salt <= params["salt_vs_pepper"]
+        expected[flipped & salted], expected[flipped & ~salted] = 255, 0
+        assert np.array_equal(get("impulse_noise").apply(image, params, (flip, salt)), expected)
