@@ -562,3 +562,46 @@ def salt_and_pepper(image, flip, salt, amount, salt_share):
         if flips[n] <= amount:
             flat[n] = 255 if salts[n] <= salt_share else 0
     return out
+
+
+@njit(cache=True, nogil=True)
+def pil_affine_bilinear(image, coefficients):
+    """Pillow's ``Image.transform(size, AFFINE, a, BILINEAR)`` of an HxWx3 uint8 image for each
+    row ``a`` of ``coefficients`` (F x 6): output pixel (x, y) samples the input at ``(a0 X + a1 Y
+    + a2, a3 X + a4 Y + a5)``, X = x + 0.5, Y = y + 0.5; outside [0, W) x [0, H) it is black;
+    inside, Pillow's bilinear filter in float64 (taps clamped to the edge, a missing next row
+    repeats the row) truncated to uint8 (F x H x W x 3)."""
+    height, width, channels = image.shape
+    frames = coefficients.shape[0]
+    out = np.zeros((frames, height, width, channels), np.uint8)
+    for f in range(frames):
+        a0, a1, a2 = coefficients[f, 0], coefficients[f, 1], coefficients[f, 2]
+        a3, a4, a5 = coefficients[f, 3], coefficients[f, 4], coefficients[f, 5]
+        for y in range(height):
+            yc = y + 0.5
+            for x in range(width):
+                xc = x + 0.5
+                xin = a0 * xc + a1 * yc + a2
+                yin = a3 * xc + a4 * yc + a5
+                if xin < 0.0 or xin >= width or yin < 0.0 or yin >= height:
+                    continue
+                xin -= 0.5
+                yin -= 0.5
+                xi = int(np.floor(xin)) if xin < 0.0 else int(xin)
+                yi = int(np.floor(yin)) if yin < 0.0 else int(yin)
+                dx = xin - xi
+                dy = yin - yi
+                row = min(max(yi, 0), height - 1)
+                left = min(max(xi, 0), width - 1)
+                right = min(max(xi + 1, 0), width - 1)
+                below = yi + 1 >= 0 and yi + 1 < height
+                for c in range(channels):
+                    a, b = np.int64(image[row, left, c]), np.int64(image[row, right, c])
+                    v1 = a + (b - a) * dx
+                    if below:
+                        a, b = np.int64(image[yi + 1, left, c]), np.int64(image[yi + 1, right, c])
+                        v2 = a + (b - a) * dx
+                    else:
+                        v2 = v1
+                    out[f, y, x, c] = np.uint8(v1 + (v2 - v1) * dy)
+    return out
