@@ -52,29 +52,24 @@ def corrupt(image, name: str, severity: int = 1, rng=None, variant: str | Varian
     would draw from ``rng`` (e.g. an original script's own draws, replayed). Returns a new
     HxWx3 uint8 array; ``image`` is never modified.
     """
-    kernel = get(name)
-    params = (variant if isinstance(variant, Variant) else load_variant(variant)).params_for(
-        name, check_severity(severity))
-    rgb = as_rgb(image)
-    if draws is None:
-        draws = kernel.draw(np.random.default_rng(rng), rgb.shape, params)
-    out = kernel.apply(rgb, params, draws)
-    if out is rgb or np.shares_memory(out, image):
-        out = out.copy()
-    return out
+    return corrupt_severities(image, name, [severity], [rng], variant,
+                              None if draws is None else [draws])[0]
 
 
-def corrupt_severities(image, name: str, severities, rngs, variant: str | Variant = "imagenet") -> np.ndarray:
-    """``corrupt(image, name, s, rng, variant)`` for each severity and its own ``rng``, stacked
-    (S x H x W x 3): the same bytes, with the work severities share done once (the engine's path)."""
+def corrupt_severities(image, name: str, severities, rngs, variant: str | Variant = "imagenet",
+                       draws_seq=None) -> np.ndarray:
+    """``corrupt(image, name, s, rng, variant)`` for each severity and its own ``rng`` (or its
+    ``draws``), stacked (S x H x W x 3): new memory, with the work the severities share done
+    once (the engine's path)."""
     kernel = get(name)
     variant = variant if isinstance(variant, Variant) else load_variant(variant)
     severities = [check_severity(s) for s in severities]
-    if len(rngs) != len(severities):
-        raise ValueError(f"one rng per severity: {len(severities)} severities, {len(rngs)} rngs")
+    if len(rngs) != len(severities) or (draws_seq is not None and len(draws_seq) != len(severities)):
+        raise ValueError(f"one rng (and draws) per severity: {len(severities)} severities, {len(rngs)} rngs")
     rgb = as_rgb(image)
     params_seq = [variant.params_for(name, s) for s in severities]
-    draws_seq = [kernel.draw(np.random.default_rng(rng), rgb.shape, p) for rng, p in zip(rngs, params_seq)]
+    if draws_seq is None:
+        draws_seq = [kernel.draw(np.random.default_rng(rng), rgb.shape, p) for rng, p in zip(rngs, params_seq)]
     out = np.empty((len(severities),) + rgb.shape, np.uint8)
     for index, result in enumerate(kernel.apply_each(rgb, params_seq, draws_seq)):
         out[index] = result
