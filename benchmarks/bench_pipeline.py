@@ -13,7 +13,8 @@ shows how much of the end-to-end figure they are.
 Each configuration runs --repeats times, interleaved, and the fastest run counts (as timeit
 does: the machines are shared virtual machines, and other load only ever adds time). Shards
 hold 16 images (runs default to 64): each key is one Dask task, and smaller shards measure
-more scheduling per image than a run has (8 gave 1.68x for 2 workers where 16 gives 1.76x).
+more scheduling per image than a run has (2 workers against 1: shards of 8 gave 1.68x, shards
+of 16 gave 1.65x and 1.76x in two runs).
 
 Then, in this process on one core, where the time goes per source image (decode and
 preprocessing, kernels, JPEG encoding, writing the JPEG tree, writing the Zarr shards,

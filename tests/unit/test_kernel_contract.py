@@ -44,6 +44,18 @@ def test_severities_at_once_equal_one_at_a_time(name, variant):
     assert np.array_equal(subset, together[[4, 1]])
 
 
+def test_severities_at_once_refuses_mistakes():
+    image = clean("coffee", "cifar")
+    with pytest.raises(ValueError, match="one rng"):
+        corrupt_severities(image, "fog", [1, 2, 3], [0, 1], "cifar")
+    with pytest.raises(ValueError, match="severity must be one of"):
+        corrupt_severities(image, "fog", [1, 6], [0, 1], "cifar")
+    with pytest.raises(ValueError, match="unknown"):
+        corrupt_severities(image, "fgo", [1], [0], "cifar")
+    with pytest.raises(ValueError, match="shape"):
+        corrupt_severities(image[..., :2], "fog", [1], [0], "cifar")
+
+
 @pytest.mark.parametrize("name", ALL)
 @pytest.mark.parametrize("shape", [(37, 53), (61, 40), (8, 8), (300, 180)])
 def test_other_sizes_including_non_square(name, shape):
