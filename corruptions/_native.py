@@ -25,43 +25,71 @@ def glass_shuffle(image, offsets, max_delta):
                     image[h, w, c] = image[hp, wp, c]
 
 
+@njit(inline="always")
+def _tap_row(padded, reach, y, dy, dx, channels, rowlen):
+    start = (reach + dx) * channels
+    return padded[y + reach + dy, start:start + rowlen]  # a slice: the loops below vectorise
+
+
 @njit(cache=True, nogil=True)
-def motion_blur_q16(image, dy, dx, weights):
-    """ImageMagick 6 (Q16) MotionBlurImage on 8-bit data, edge virtual pixels.
+def motion_blur_q16(padded, reach, dy, dx, weights, out):
+    """ImageMagick 6 (Q16) MotionBlurImage on 8-bit data, edge virtual pixels, into ``out``
+    (H x W x C uint8) from ``padded``: the image as float64, edge-repeated by ``reach`` >= every
+    tap offset on each side ((H + 2 reach) x (W + 2 reach) C).
 
     Each output pixel is sum_i weights[i] * pixel(x + dx[i], y + dy[i]) on the 16-bit
-    quantum scale (8-bit value * 257), rounded to a quantum (ClampToQuantum), then
-    truncated back to 8 bits, which is what ImageMagick's 8-bit PNG holds.
+    quantum scale (8-bit value * 257), summed in tap order, rounded to a quantum
+    (ClampToQuantum), then truncated back to 8 bits (q // 257 as q * 0xFF01 >> 24, equal for
+    every 16-bit q), which is what ImageMagick's 8-bit PNG holds.
     """
-    height, width, channels = image.shape
+    height, width, channels = out.shape
     rowlen = width * channels
-    src = image.reshape(height, rowlen).astype(np.float64)
-    acc = np.zeros(rowlen, np.float64)
-    out = np.empty((height, rowlen), np.uint8)
+    flat_out = out.reshape(height, rowlen)
+    acc = np.empty(rowlen, np.float64)
+    taps = weights.shape[0]
     for y in range(height):
         acc[:] = 0.0
-        for t in range(weights.shape[0]):
-            k = weights[t] * 257.0
-            row = src[min(max(y + dy[t], 0), height - 1)]
-            shift = dx[t]
-            # columns whose source x + shift lies inside the row, then the clamped edges
-            lo = min(max(-shift, 0), width)
-            hi = max(min(width - shift, width), lo)
-            inner = acc[lo * channels:hi * channels]
-            shifted = row[(lo + shift) * channels:(hi + shift) * channels]
-            for j in range(inner.shape[0]):
-                inner[j] += k * shifted[j]
-            for x in range(0, lo):
-                for c in range(channels):
-                    acc[x * channels + c] += k * row[c]
-            for x in range(hi, width):
-                for c in range(channels):
-                    acc[x * channels + c] += k * row[(width - 1) * channels + c]
+        t = 0
+        while t + 3 < taps:  # four taps per pass over the row, added in tap order
+            r0 = _tap_row(padded, reach, y, dy[t], dx[t], channels, rowlen)
+            r1 = _tap_row(padded, reach, y, dy[t + 1], dx[t + 1], channels, rowlen)
+            r2 = _tap_row(padded, reach, y, dy[t + 2], dx[t + 2], channels, rowlen)
+            r3 = _tap_row(padded, reach, y, dy[t + 3], dx[t + 3], channels, rowlen)
+            k0, k1, k2, k3 = weights[t] * 257.0, weights[t + 1] * 257.0, weights[t + 2] * 257.0, weights[t + 3] * 257.0
+            for j in range(rowlen):
+                acc[j] = (((acc[j] + k0 * r0[j]) + k1 * r1[j]) + k2 * r2[j]) + k3 * r3[j]
+            t += 4
+        while t < taps:
+            r0 = _tap_row(padded, reach, y, dy[t], dx[t], channels, rowlen)
+            k0 = weights[t] * 257.0
+            for j in range(rowlen):
+                acc[j] += k0 * r0[j]
+            t += 1
+        row_out = flat_out[y]
         for j in range(rowlen):
-            v = acc[j]
-            q = 0 if v <= 0.0 else (65535 if v >= 65535.0 else int(v + 0.5))
-            out[y, j] = q // 257
-    return out.reshape(height, width, channels)
+            q = np.int32(min(max(acc[j], 0.0), 65535.0) + 0.5)
+            row_out[j] = np.uint8((q * 0xFF01) >> 24)
+
+
+@njit(cache=True, nogil=True)
+def motion_blur_q16_sparse(padded, reach, rows, cols, dy, dx, weights, out):
+    """``motion_blur_q16`` of a one-channel image whose padded form has few nonzero pixels,
+    listed in ``rows``, ``cols``: each tap scatters them (taps outer), so every output pixel
+    receives its nonzero terms in tap order, as the dense sum adds them; its zero terms add
+    exactly 0.0. The same bytes for a fraction of the work (snow's flake layer)."""
+    height, width, _ = out.shape
+    total = np.zeros((height, width), np.float64)
+    for t in range(weights.shape[0]):
+        k = weights[t] * 257.0
+        shift_y, shift_x = reach + dy[t], reach + dx[t]
+        for n in range(rows.shape[0]):
+            y, x = rows[n] - shift_y, cols[n] - shift_x
+            if 0 <= y < height and 0 <= x < width:
+                total[y, x] += k * padded[rows[n], cols[n]]
+    for y in range(height):
+        for x in range(width):
+            q = np.int32(min(max(total[y, x], 0.0), 65535.0) + 0.5)
+            out[y, x, 0] = np.uint8((q * 0xFF01) >> 24)
 
 
 @njit(cache=True, nogil=True)
@@ -217,21 +245,6 @@ def bilinear_reflect(image, dy, dx):
 
 
 @njit(cache=True, nogil=True)
-def snow_composite(scene, flakes, turned):
-    """``uint8(clip(scene + flakes + turned, 0, 1) * 255)`` with numpy's promotions: the float32
-    scene (HxWx3) plus the float64 flake layers (HxW), summed left to right in float64."""
-    height, width, channels = scene.shape
-    out = np.empty((height, width, channels), np.uint8)
-    for y in range(height):
-        for x in range(width):
-            for c in range(channels):
-                v = (np.float64(scene[y, x, c]) + flakes[y, x]) + turned[y, x]
-                v = min(max(v, 0.0), 1.0) * 255.0
-                out[y, x, c] = np.uint8(v)
-    return out
-
-
-@njit(cache=True, nogil=True)
 def snow_blend_composite(scene, grey, blend, grey_scale, grey_offset, flakes, turned):
     """``uint8(clip(x' + flakes + turned, 0, 1) * 255)``, ``x' = blend x + (1 - blend)
     max(x, grey_scale grey + grey_offset)`` in float32 (each operation rounded as numpy's
@@ -276,65 +289,6 @@ def contrast_stretch(image, means, factor):
                 v = (image[y, col, c] / 255.0 - means[c]) * factor + means[c]
                 out[y, col, c] = np.uint8(min(max(v, 0.0), 1.0) * 255.0)
     return out
-
-
-@njit(cache=True, nogil=True)
-def _symmetric_nearest_rows(src, weights):
-    """One scipy ``correlate1d`` pass down the first axis of a 2-D float64 array, symmetric
-    kernel, mode 'nearest', in scipy's order: ``x[c] w[r]``, then ``+= (x[c - j] + x[c + j])
-    w[r - j]`` for j = r down to 1 (whole rows at a time, so the loop vectorises)."""
-    length, width = src.shape
-    radius = weights.size // 2
-    dst = np.empty_like(src)
-    for y in range(length):
-        centre = weights[radius]
-        for x in range(width):
-            dst[y, x] = src[y, x] * centre
-        for j in range(radius, 0, -1):
-            lo = min(max(y - j, 0), length - 1)
-            hi = min(max(y + j, 0), length - 1)
-            weight = weights[radius - j]
-            for x in range(width):
-                dst[y, x] += (src[lo, x] + src[hi, x]) * weight
-    return dst
-
-
-@njit(cache=True, nogil=True)
-def _symmetric_nearest_across(src, weights):
-    """The same pass along the second axis of an HxWxC array (channels kept apart)."""
-    height, width, channels = src.shape
-    radius = weights.size // 2
-    dst = np.empty_like(src)
-    flat_src = src.reshape(height, width * channels)
-    flat_dst = dst.reshape(height, width * channels)
-    centre = weights[radius]
-    for y in range(height):
-        row = flat_src[y]
-        out = flat_dst[y]
-        for i in range(width * channels):
-            out[i] = row[i] * centre
-        for j in range(radius, 0, -1):
-            weight = weights[radius - j]
-            step = j * channels
-            # interior: both taps inside the row, one branch-free run (vectorises)
-            first, last = min(j, width), max(width - j, min(j, width))
-            for i in range(first * channels, last * channels):
-                out[i] += (row[i - step] + row[i + step]) * weight
-            # the edges: taps clamped to the first and last pixel ('nearest')
-            for x in list(range(0, first)) + list(range(last, width)):
-                lo = min(max(x - j, 0), width - 1) * channels
-                hi = min(max(x + j, 0), width - 1) * channels
-                for c in range(channels):
-                    out[x * channels + c] += (row[lo + c] + row[hi + c]) * weight
-    return dst
-
-
-def gaussian_nearest_scipy(image, weights):
-    """scipy ``gaussian_filter(image, (s, s, 0), mode='nearest')`` of a float64 HxWxC image, bit
-    for bit: down the rows, then along them, each pass in scipy's summation order."""
-    height, width, channels = image.shape
-    rows = _symmetric_nearest_rows(np.ascontiguousarray(image, np.float64).reshape(height, width * channels), weights)
-    return _symmetric_nearest_across(rows.reshape(height, width, channels), weights)
 
 
 @njit(cache=True, nogil=True)
@@ -561,47 +515,4 @@ def salt_and_pepper(image, flip, salt, amount, salt_share):
     for n in range(flat.shape[0]):
         if flips[n] <= amount:
             flat[n] = 255 if salts[n] <= salt_share else 0
-    return out
-
-
-@njit(cache=True, nogil=True)
-def pil_affine_bilinear(image, coefficients):
-    """Pillow's ``Image.transform(size, AFFINE, a, BILINEAR)`` of an HxWx3 uint8 image for each
-    row ``a`` of ``coefficients`` (F x 6): output pixel (x, y) samples the input at ``(a0 X + a1 Y
-    + a2, a3 X + a4 Y + a5)``, X = x + 0.5, Y = y + 0.5; outside [0, W) x [0, H) it is black;
-    inside, Pillow's bilinear filter in float64 (taps clamped to the edge, a missing next row
-    repeats the row) truncated to uint8 (F x H x W x 3)."""
-    height, width, channels = image.shape
-    frames = coefficients.shape[0]
-    out = np.zeros((frames, height, width, channels), np.uint8)
-    for f in range(frames):
-        a0, a1, a2 = coefficients[f, 0], coefficients[f, 1], coefficients[f, 2]
-        a3, a4, a5 = coefficients[f, 3], coefficients[f, 4], coefficients[f, 5]
-        for y in range(height):
-            yc = y + 0.5
-            for x in range(width):
-                xc = x + 0.5
-                xin = a0 * xc + a1 * yc + a2
-                yin = a3 * xc + a4 * yc + a5
-                if xin < 0.0 or xin >= width or yin < 0.0 or yin >= height:
-                    continue
-                xin -= 0.5
-                yin -= 0.5
-                xi = int(np.floor(xin)) if xin < 0.0 else int(xin)
-                yi = int(np.floor(yin)) if yin < 0.0 else int(yin)
-                dx = xin - xi
-                dy = yin - yi
-                row = min(max(yi, 0), height - 1)
-                left = min(max(xi, 0), width - 1)
-                right = min(max(xi + 1, 0), width - 1)
-                below = yi + 1 >= 0 and yi + 1 < height
-                for c in range(channels):
-                    a, b = np.int64(image[row, left, c]), np.int64(image[row, right, c])
-                    v1 = a + (b - a) * dx
-                    if below:
-                        a, b = np.int64(image[yi + 1, left, c]), np.int64(image[yi + 1, right, c])
-                        v2 = a + (b - a) * dx
-                    else:
-                        v2 = v1
-                    out[f, y, x, c] = np.uint8(v1 + (v2 - v1) * dy)
     return out

@@ -17,6 +17,7 @@ import numpy as np
 from . import _native
 
 BACKENDS = ("native", "imagemagick")
+SPARSE_BELOW = 16  # a one-channel image with under 1/16 of its pixels nonzero is blurred by scattering them
 
 
 def motion_taps(radius: float, sigma: float, angle: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -38,13 +39,29 @@ def motion_taps(radius: float, sigma: float, angle: float) -> tuple[np.ndarray, 
 
 def motion_blur(image: np.ndarray, radius: float, sigma: float, angle: float, backend: str = "native") -> np.ndarray:
     """Blur an HxW or HxWxC uint8 image; returns the same shape, uint8."""
+    return motion_blur_angles(image, radius, sigma, [angle], backend)[0]
+
+
+def motion_blur_angles(image: np.ndarray, radius: float, sigma: float, angles, backend: str = "native") -> np.ndarray:
+    """``motion_blur`` of one image at each of ``angles``: (len(angles), *image.shape) uint8.
+    The native backend converts and edge-pads the image once for all of them."""
     if backend == "native":
         planar = image if image.ndim == 3 else image[..., None]
-        dy, dx, weights = motion_taps(radius, sigma, angle)
-        out = _native.motion_blur_q16(np.ascontiguousarray(planar), dy, dx, weights)
-        return out.reshape(image.shape)
+        taps = [motion_taps(radius, sigma, angle) for angle in angles]
+        reach = max([int(np.abs(np.concatenate([dy, dx])).max()) for dy, dx, _ in taps] + [0])
+        padded = np.pad(planar, ((reach, reach), (reach, reach), (0, 0)), mode="edge").astype(np.float64)
+        padded = padded.reshape(padded.shape[0], -1)
+        out = np.empty((len(taps), *planar.shape), np.uint8)
+        rows, cols = np.nonzero(padded) if planar.shape[2] == 1 else ((), ())
+        sparse = planar.shape[2] == 1 and len(rows) * SPARSE_BELOW < padded.size
+        for frame, (dy, dx, weights) in zip(out, taps):
+            if sparse:
+                _native.motion_blur_q16_sparse(padded, reach, rows, cols, dy, dx, weights, frame)
+            else:
+                _native.motion_blur_q16(padded, reach, dy, dx, weights, frame)
+        return out.reshape(len(taps), *image.shape)
     if backend == "imagemagick":
-        return _imagemagick_motion_blur(image, radius, sigma, angle)
+        return np.stack([_imagemagick_motion_blur(image, radius, sigma, angle) for angle in angles])
     raise ValueError(f"unknown motion blur backend {backend!r}; allowed: {', '.join(BACKENDS)}")
 
 

@@ -32,7 +32,7 @@ GUIDE_BUCKETS = 64
 
 
 @functools.lru_cache(maxsize=64)
-def _poisson_tables(photons: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def poisson_tables(photons: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per input level v: P(K <= k) for K ~ Poisson(v / 255 * photons) and k < photons; a
     guide table into it; and the output level of each k, ``uint8(clip(k / photons, 0, 1) * 255)``.
     Draws k >= photons all clip to 255, so the table stops there."""
@@ -61,7 +61,7 @@ def _uniforms(rng, shape, params) -> np.ndarray:
 def shot_noise(image, params, uniforms):
     """``uint8(clip(Poisson(x * photons) / photons, 0, 1) * 255)``, sampled by inverse CDF per
     input level from the uniforms drawn (the exact Poisson distribution)."""
-    cdf, guide, levels = _poisson_tables(float(params["photons"]))
+    cdf, guide, levels = poisson_tables(float(params["photons"]))
     return _native.poisson_lookup(np.ascontiguousarray(image), uniforms, cdf, guide, levels)
 
 

@@ -62,17 +62,26 @@ def resize_shorter(image: Image.Image, size: int) -> Image.Image:
     return image.resize((int(size * width / height), size), Image.BILINEAR)
 
 
+def crop_box(width: int, height: int, step: Mapping) -> tuple[int, int, int, int] | None:
+    """The (left, top, right, bottom) box a crop step takes from a width x height image (it may
+    reach outside, where PIL's crop fills black); None for a step that is not a crop."""
+    if step["op"] == "center_crop":
+        size = int(step["size"])
+        return _centre_box(width, height, size, size)
+    if step["op"] == "center_crop_fraction":
+        fraction = float(step["fraction"])
+        return _centre_box(width, height, int(fraction * width), int(fraction * height))
+    return None
+
+
 def apply_step(image: Image.Image, step: Mapping) -> Image.Image:
     op = step["op"]
     width, height = image.size
     if op == "resize_shorter":
         return resize_shorter(image, int(step["size"]))
-    if op == "center_crop":
-        size = int(step["size"])
-        return image.crop(_centre_box(width, height, size, size))
-    if op == "center_crop_fraction":
-        fraction = float(step["fraction"])
-        return image.crop(_centre_box(width, height, int(fraction * width), int(fraction * height)))
+    box = crop_box(width, height, step)
+    if box is not None:
+        return image.crop(box)
     if op == "resize":
         out_h, out_w = step["size"]
         return image.resize((int(out_w), int(out_h)), Image.BILINEAR)

@@ -11,6 +11,8 @@ A kernel is two pure functions, as albumentations splits ``get_params`` from ``a
 - optionally ``apply_many(image, params_seq, draws_seq) -> [image, ...]``: several severities of
   one image at once, sharing work between them (zoom_blur's zoomed copies); it must return what
   ``apply`` returns for each.
+- ``windowed`` kernels (ImageNet-P's geometric ones) also take ``window=(top, left, height,
+  width)`` and return only that region of every frame, the same bytes as cropping it after.
 
 Each kernel declares the type of every constant (``shared`` and ``levels``: name -> field type
 of ``corruptions.settings``), so a variant file is checked whole when it is loaded.
@@ -40,6 +42,7 @@ class Kernel:
     shared: type[Settings]  # constants common to every severity (or difficulty)
     levels: type[Settings]  # constants of one severity
     apply_many: ApplyMany | None = None
+    windowed: bool = False
 
     @property
     def stochastic(self) -> bool:
@@ -75,7 +78,7 @@ class Registry:
         return tuple(name for names in self.groups.values() for name in names)
 
     def register(self, name: str, *, family: str, levels: Mapping[str, Any], shared: Mapping[str, Any] = {},
-                 sample: Sample | None = None, apply_many: ApplyMany | None = None):
+                 sample: Sample | None = None, apply_many: ApplyMany | None = None, windowed: bool = False):
         """Decorator adding ``apply`` under ``name``; a second kernel of that name is an error."""
         if name not in self.order:
             raise ValueError(f"{name!r} is not one of {self.task}'s names: {', '.join(self.order)}")
@@ -84,7 +87,7 @@ class Registry:
             if name in self._kernels:
                 raise ValueError(f"{self.task}: {name!r} is already registered")
             self._kernels[name] = Kernel(name, family, apply, sample, _model(f"{name}_shared", shared),
-                                         _model(f"{name}_levels", levels), apply_many)
+                                         _model(f"{name}_levels", levels), apply_many, windowed)
             return apply
 
         return add

@@ -159,19 +159,24 @@ def liquid_layer(layer: np.ndarray, params) -> np.ndarray:
     return liquid
 
 
-def water_sheen(liquid: np.ndarray, params) -> np.ndarray | None:
-    """The water's HxW float32 sheen m in [0, amount]: Canny edges of the 8-bit layer, their
-    distance transform capped and equalised, a ridge filter and box blurs, times the layer,
-    over its maximum. None when the layer has no edges (the original divides by zero)."""
-    layer = (liquid * 255).astype(np.uint8)
+def sheen_ridges(layer: np.ndarray, params) -> np.ndarray:
+    """The water's ridge map (HxW uint8) of the 8-bit layer: its Canny edges' distance
+    transform, capped, box-blurred and equalised, then the ridge filter and a box blur."""
     dist = cv2.distanceTransform(255 - cv2.Canny(layer, params["canny_low"], params["canny_high"]), cv2.DIST_L2,
                                  int(params["distance_mask"]))
     cap = float(params["distance_cap"])
     _, dist = cv2.threshold(dist, cap, cap, cv2.THRESH_TRUNC)
     box = (int(params["box_blur"]),) * 2
     dist = cv2.equalizeHist(cv2.blur(dist, box).astype(np.uint8))
-    dist = cv2.blur(cv2.filter2D(dist, cv2.CV_8U, np.asarray(params["ridge_kernel"], np.float64)), box)
-    sheen = layer * dist.astype(np.float32)
+    return cv2.blur(cv2.filter2D(dist, cv2.CV_8U, np.asarray(params["ridge_kernel"], np.float64)), box)
+
+
+def water_sheen(liquid: np.ndarray, params) -> np.ndarray | None:
+    """The water's HxW float32 sheen m in [0, amount]: the layer as 8 bits times its ridge map
+    (``sheen_ridges``), over its maximum. None when the layer has no edges (the original
+    divides by zero)."""
+    layer = (liquid * 255).astype(np.uint8)
+    sheen = layer * sheen_ridges(layer, params).astype(np.float32)
     peak = sheen.max()
     if peak == 0:
         return None

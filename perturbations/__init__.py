@@ -14,7 +14,7 @@ from PIL import Image
 
 from corruptions import as_rgb
 from corruptions.config import VARIANTS
-from corruptions.preprocess import apply_step
+from corruptions.preprocess import apply_step, crop_box
 
 from .config import SequenceVariant, load_sequences
 from .registry import (ALL_KINDS, DIFFICULTIES, NOISES, PERTURBATIONS, TEST, VALIDATION, difficulties, kind_name,
@@ -53,17 +53,39 @@ def stage_image(photo: np.ndarray, stage: str, variant) -> np.ndarray:
     return _through(photo, _sequences(variant).stages[stage])
 
 
+def leading_window(shape: tuple[int, ...], steps) -> tuple[tuple[int, int, int, int] | None, tuple]:
+    """The region (top, left, height, width) of an H x W frame that an output stage's leading
+    crop steps keep, and the steps after them; (None, steps) where a crop reaches outside."""
+    height, width = shape[:2]
+    top = left = 0
+    for index, step in enumerate(steps):
+        box = crop_box(width, height, step)
+        if box is None:
+            return (top, left, height, width), tuple(steps[index:])
+        if box[0] < 0 or box[1] < 0 or box[2] > width or box[3] > height:
+            return None, tuple(steps)
+        top, left, height, width = top + box[1], left + box[0], box[3] - box[1], box[2] - box[0]
+    return (top, left, height, width), ()
+
+
 def frames_from_input(image: np.ndarray, kind: str, rng=None, variant="imagenet", draws=None) -> np.ndarray:
     """The frames of ``kind`` from its input-stage image (see ``stage_image``), the output stage
-    applied: (T, H, W, 3) uint8. ``draws`` replaces what the kernel would draw from ``rng``."""
+    applied: (T, H, W, 3) uint8. ``draws`` replaces what the kernel would draw from ``rng``.
+    Windowed kernels make only the region the output stage's crops keep."""
     sequences = _sequences(variant)
     perturbation, _ = split_kind(kind)
     kernel = PERTURBATIONS.get(perturbation)
     params = sequences.params_for(kind)
     if draws is None:
         draws = kernel.draw(np.random.default_rng(rng), image.shape, params)
-    frames = kernel.apply(image, params, draws)
-    steps = sequences.stages[params["output"]]
+    window, steps = leading_window(image.shape, sequences.stages[params["output"]])
+    if window is not None and kernel.windowed:
+        frames = kernel.apply(image, params, draws, window=window)
+    else:
+        frames = kernel.apply(image, params, draws)
+        if window is not None and window != (0, 0, *frames.shape[1:3]):
+            top, left, height, width = window
+            frames = np.ascontiguousarray(frames[:, top:top + height, left:left + width])
     return np.stack([_through(frame, steps) for frame in frames]) if steps else frames
 
 

@@ -15,10 +15,9 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from corruptions import _native
 from corruptions.settings import NUMBER, POSITIVE, integer
 
-from .noise import to_tensor_scale
+from . import _native
 from .registry import register
 
 CENTRE = integer("an integer (the frame index of the sweep's zero)", 0)
@@ -53,39 +52,57 @@ def _stack(frames) -> np.ndarray:
     return np.stack([np.asarray(frame, np.uint8) for frame in frames])
 
 
-def bilinear_affine_frames(image: np.ndarray, transforms) -> np.ndarray:
-    """``affine(pil, **t, resample=BILINEAR)`` for each ``t`` of ``transforms`` (F x H x W x 3):
-    Pillow's bilinear transform reproduced in numba (tested bit for bit against Pillow)."""
+def full_window(image: np.ndarray, window) -> tuple[int, int, int, int]:
+    """``window`` (top, left, height, width) of a frame, or the whole frame when it is None."""
+    return (0, 0, *image.shape[:2]) if window is None else tuple(int(v) for v in window)
+
+
+def bilinear_affine_frames(image: np.ndarray, transforms, window=None) -> np.ndarray:
+    """``affine(pil, **t, resample=BILINEAR)`` for each ``t`` of ``transforms``, only the
+    ``window`` (top, left, height, width; default the whole frame): F x h x w x 3. Pillow's
+    bilinear transform reproduced in numba (tested bit for bit against Pillow)."""
     size = (image.shape[1], image.shape[0])
     coefficients = np.array([inverse_affine(size, t.get("angle", 0.0), t.get("translate", (0, 0)), t.get("scale", 1.0),
                                             t.get("shear", 0.0)) for t in transforms], np.float64)
-    return _native.pil_affine_bilinear(np.ascontiguousarray(image), coefficients.reshape(-1, 6))
+    top, left, height, width = full_window(image, window)
+    out = np.empty((len(coefficients), height, width, image.shape[2]), np.uint8)
+    _native.pil_affine_bilinear(np.ascontiguousarray(image), coefficients.reshape(-1, 6), top, left, out)
+    return out
 
 
-@register("translate", family="temporal", shared={"centre": CENTRE})
-def translate(image, params, draws):
-    """Frame i: shifted right by ``i - centre`` pixels, NEAREST (whole pixels), black fill."""
-    pil = Image.fromarray(image)
-    return _stack(affine(pil, translate=(i - params["centre"], 0)) for i in range(params["frames"]))
+@register("translate", family="temporal", shared={"centre": CENTRE}, windowed=True)
+def translate(image, params, draws, window=None):
+    """Frame i: shifted right by ``s = i - centre`` pixels, black fill: torchvision 0.2.1's
+    NEAREST affine, whose whole-pixel shift is a copy (tested against Pillow)."""
+    top, left, height, width = full_window(image, window)
+    frames = np.zeros((params["frames"], height, width, image.shape[2]), np.uint8)
+    rows = image[top:top + height]
+    for i in range(params["frames"]):
+        shift = i - params["centre"]
+        first = min(max(shift - left, 0), width)  # output columns x with 0 <= left + x - shift < W
+        last = max(min(image.shape[1] + shift - left, width), first)
+        frames[i, :, first:last] = rows[:, left + first - shift:left + last - shift]
+    return frames
 
 
-@register("rotate", family="temporal", shared={"centre": CENTRE})
-def rotate(image, params, draws):
+@register("rotate", family="temporal", shared={"centre": CENTRE}, windowed=True)
+def rotate(image, params, draws, window=None):
     """Frame i: turned ``i - centre`` degrees (clockwise on screen), bilinear, black corners."""
-    return bilinear_affine_frames(image, [{"angle": i - params["centre"]} for i in range(params["frames"])])
+    return bilinear_affine_frames(image, [{"angle": i - params["centre"]} for i in range(params["frames"])], window)
 
 
-@register("shear", family="temporal", shared={"centre": CENTRE})
-def shear(image, params, draws):
+@register("shear", family="temporal", shared={"centre": CENTRE}, windowed=True)
+def shear(image, params, draws, window=None):
     """Frame i: torchvision 0.2.1 shear of ``i - centre`` degrees, bilinear, black fill."""
-    return bilinear_affine_frames(image, [{"shear": i - params["centre"]} for i in range(params["frames"])])
+    return bilinear_affine_frames(image, [{"shear": i - params["centre"]} for i in range(params["frames"])], window)
 
 
-@register("scale", family="temporal", shared={"step": NUMBER, "offset": NUMBER, "divisor": POSITIVE})
-def scale(image, params, draws):
+@register("scale", family="temporal", shared={"step": NUMBER, "offset": NUMBER, "divisor": POSITIVE}, windowed=True)
+def scale(image, params, draws, window=None):
     """Frame i: scaled by ``(i * step + offset) / divisor`` about the centre, bilinear, black fill."""
     step, offset, divisor = params["step"], params["offset"], params["divisor"]
-    return bilinear_affine_frames(image, [{"scale": (i * step + offset) / divisor} for i in range(params["frames"])])
+    return bilinear_affine_frames(image, [{"scale": (i * step + offset) / divisor} for i in range(params["frames"])],
+                                  window)
 
 
 def tilt_matrix(width: int, height: int, degrees: float) -> np.ndarray:
@@ -104,25 +121,32 @@ def tilt_matrix(width: int, height: int, degrees: float) -> np.ndarray:
     return p2 @ t @ rx @ ry @ p1
 
 
-@register("tilt", family="temporal", shared={"centre": CENTRE, "angle_scale": NUMBER})
-def tilt(image, params, draws):
+@register("tilt", family="temporal", shared={"centre": CENTRE, "angle_scale": NUMBER}, windowed=True)
+def tilt(image, params, draws, window=None):
     """Frame i: ``cv2.warpPerspective`` (bilinear, black border) by the tilt matrix at
-    ``angle_scale * (i - centre)`` degrees about both the x and y axes."""
+    ``angle_scale * (i - centre)`` degrees about both the x and y axes. The image is warped with
+    a fourth channel: OpenCV's four-channel path is faster and interpolates each channel alone,
+    so the three kept are the same bytes (tested). OpenCV's result depends on the output size, so
+    the whole frame is warped and the window cut from it."""
     height, width = image.shape[:2]
-    return _stack(cv2.warpPerspective(image, tilt_matrix(width, height, params["angle_scale"] * (i - params["centre"])),
-                                      (width, height)) for i in range(params["frames"]))
+    top, left, rows, cols = full_window(image, window)
+    with_alpha = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2RGBA)
+    frames = np.empty((params["frames"], rows, cols, 3), np.uint8)
+    for i, frame in enumerate(frames):
+        warped = cv2.warpPerspective(with_alpha, tilt_matrix(width, height, params["angle_scale"] * (i - params["centre"])),
+                                     (width, height))
+        cv2.cvtColor(warped[top:top + rows, left:left + cols], cv2.COLOR_RGBA2RGB, dst=frame)  # a fast strided copy
+    return frames
 
 
-@register("zoom_blur", family="temporal", shared={"step": POSITIVE})
-def zoom_blur(image, params, draws):
+@register("zoom_blur", family="temporal", shared={"step": POSITIVE}, windowed=True)
+def zoom_blur(image, params, draws, window=None):
     """Frame 0 is the image; frame i the running mean, in float32, of the image and i copies
     zoomed by ``1 + step * k`` (k = 1..i, bilinear affine about the centre), truncated to uint8
     at every frame (torchvision's ``ToTensor`` / ``ToPILImage`` arithmetic)."""
-    frames = np.empty((params["frames"], *image.shape), np.uint8)
-    frames[0] = image
-    total = to_tensor_scale(image)
-    zooms = bilinear_affine_frames(image, [{"scale": 1 + params["step"] * i} for i in range(1, params["frames"])])
-    for i, zoomed in enumerate(zooms, start=1):
-        total += to_tensor_scale(zoomed)
-        frames[i] = ((total / np.float32(i + 1)) * np.float32(255)).astype(np.uint8)
+    top, left, height, width = full_window(image, window)
+    zooms = bilinear_affine_frames(image, [{"scale": 1 + params["step"] * i} for i in range(1, params["frames"])],
+                                   window)
+    frames = np.empty((params["frames"], height, width, image.shape[2]), np.uint8)
+    _native.running_means(np.ascontiguousarray(image[top:top + height, left:left + width]), zooms, frames)
     return frames

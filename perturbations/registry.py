@@ -22,7 +22,7 @@ PERTURBATIONS = Registry("imagenet-p", {"test": TEST, "validation": VALIDATION},
                          ("perturbations.noise", "perturbations.geometry", "perturbations.temporal"))
 
 
-def register(name: str, *, family: str, levels=None, shared=None, sample=None):
+def register(name: str, *, family: str, levels=None, shared=None, sample=None, windowed=False):
     """``PERTURBATIONS.register`` with the keys every sequence has: ``frames`` (how many),
     ``input`` (the named stage making the kernel's input from the photo) and ``output`` (the
     named stage applied to every frame after), checked against ``sequence_stages`` on load."""
@@ -31,7 +31,7 @@ def register(name: str, *, family: str, levels=None, shared=None, sample=None):
     if family not in FAMILIES:
         raise ValueError(f"family must be one of {FAMILIES}, got {family!r}")
     return PERTURBATIONS.register(name, family=family, levels=levels or {}, shared={**common, **(shared or {})},
-                                  sample=sample)
+                                  sample=sample, windowed=windowed)
 
 
 def difficulties(perturbation: str) -> tuple[int, ...]:

@@ -6,16 +6,17 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from corruptions import _native
+from corruptions import _native as shared_native
 from corruptions._ops import gaussian_kernel, gaussian_nearest, scipy_clipped_zoom, unit_to_uint8
-from corruptions.motion import BACKENDS, motion_blur as blur_along
+from corruptions.motion import BACKENDS, motion_blur_angles
 from corruptions.settings import FRACTION, NONNEGATIVE, NUMBER, POSITIVE, integer, numbers, one_of
-from corruptions.weather import SPATTER_SHARED, normal_layer, water_sheen
+from corruptions.weather import SPATTER_SHARED, normal_layer, sheen_ridges
 
-WATER = {key: kind for key, kind in SPATTER_SHARED.items() if not key.startswith("mud_")}  # ImageNet-P has no mud
-
+from . import _native
 from .geometry import CENTRE
 from .registry import register
+
+WATER = {key: kind for key, kind in SPATTER_SHARED.items() if not key.startswith("mud_")}  # ImageNet-P has no mud
 
 MOTION = {"radius": POSITIVE, "sigma": POSITIVE, "backend": one_of(BACKENDS)}
 
@@ -24,9 +25,8 @@ MOTION = {"radius": POSITIVE, "sigma": POSITIVE, "backend": one_of(BACKENDS)}
 def motion_blur(image, params, draws):
     """Frame i: ImageMagick's MotionBlurImage(radius, sigma, angle) at angle
     ``(i - centre) * angle_step`` degrees; every frame is blurred, only the direction turns."""
-    image = np.ascontiguousarray(image)
-    return np.stack([blur_along(image, params["radius"], params["sigma"], (i - params["centre"]) * params["angle_step"],
-                                params["backend"]) for i in range(params["frames"])])
+    angles = [(i - params["centre"]) * params["angle_step"] for i in range(params["frames"])]
+    return motion_blur_angles(image, params["radius"], params["sigma"], angles, params["backend"])
 
 
 def _snow_layer(rng, shape, params) -> np.ndarray:
@@ -52,12 +52,13 @@ def snow(image, params, layer):
     blend = params["blend"]
     scene = np.ascontiguousarray(blend * x + (1 - blend) * np.maximum(
         x, grey * params["grey_scale"] + params["grey_offset"]))
+    angles = [i * params["angle_step"] + params["angle_start"] for i in range(params["frames"])]
+    moving = motion_blur_angles(flakes, params["radius"], params["sigma"], angles, params["backend"])
+    turned = np.ascontiguousarray(np.rot90(moving, k=params["second_layer_quarter_turns"], axes=(1, 2)))
+    if turned.shape != moving.shape:  # a quarter turn of a non-square layer: numpy broadcasting fails as it would
+        raise ValueError(f"snow: a {turned.shape[1:]} turned layer cannot be added to a {moving.shape[1:]} image")
     frames = np.empty((params["frames"], *image.shape), np.uint8)
-    for i in range(params["frames"]):
-        moving = blur_along(flakes, params["radius"], params["sigma"], i * params["angle_step"] + params["angle_start"],
-                            params["backend"]) / 255.0
-        turned = np.ascontiguousarray(np.rot90(moving, k=params["second_layer_quarter_turns"]))
-        frames[i] = _native.snow_composite(scene, moving, turned)
+    _native.snow_frames(scene, moving, turned, frames)
     return frames
 
 
@@ -66,7 +67,7 @@ def brightness(image, params, draws):
     """Frame i: skimage rgb2hsv, ``V = clip(V + c, 0, 1)`` with ``c = (i - centre) * step /
     divisor``, hsv2rgb, truncation (float64). Even c = 0 loses a level on some pixels."""
     shifts = np.array([(i - params["centre"]) * params["step"] / params["divisor"] for i in range(params["frames"])])
-    return _native.hsv_adjust_many(np.ascontiguousarray(image), 2, np.ones(params["frames"]), shifts)
+    return shared_native.hsv_adjust_many(np.ascontiguousarray(image), 2, np.ones(params["frames"]), shifts)
 
 
 @register("gaussian_blur", family="temporal", shared={"sigma_start": POSITIVE, "sigma_step": NUMBER,
@@ -76,28 +77,15 @@ def gaussian_blur(image, params, draws):
     filter (mode 'nearest') in float64 with scipy's summation order (at sigma 0.25 other orders
     tip 0.1% of values by a level); frame 0 is already blurred."""
     x = image / 255.0
-    return np.stack([(255 * _native.gaussian_nearest_scipy(
-        x, gaussian_kernel(params["sigma_start"] + params["sigma_step"] * i, params["truncate"]))).astype(np.uint8)
-        for i in range(params["frames"])])
+    frames = np.empty((params["frames"], *image.shape), np.uint8)
+    for i, frame in enumerate(frames):
+        _native.gaussian_blur_levels(x, gaussian_kernel(params["sigma_start"] + params["sigma_step"] * i,
+                                                        params["truncate"]), frame)
+    return frames
 
 
 def _liquid_layer(rng, shape, params) -> np.ndarray:
     return normal_layer(rng, shape[:2], params["mean"], params["std"])
-
-
-def drip(liquid: np.ndarray, kernel: np.ndarray) -> np.ndarray:
-    """Every column convolved with ``kernel`` (``np.convolve(column, kernel, mode='same')``,
-    zeros beyond the edges): the drops run downwards."""
-    size = len(kernel)
-    pad_before = (size - 1) // 2  # 'same' keeps the full convolution's centre
-    height = liquid.shape[0]
-    padded = np.zeros((height + size - 1, *liquid.shape[1:]), np.float64)
-    padded[size - 1 - pad_before: size - 1 - pad_before + height] = liquid
-    out = np.zeros_like(liquid, dtype=np.float64)
-    # numpy's convolve is a correlation with the reversed kernel, summed from its first tap
-    for tap, weight in enumerate(kernel[::-1]):
-        out += padded[tap:tap + height] * weight
-    return out
 
 
 @register("spatter", family="temporal",
@@ -113,13 +101,15 @@ def spatter(image, params, layer):
     liquid = gaussian_nearest(np.asarray(layer, np.float64), float(params["sigma"]), float(params["truncate"]),
                               np.float64)
     liquid[liquid < params["threshold"]] = 0
+    dripped = np.empty_like(liquid)
     x = image.astype(np.float32) / np.float32(255)
+    bare = unit_to_uint8(x)
     colour = np.asarray([c / 255.0 for c in params["water_rgb"]], np.float32)
     kernel = np.asarray(params["drip"], np.float64)
     frames = np.zeros((params["frames"], *image.shape), np.uint8)
-    for i in range(params["frames"]):
-        sheen = water_sheen(liquid, params)
-        if sheen is not None:
-            frames[i] = unit_to_uint8(x + sheen[..., None] * colour)
-        liquid = drip(liquid, kernel)
+    for frame in frames:
+        level = (liquid * 255).astype(np.uint8)
+        _native.water_frame(x, bare, level, sheen_ridges(level, params), float(params["amount"]), colour, frame)
+        _native.drip(liquid, kernel, dripped)
+        liquid, dripped = dripped, liquid
     return frames

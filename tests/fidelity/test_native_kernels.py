@@ -87,9 +87,9 @@ def test_glass_shuffle_keeps_the_originals_sequential_semantics(delta, iteration
 
 
 def test_poisson_lookup_has_the_poisson_distribution():
-    from corruptions.noise import _poisson_tables
+    from corruptions.noise import poisson_tables
     photons = 12.0
-    cdf, guide, levels = _poisson_tables(photons)
+    cdf, guide, levels = poisson_tables(photons)
     level = 128
     image = np.full((400, 500), level, np.uint8)
     out = _native.poisson_lookup(image, np.random.default_rng(0).random(image.size), cdf, guide, levels)
@@ -105,8 +105,8 @@ def test_poisson_lookup_has_the_poisson_distribution():
 def test_poisson_lookup_is_the_literal_inverse_cdf(photons):
     """The guided search returns the smallest k with u < cdf[v, k], as a plain search does,
     for every input level, on random draws and on draws placed at and beside the CDF steps."""
-    from corruptions.noise import _poisson_tables
-    cdf, guide, levels = _poisson_tables(photons)
+    from corruptions.noise import poisson_tables
+    cdf, guide, levels = poisson_tables(photons)
     rng = np.random.default_rng(int(photons))
     image = np.repeat(np.arange(256, dtype=np.uint8), 400)
     steps = cdf[image, rng.integers(0, cdf.shape[1], image.size)]
@@ -220,26 +220,3 @@ def test_impulse_noise_is_the_literal_masks(dtype):
         flipped, salted = flip <= params["amount"], salt <= params["salt_vs_pepper"]
         expected[flipped & salted], expected[flipped & ~salted] = 255, 0
         assert np.array_equal(get("impulse_noise").apply(image, params, (flip, salt)), expected)
-
-
-def test_bilinear_affine_is_pillows_transform_bit_for_bit():
-    """ImageNet-P's rotate, shear, scale and zoom blur frames: Pillow's own bilinear affine
-    transform is the oracle, on odd sizes and on arbitrary maps (edges, outside, flips)."""
-    from PIL import Image
-
-    from perturbations.geometry import affine, bilinear_affine_frames
-    rng = np.random.default_rng(8)
-    images = [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in [(5, 9), (37, 61), (256, 341), (299, 200)]]
-    images.append(np.array(clean("coffee", "imagenet")))
-    for image in images:
-        pil = Image.fromarray(image)
-        transforms = [{"angle": rng.uniform(-20, 20)}, {"shear": rng.uniform(-20, 20)}, {"scale": rng.uniform(0.5, 2)},
-                      {"angle": 7.0, "translate": (3, -2), "scale": 1.3, "shear": -11.0}, {}]
-        ours = bilinear_affine_frames(image, transforms)
-        for frame, transform in zip(ours, transforms):
-            assert np.array_equal(frame, np.asarray(affine(pil, **transform, resample=Image.BILINEAR)))
-        arbitrary = rng.uniform(-2, 2, (4, 6)) * [1, 1, 50, 1, 1, 50]
-        ours = _native.pil_affine_bilinear(image, arbitrary)
-        for frame, coefficients in zip(ours, arbitrary):
-            assert np.array_equal(frame, np.asarray(pil.transform(pil.size, Image.AFFINE, list(coefficients),
-                                                                  Image.BILINEAR)))

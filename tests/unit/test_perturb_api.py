@@ -37,3 +37,42 @@ def test_grey_and_rgba_photos_are_converted():
     grey = np.random.default_rng(2).integers(0, 256, (300, 280), dtype=np.uint8)
     rgba = np.dstack([np.repeat(grey[..., None], 3, axis=2), np.full_like(grey, 7)])
     assert np.array_equal(perturb(grey, "tilt", 0, "imagenet"), perturb(rgba, "tilt", 0, "imagenet"))
+
+
+WINDOWED = [name for name, kernel in __import__("perturbations").PERTURBATIONS.kernels().items() if kernel.windowed]
+
+
+def test_the_geometric_kernels_are_windowed():
+    assert sorted(WINDOWED) == ["rotate", "scale", "shear", "tilt", "translate", "zoom_blur"]
+
+
+@pytest.mark.parametrize("name", WINDOWED)
+@pytest.mark.parametrize("variant", ["imagenet", "cifar"])
+def test_a_window_is_the_same_bytes_as_cropping_the_frames(name, variant):
+    """A windowed kernel's frames of a region equal its whole frames cropped after: odd sizes,
+    windows at the edges, one pixel, the whole frame."""
+    from perturbations import PERTURBATIONS, load_sequences
+    kernel = PERTURBATIONS.get(name)
+    params = load_sequences(variant).params_for(name)
+    rng = np.random.default_rng(3)
+    for shape in [(41, 57, 3), (64, 64, 3), (13, 9, 3)]:
+        image = rng.integers(0, 256, shape, dtype=np.uint8)
+        whole = kernel.apply(image, params, None)
+        height, width = shape[:2]
+        for top, left, rows, cols in [(0, 0, height, width), (3, 5, height - 7, width - 6), (height - 1, width - 1, 1, 1),
+                                      (0, width // 2, height, width - width // 2)]:
+            part = kernel.apply(image, params, None, window=(top, left, rows, cols))
+            assert part.shape == (whole.shape[0], rows, cols, 3)
+            assert np.array_equal(part, whole[:, top:top + rows, left:left + cols]), (shape, top, left)
+
+
+def test_leading_window_composes_the_output_stages_crops():
+    from perturbations import leading_window
+    crop = {"op": "center_crop", "size": 224}
+    assert leading_window((256, 341), [crop]) == ((16, 58, 224, 224), ())
+    fraction = {"op": "center_crop_fraction", "fraction": 0.875}
+    resize = {"op": "resize", "size": [299, 299]}
+    assert leading_window((375, 500), [fraction, resize]) == ((24, 32, 328, 437), (resize,))  # 23.5, 31.5 round to even
+    assert leading_window((64, 64), []) == ((0, 0, 64, 64), ())
+    assert leading_window((100, 90), [crop]) == (None, (crop,))  # reaches outside: PIL fills black
+    assert leading_window((300, 300), [crop, {"op": "center_crop", "size": 100}]) == ((100, 100, 100, 100), ())
