@@ -266,6 +266,36 @@ def snow_blend_composite(scene, grey, blend, grey_scale, grey_offset, flakes, tu
 
 
 @njit(cache=True, nogil=True)
+def water_frame(x, bare, layer, ridges, amount, colour, out):
+    """Water spatter (ImageNet-C, and each ImageNet-P frame) into ``out`` (HxWxC uint8), in the
+    originals' numpy float32 steps:
+    m = layer * ridges (uint8 x uint8 as float32, exact), m /= max(m), m *= amount, then
+    ``uint8(clip(x + m colour, 0, 1) * 255)``. Where m is 0 that is ``bare``, the clean frame
+    ``uint8(clip(x, 0, 1) * 255)`` (adding 0.0 is exact), so only the wet pixels are computed.
+    False, ``out`` untouched, when max(m) is 0."""
+    channels = x.shape[2]
+    wet, ridge = layer.reshape(-1), ridges.reshape(-1)
+    peak = 0
+    for i in range(wet.shape[0]):
+        peak = max(peak, np.int32(wet[i]) * np.int32(ridge[i]))  # < 2^24: exact in float32 too
+    if peak == 0:
+        return False
+    peak, amount = np.float32(peak), np.float32(amount)
+    values, target, clean = x.reshape(-1), out.reshape(-1), bare.reshape(-1)
+    for j in range(target.shape[0]):
+        target[j] = clean[j]
+    for i in range(wet.shape[0]):
+        product = np.int32(wet[i]) * np.int32(ridge[i])
+        if product == 0:
+            continue
+        m = (np.float32(product) / peak) * amount
+        for c in range(channels):
+            v = values[i * channels + c] + m * colour[c]
+            target[i * channels + c] = np.uint8(np.int32(min(max(v, np.float32(0)), np.float32(1)) * np.float32(255)))
+    return True
+
+
+@njit(cache=True, nogil=True)
 def unit_channel_means(image):
     """``(image / 255.0).mean(axis=(0, 1))`` without the float64 copy, summed in NumPy's order
     for that reduction (row by row, one running sum per channel, then one division)."""

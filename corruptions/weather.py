@@ -159,6 +159,17 @@ def liquid_layer(layer: np.ndarray, params) -> np.ndarray:
     return liquid
 
 
+def water_sheen(x: np.ndarray, liquid: np.ndarray, params, colour: np.ndarray, out: np.ndarray,
+                bare: np.ndarray | None = None) -> bool:
+    """Water on ``x`` (HxWx3 float32 in [0, 1]) into ``out``: the sheen m of the 8-bit layer
+    (``liquid * 255`` truncated) times its ridge map, over its maximum, times ``amount``;
+    ``uint8(clip(x + m colour, 0, 1) * 255)``. ``bare`` (``x`` alone as uint8) may be passed when
+    it serves many frames. False, ``out`` untouched, when the layer has no edges (m is 0 / 0)."""
+    layer = (liquid * 255).astype(np.uint8)
+    bare = unit_to_uint8(x) if bare is None else bare
+    return _native.water_frame(x, bare, layer, sheen_ridges(layer, params), float(params["amount"]), colour, out)
+
+
 def sheen_ridges(layer: np.ndarray, params) -> np.ndarray:
     """The water's ridge map (HxW uint8) of the 8-bit layer: its Canny edges' distance
     transform, capped, box-blurred and equalised, then the ridge filter and a box blur."""
@@ -171,20 +182,6 @@ def sheen_ridges(layer: np.ndarray, params) -> np.ndarray:
     return cv2.blur(cv2.filter2D(dist, cv2.CV_8U, np.asarray(params["ridge_kernel"], np.float64)), box)
 
 
-def water_sheen(liquid: np.ndarray, params) -> np.ndarray | None:
-    """The water's HxW float32 sheen m in [0, amount]: the layer as 8 bits times its ridge map
-    (``sheen_ridges``), over its maximum. None when the layer has no edges (the original
-    divides by zero)."""
-    layer = (liquid * 255).astype(np.uint8)
-    sheen = layer * sheen_ridges(layer, params).astype(np.float32)
-    peak = sheen.max()
-    if peak == 0:
-        return None
-    sheen /= peak
-    sheen *= float(params["amount"])
-    return sheen
-
-
 @register("spatter", family="weather",
           levels={"mean": NUMBER, "std": NONNEGATIVE, "sigma": POSITIVE, "threshold": NUMBER, "amount": POSITIVE,
                   "liquid": one_of(("water", "mud"))},
@@ -195,13 +192,12 @@ def spatter(image, params, layer):
     x = to_unit(image)
     liquid = liquid_layer(layer, params)
     if params["liquid"] == "water":
-        sheen = water_sheen(liquid, params)
-        if sheen is None:
-            # The original divides by this maximum: without Canny edges it gets NaN, which
-            # np.uint8 turns into a black image. Kept, since the benchmark contains it.
-            return np.zeros_like(image)
         colour = np.asarray([c / 255.0 for c in params["water_rgb"]], np.float32)
-        return unit_to_uint8(x + sheen[..., None] * colour)
+        # The original divides by the sheen's maximum: without Canny edges it gets NaN, which
+        # np.uint8 turns into a black image. Kept (the zeros stay), since the benchmark contains it.
+        out = np.zeros_like(image)
+        water_sheen(x, liquid, params, colour, out)
+        return out
     mask = gaussian_nearest_float32((liquid > params["threshold"]).astype(np.float32), float(params["amount"]),
                                     float(params["truncate"]))
     mask[mask < params["mud_cutoff"]] = 0

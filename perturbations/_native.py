@@ -1,5 +1,5 @@
 """Numba loops of ImageNet-P's kernels (compiled once, cached). Loops shared with ImageNet-C
-(motion blur, Pillow's affine transform) live in ``corruptions._native``."""
+(motion blur, the HSV round trip, water spatter) live in ``corruptions._native``."""
 from __future__ import annotations
 
 import numpy as np
@@ -76,8 +76,12 @@ def alias_entries(weights):
                 n_large -= 1
                 small[n_small] = donor
                 n_small += 1
-        if n_small > 0:
-            raise ValueError("alias_entries: a row does not sum to 2^32")
+        for i in range(n_small):
+            if left[small[i]] != _COLUMN_CAPACITY:
+                raise ValueError("alias_entries: a row does not sum to 2^32")
+        for i in range(n_large):
+            if left[large[i]] != _COLUMN_CAPACITY:
+                raise ValueError("alias_entries: a row does not sum to 2^32")
         for level in range(width):
             if threshold[level] >= _COLUMN_CAPACITY:
                 threshold[level], alias[level] = _COLUMN_CAPACITY - 1, level
@@ -318,35 +322,6 @@ def gaussian_blur_levels(image, weights, out):
     down = np.empty_like(source)
     _correlate_down(source, weights, down)
     _correlate_across_to_levels(down, weights, channels, np.empty(width * channels), out.reshape(height, -1))
-
-
-@njit(cache=True, nogil=True)
-def water_frame(x, bare, layer, ridges, amount, colour, out):
-    """One ImageNet-P spatter frame into ``out`` (HxWxC uint8), in numpy's float32 steps:
-    m = layer * ridges (uint8 x uint8 as float32, exact), m /= max(m), m *= amount, then
-    ``uint8(clip(x + m colour, 0, 1) * 255)``. Where m is 0 that is ``bare``, the clean frame
-    ``uint8(clip(x, 0, 1) * 255)`` (adding 0.0 is exact), so only the wet pixels are computed.
-    False, ``out`` untouched, when max(m) is 0."""
-    channels = x.shape[2]
-    wet, ridge = layer.reshape(-1), ridges.reshape(-1)
-    peak = 0
-    for i in range(wet.shape[0]):
-        peak = max(peak, np.int32(wet[i]) * np.int32(ridge[i]))  # < 2^24: exact in float32 too
-    if peak == 0:
-        return False
-    peak, amount = np.float32(peak), np.float32(amount)
-    values, target, clean = x.reshape(-1), out.reshape(-1), bare.reshape(-1)
-    for j in range(target.shape[0]):
-        target[j] = clean[j]
-    for i in range(wet.shape[0]):
-        product = np.int32(wet[i]) * np.int32(ridge[i])
-        if product == 0:
-            continue
-        m = (np.float32(product) / peak) * amount
-        for c in range(channels):
-            v = values[i * channels + c] + m * colour[c]
-            target[i * channels + c] = np.uint8(np.int32(min(max(v, np.float32(0)), np.float32(1)) * np.float32(255)))
-    return True
 
 
 @njit(cache=True, nogil=True)

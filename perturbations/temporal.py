@@ -10,7 +10,7 @@ from corruptions import _native as shared_native
 from corruptions._ops import gaussian_kernel, gaussian_nearest, scipy_clipped_zoom, unit_to_uint8
 from corruptions.motion import BACKENDS, motion_blur_angles
 from corruptions.settings import FRACTION, NONNEGATIVE, NUMBER, POSITIVE, integer, numbers, one_of
-from corruptions.weather import SPATTER_SHARED, normal_layer, sheen_ridges
+from corruptions.weather import SPATTER_SHARED, normal_layer, water_sheen
 
 from . import _native
 from .geometry import CENTRE
@@ -108,8 +108,7 @@ def spatter(image, params, layer):
     kernel = np.asarray(params["drip"], np.float64)
     frames = np.zeros((params["frames"], *image.shape), np.uint8)
     for frame in frames:
-        level = (liquid * 255).astype(np.uint8)
-        _native.water_frame(x, bare, level, sheen_ridges(level, params), float(params["amount"]), colour, frame)
+        water_sheen(x, liquid, params, colour, frame, bare)
         _native.drip(liquid, kernel, dripped)
         liquid, dripped = dripped, liquid
     return frames

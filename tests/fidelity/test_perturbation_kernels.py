@@ -127,6 +127,14 @@ def test_alias_tables_give_each_level_its_weight_exactly(perturbation, constant)
     assert np.array_equal(implied, weights)
 
 
+def test_alias_tables_refuse_weights_that_are_not_a_distribution():
+    for row in ([1 << 31, 1 << 30], [1 << 32, 1]):  # short of 2^32, and over it
+        weights = np.zeros((1, 256), np.int64)
+        weights[0, :2] = row
+        with pytest.raises(ValueError, match="2\\^32"):
+            _native.alias_entries(weights)
+
+
 def _formula_draws(perturbation: str, constant: float, value: int, count: int, rng) -> np.ndarray:
     """The originals' formulas, literally, with NumPy's draws (torch's randn_like for gaussian
     noise: float32 normals)."""
