@@ -42,14 +42,15 @@ test-all: setup  ## including the slow stress tests (`-m slow`), which `make tes
 preview: setup  ## contact sheet: make preview VARIANT=imagenet PHOTO=astronaut
 	$(PY) -m pipeline.preview --variant $(VARIANT) --photo $(PHOTO) --out $(PREVIEW)
 
-bench: setup  ## speed of every corruption against the originals' figures
-	$(PY) benchmarks/bench_corruptions.py
+# ORIGINALS=path: a copy of the original script (make_imagenet_c.py / make_imagenet_p.py), timed in the same run
+bench: setup  ## speed of every corruption against the originals (ORIGINALS=.../make_imagenet_c.py)
+	$(PY) benchmarks/bench_corruptions.py $(if $(ORIGINALS),--originals "$(ORIGINALS)")
 
 bench-pipeline: setup  ## end-to-end ms per source image, 1 and 2 workers, peak memory
 	$(PY) benchmarks/bench_pipeline.py
 
-bench-perturbations: setup  ## ImageNet-P frames and writing per source image against the originals
-	$(PY) benchmarks/bench_perturbations.py
+bench-perturbations: setup  ## ImageNet-P frames and writing against the originals (ORIGINALS=.../make_imagenet_p.py)
+	$(PY) benchmarks/bench_perturbations.py $(if $(ORIGINALS),--originals "$(ORIGINALS)")
 
 bench-scoring: setup  ## scoring data path and loop against a naive loop shaped like ImageNet-C/test.py
 	$(PY) benchmarks/bench_scoring.py

@@ -52,8 +52,8 @@ def motion_blur_angles(image: np.ndarray, radius: float, sigma: float, angles, b
         padded = np.pad(planar, ((reach, reach), (reach, reach), (0, 0)), mode="edge").astype(np.float64)
         padded = padded.reshape(padded.shape[0], -1)
         out = np.empty((len(taps), *planar.shape), np.uint8)
-        rows, cols = np.nonzero(padded) if planar.shape[2] == 1 else ((), ())
-        sparse = planar.shape[2] == 1 and len(rows) * SPARSE_BELOW < padded.size
+        sparse = planar.shape[2] == 1 and np.count_nonzero(padded) * SPARSE_BELOW < padded.size
+        rows, cols = np.nonzero(padded) if sparse else (None, None)
         for frame, (dy, dx, weights) in zip(out, taps):
             if sparse:
                 _native.motion_blur_q16_sparse(padded, reach, rows, cols, dy, dx, weights, frame)

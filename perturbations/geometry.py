@@ -48,10 +48,6 @@ def affine(image: Image.Image, angle: float = 0.0, translate=(0, 0), scale: floa
                            resample)
 
 
-def _stack(frames) -> np.ndarray:
-    return np.stack([np.asarray(frame, np.uint8) for frame in frames])
-
-
 def full_window(image: np.ndarray, window) -> tuple[int, int, int, int]:
     """``window`` (top, left, height, width) of a frame, or the whole frame when it is None."""
     return (0, 0, *image.shape[:2]) if window is None else tuple(int(v) for v in window)
