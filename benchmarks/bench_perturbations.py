@@ -9,10 +9,11 @@ Runs as a pipeline worker does (``corruptions.runtime.producer_process``), origi
    (each kind's best of ``--rounds`` rounds over the photos). As in the pipeline, a photo's input
    stages (its resize to 256 and the crop) are made once for all kinds: they are timed apart and
    added to our total once (the originals' ``Resize(256)`` likewise runs once per image, before
-   the timed blocks; their crops are inside them). With --originals (a copy of hendrycks/robustness ImageNet-P/create_p/make_imagenet_p.py,
-   run as original_sequences.py describes) the originals' frame loops are timed in the same
-   run on the same photos, and checked against the reference's golden frames; otherwise the
-   figures measured on these machines are shown (shared/reference/imagenet-p/README.md: 5,100
+   the timed blocks; their crops are inside them). With --originals (a copy of
+   hendrycks/robustness ImageNet-P/create_p/make_imagenet_p.py, run as original_sequences.py
+   describes) the originals' frame loops are timed in the same run on the same photos, and
+   checked against the reference's golden frames; otherwise the figures measured on these
+   machines are shown (shared/reference/imagenet-p/README.md: 5,100
    ms in all; motion_blur 1,800, snow 1,000, brightness 500, shot noise 240-290 per sequence).
 2. Writing, per source image for all 20 kinds, timed in this run on the same frames:
    - the originals' path: every frame written as PNG (Pillow), then their ffmpeg command

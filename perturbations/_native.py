@@ -23,22 +23,25 @@ def _level(value, word, table):
 
 
 @njit(cache=True, nogil=True)
-def sample_levels(values, table, state, out):
-    """``out[f, k]`` = a level drawn for input level ``values[k]`` (F x len(values)), position
-    by position: position k takes the next ceil(F / 2) SFC64 words, frame f from word f // 2,
-    its low 32 bits when f is even, its high 32 when odd (a word's high half unused when F is
-    odd). ``state`` (a, b, c, counter) is advanced in place."""
+def sample_levels(values, table, state, out, little_endian):
+    """Levels drawn for the input levels ``values``, position by position: position k takes
+    the next ceil(F / 2) SFC64 words, and word j gives frame 2j (from its low 32 bits) and
+    frame 2j + 1 (its high 32 bits; unused past the last frame). ``out[k, j]`` (uint16, n x
+    ceil(F / 2)) holds that pair of levels, frame 2j in the first byte in memory, so ``out``
+    viewed as bytes is n x frames. ``state`` (a, b, c, counter) is advanced in place."""
     a, b, c, counter = state[0], state[1], state[2], state[3]
-    frames, n = out.shape
-    for k in range(n):  # frames inner: one input level, one row of the table, in cache
+    n, pairs = out.shape
+    first, second = (np.uint16(0), np.uint16(8)) if little_endian else (np.uint16(8), np.uint16(0))
+    for k in range(n):  # one input level at a time: one row of the table, in cache
         value = values[k]
-        for f in range(0, frames, 2):
+        draws = out[k]
+        for j in range(pairs):
             word = a + b + counter  # NumPy's SFC64 step, the state kept in registers
             a, b, c = b ^ (b >> _U11), c + (c << _U3), ((c << _U24) | (c >> _U40)) + word
             counter += _U1
-            out[f, k] = _level(value, np.uint32(word & _LOW32), table)
-            if f + 1 < frames:
-                out[f + 1, k] = _level(value, np.uint32(word >> _U32), table)
+            even = np.uint16(_level(value, np.uint32(word & _LOW32), table))
+            odd = np.uint16(_level(value, np.uint32(word >> _U32), table))
+            draws[j] = (even << first) | (odd << second)
     state[0], state[1], state[2], state[3] = a, b, c, counter
 
 

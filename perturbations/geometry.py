@@ -129,8 +129,8 @@ def tilt(image, params, draws, window=None):
     with_alpha = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2RGBA)
     frames = np.empty((params["frames"], rows, cols, 3), np.uint8)
     for i, frame in enumerate(frames):
-        warped = cv2.warpPerspective(with_alpha, tilt_matrix(width, height, params["angle_scale"] * (i - params["centre"])),
-                                     (width, height))
+        matrix = tilt_matrix(width, height, params["angle_scale"] * (i - params["centre"]))
+        warped = cv2.warpPerspective(with_alpha, matrix, (width, height))
         cv2.cvtColor(warped[top:top + rows, left:left + cols], cv2.COLOR_RGBA2RGB, dst=frame)  # a fast strided copy
     return frames
 

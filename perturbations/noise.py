@@ -23,7 +23,9 @@ quantised outcome costs a fraction of a float draw plus the formula.
 from __future__ import annotations
 
 import functools
+import sys
 
+import cv2
 import numpy as np
 from scipy.special import ndtr
 
@@ -107,8 +109,11 @@ def _stream(rng, shape, params) -> np.ndarray:
 def _noisy_frames(image: np.ndarray, params, stream: np.ndarray, table: np.ndarray) -> np.ndarray:
     frames = np.empty((int(params["frames"]), *image.shape), np.uint8)
     frames[0] = image
-    _native.sample_levels(np.ascontiguousarray(image).reshape(-1), table, np.array(stream, np.uint64),
-                          frames[1:].reshape(len(frames) - 1, -1))
+    values = np.ascontiguousarray(image).reshape(-1)
+    perturbed = len(frames) - 1
+    pairs = np.empty((values.size, (perturbed + 1) // 2), np.uint16)  # written in the draws' order
+    _native.sample_levels(values, table, np.array(stream, np.uint64), pairs, sys.byteorder == "little")
+    cv2.transpose(pairs.view(np.uint8)[:, :perturbed], dst=frames[1:].reshape(perturbed, -1))
     return frames
 
 

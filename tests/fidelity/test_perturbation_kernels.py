@@ -1,6 +1,8 @@
 """ImageNet-P's native loops against their oracles: Pillow, OpenCV, scipy, numpy and the real
 ImageMagick, on odd sizes and arbitrary inputs, and the noise sampler against literal numpy
 restatements of its stream and of the originals' formulas."""
+import sys
+
 import cv2
 import numpy as np
 import pytest
@@ -30,8 +32,8 @@ def test_bilinear_affine_is_pillows_transform_bit_for_bit():
         pil = Image.fromarray(image)
         height, width = image.shape[:2]
         transforms = [{"angle": rng.uniform(-20, 20)}, {"shear": rng.uniform(-20, 20)}, {"scale": rng.uniform(0.5, 2)},
-                      {"scale": rng.uniform(0.3, 0.9)}, {"angle": 7.0, "translate": (3, -2), "scale": 1.3, "shear": -11.0},
-                      {}]
+                      {"scale": rng.uniform(0.3, 0.9)},
+                      {"angle": 7.0, "translate": (3, -2), "scale": 1.3, "shear": -11.0}, {}]
         expected = [np.asarray(affine(pil, **t, resample=Image.BILINEAR)) for t in transforms]
         for frame, oracle in zip(bilinear_affine_frames(image, transforms), expected):
             assert np.array_equal(frame, oracle)
@@ -80,9 +82,10 @@ def test_tilt_is_opencvs_three_channel_warp(size):
 
 
 def literal_levels(values: np.ndarray, table: np.ndarray, state: np.ndarray, frames: int) -> np.ndarray:
-    """``sample_levels`` as its docstring states it, with NumPy's own SFC64: position k takes
-    ceil(F / 2) words; frame f uses word f // 2, low half when f is even; column = top 8 bits,
-    kept when the low 24 bits fall under the entry's threshold, else the entry's alias."""
+    """``sample_levels`` as its docstring states it (positions x frames), with NumPy's own
+    SFC64: position k takes ceil(F / 2) words; frame f uses word f // 2, low half when f is even;
+    column = top 8 bits, kept when the low 24 bits fall under the entry's threshold, else the
+    entry's alias."""
     per_position = (frames + 1) // 2
     generator = np.random.SFC64()
     words = generator.state
@@ -94,7 +97,7 @@ def literal_levels(values: np.ndarray, table: np.ndarray, state: np.ndarray, fra
     column = draws >> np.uint32(24)
     entry = table[(values.astype(np.uint32)[None, :] << np.uint32(8)) | column]
     return np.where((draws & np.uint32(0xFFFFFF)) < (entry >> np.uint32(8)), column, entry & np.uint32(0xFF)).astype(
-        np.uint8)
+        np.uint8).T
 
 
 @pytest.mark.parametrize("positions, frames", [(105, 30), (104, 7), (1, 1), (3, 2)])
@@ -103,10 +106,13 @@ def test_noise_draws_are_numpys_sfc64_through_the_alias_table(positions, frames)
     values = rng.integers(0, 256, positions).astype(np.uint8)
     table = level_table("shot_noise", 60.0)
     state = PERTURBATIONS.get("shot_noise").draw(rng, (positions,), {})
-    out = np.empty((frames, positions), np.uint8)
+    out = np.empty((positions, (frames + 1) // 2), np.uint16)
     advanced = state.copy()
-    _native.sample_levels(values, table, advanced, out)
-    assert np.array_equal(out, literal_levels(values, table, state, frames))
+    _native.sample_levels(values, table, advanced, out, sys.byteorder == "little")
+    assert np.array_equal(out.view(np.uint8)[:, :frames], literal_levels(values, table, state, frames))
+    other_order = np.empty_like(out)  # the packing a big-endian machine uses: the same bytes there
+    _native.sample_levels(values, table, state.copy(), other_order, sys.byteorder != "little")
+    assert np.array_equal(other_order.byteswap(), out)
     assert not np.array_equal(advanced, state)
 
 
@@ -164,8 +170,9 @@ def test_level_distributions_are_the_originals_formulas(perturbation, constant):
         tolerance = 5 * np.sqrt(expected * (1 - expected) / count) + 1e-4
         formula = np.bincount(_formula_draws(perturbation, constant, value, count, rng), minlength=256) / count
         state = PERTURBATIONS.get(perturbation).draw(rng, (1,), {})
-        out = np.empty((count, 1), np.uint8)  # one position, count frames: count independent draws
-        _native.sample_levels(np.array([value], np.uint8), table, state, out)
+        out = np.empty((1, count // 2), np.uint16)  # one position, count frames: count independent draws
+        _native.sample_levels(np.array([value], np.uint8), table, state, out, sys.byteorder == "little")
+        out = out.view(np.uint8)
         ours = np.bincount(out.ravel(), minlength=256) / count
         assert np.all(np.abs(formula - expected) <= tolerance), (perturbation, value, "formula vs table")
         assert np.all(np.abs(ours - expected) <= tolerance), (perturbation, value, "draws vs table")
@@ -182,7 +189,8 @@ def test_gaussian_levels_follow_the_normal_cdf():
     assert below[100, 101] == pytest.approx(ndtr((101 / 255 - x) / 0.05), abs=1e-15)
 
 
-@pytest.mark.parametrize("kernel", [[0.05, 0.1, 0.15, 0.7], [0.2, 0.8], [1.0], [0.3, 0.3, 0.4], [-0.5, 1.0, 0.5, 0.1, 2.0]])
+@pytest.mark.parametrize("kernel", [[0.05, 0.1, 0.15, 0.7], [0.2, 0.8], [1.0], [0.3, 0.3, 0.4],
+                                    [-0.5, 1.0, 0.5, 0.1, 2.0]])
 def test_drip_is_numpys_same_convolution(kernel):
     liquid = np.random.default_rng(3).random((23, 17))
     liquid[liquid < 0.6] = 0

@@ -59,8 +59,9 @@ def test_a_window_is_the_same_bytes_as_cropping_the_frames(name, variant):
         image = rng.integers(0, 256, shape, dtype=np.uint8)
         whole = kernel.apply(image, params, None)
         height, width = shape[:2]
-        for top, left, rows, cols in [(0, 0, height, width), (3, 5, height - 7, width - 6), (height - 1, width - 1, 1, 1),
-                                      (0, width // 2, height, width - width // 2)]:
+        windows = [(0, 0, height, width), (3, 5, height - 7, width - 6), (height - 1, width - 1, 1, 1),
+                   (0, width // 2, height, width - width // 2)]
+        for top, left, rows, cols in windows:
             part = kernel.apply(image, params, None, window=(top, left, rows, cols))
             assert part.shape == (whole.shape[0], rows, cols, 3)
             assert np.array_equal(part, whole[:, top:top + rows, left:left + cols]), (shape, top, left)
