@@ -6,10 +6,11 @@
 Runs as a pipeline worker does (``corruptions.runtime.producer_process``), originals included.
 
 1. Frame generation: ms per sequence of each of the 20 kinds and the total per source image
-   (each kind's best of ``--rounds`` rounds over the photos). As in the pipeline, a photo's input
-   stages (its resize to 256 and the crop) are made once for all kinds: they are timed apart and
-   added to our total once (the originals' ``Resize(256)`` likewise runs once per image, before
-   the timed blocks; their crops are inside them). With --originals (a copy of
+   (each kind's best of ``--rounds`` rounds over the photos; with --originals theirs take half as
+   many, kind by kind beside ours, so that both see the same state of a shared machine). As in
+   the pipeline, a photo's input stages (its resize to 256 and the crop) are made once for all
+   kinds: they are timed apart and added to our total once (the originals' ``Resize(256)``
+   likewise runs once per image, before the timed blocks; their crops are inside them). With --originals (a copy of
    hendrycks/robustness ImageNet-P/create_p/make_imagenet_p.py, run as original_sequences.py
    describes) the originals' frame loops are timed in the same run on the same photos, and
    checked against the reference's golden frames; otherwise the figures measured on these
@@ -43,7 +44,7 @@ from PIL import Image  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from corruptions.preprocess import resize_shorter  # noqa: E402
 from corruptions.runtime import producer_process  # noqa: E402
-from perturbations import family, frames_from_input, load_sequences, perturb, sequence_names, stage_image  # noqa: E402
+from perturbations import family, frames_from_input, load_sequences, perturb, sequence_names, stage_images  # noqa: E402
 from pipeline.formats.mp4_tree import Encoding, encode  # noqa: E402
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
@@ -59,16 +60,20 @@ def timed(function, *args):
     return result, (time.perf_counter() - start) * 1000
 
 
-def best_per_kind(run, kinds, photos, rounds: int) -> dict[str, float]:
-    """Each kind's best time over ``rounds`` rounds over ``photos``, kinds interleaved (so a
-    slow spell of a shared machine does not fall on one kind), after a warm-up call each."""
-    for kind in kinds:
-        run(kind, photos[0])
-    best = {kind: float("inf") for kind in kinds}
-    for _ in range(rounds):
+def best_per_kind(runs: dict, kinds, rounds: int) -> dict[str, dict[str, float]]:
+    """Each kind's best time per contender over ``rounds`` rounds. ``runs``: name -> (run(kind,
+    photo), photos, rounds it takes part in). Within a round the contenders take turns kind by
+    kind, so a slow spell of a shared machine falls on both sides of a ratio, not on one."""
+    for run, photos, _ in runs.values():
         for kind in kinds:
-            for photo in photos:
-                best[kind] = min(best[kind], timed(run, kind, photo)[1])
+            run(kind, photos[0])  # warm-up: compilation, tables, ImageMagick's start
+    best = {name: {kind: float("inf") for kind in kinds} for name in runs}
+    for index in range(rounds):
+        for kind in kinds:
+            for name, (run, photos, its_rounds) in runs.items():
+                if index < its_rounds:
+                    for photo in photos:
+                        best[name][kind] = min(best[name][kind], timed(run, kind, photo)[1])
     return best
 
 
@@ -117,13 +122,12 @@ def frame_table(args, kinds) -> tuple[float, float, str]:
     photos = [getattr(skimage.data, name)() for name in PHOTOS[:args.photos]]
     sequences = load_sequences("imagenet")
     stages = sorted({sequences.params_for(kind)["input"] for kind in kinds})
-    staging = min(timed(lambda photo: [stage_image(photo, stage, sequences) for stage in stages], photo)[1]
-                  for photo in photos for _ in range(args.rounds))
-    staged = [{stage: stage_image(photo, stage, sequences) for stage in stages} for photo in photos]
+    staging = min(timed(stage_images, photo, stages, sequences)[1] for photo in photos for _ in range(args.rounds))
+    staged = [stage_images(photo, stages, sequences) for photo in photos]
 
     def ours_run(kind, inputs):
         return frames_from_input(inputs[sequences.params_for(kind)["input"]], kind, np.random.default_rng(1), sequences)
-    ours = best_per_kind(ours_run, kinds, staged, args.rounds)
+    runs = {"ours": (ours_run, staged, args.rounds)}
     if args.originals:
         from original_sequences import load_original_sequences
         originals = load_original_sequences(Path(args.originals))
@@ -131,8 +135,12 @@ def frame_table(args, kinds) -> tuple[float, float, str]:
         if missing:
             sys.exit(f"error: {args.originals} has no frame loop for {', '.join(missing)}")
         resized = [resize_shorter(Image.fromarray(photo), 256) for photo in photos]
-        theirs = best_per_kind(lambda kind, img: originals[kind](img), kinds, resized, max(1, args.rounds // 2))
-        source = "the originals' frame loops, timed in this run"
+        runs["originals"] = (lambda kind, img: originals[kind](img), resized, max(1, args.rounds // 2))
+    best = best_per_kind(runs, kinds, args.rounds)
+    ours = best["ours"]
+    if args.originals:
+        theirs = best["originals"]
+        source = "the originals' frame loops, timed in this run, kind by kind beside ours"
     else:
         theirs = {kind: REFERENCE_KIND_MS.get(kind.rsplit("_", 1)[0] if kind[-1] in "23" else kind, np.nan)
                   for kind in kinds}

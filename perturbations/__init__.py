@@ -20,8 +20,8 @@ from .config import SequenceVariant, load_sequences
 from .registry import (ALL_KINDS, DIFFICULTIES, NOISES, PERTURBATIONS, TEST, VALIDATION, difficulties, kind_name,
                        sequence_names, split_kind)
 
-__all__ = ["perturb", "sequence_names", "load_sequences", "stage_image", "frames_from_input", "split_kind",
-           "kind_name", "difficulties", "family", "ALL_KINDS", "DIFFICULTIES", "NOISES", "PERTURBATIONS", "TEST",
+__all__ = ["perturb", "sequence_names", "load_sequences", "stage_image", "stage_images", "frames_from_input",
+           "split_kind", "kind_name", "difficulties", "family", "ALL_KINDS", "DIFFICULTIES", "NOISES", "PERTURBATIONS", "TEST",
            "VALIDATION", "SequenceVariant"]
 
 
@@ -51,6 +51,22 @@ def _through(image: np.ndarray, steps) -> np.ndarray:
 def stage_image(photo: np.ndarray, stage: str, variant) -> np.ndarray:
     """``photo`` (HxWx3 uint8) through the variant's named stage."""
     return _through(photo, _sequences(variant).stages[stage])
+
+
+def stage_images(photo: np.ndarray, stages, variant) -> dict[str, np.ndarray]:
+    """``{stage: stage_image(photo, stage, variant)}`` for the named stages, each step run once
+    for the stages that share it (``clean``'s resize is ``precrop``)."""
+    sequences = _sequences(variant)
+    done = [((), photo)]  # (steps so far, image); steps are mappings, compared by content
+    out = {}
+    for stage in stages:
+        steps = tuple(sequences.stages[stage])
+        made, image = max(((p, i) for p, i in done if steps[:len(p)] == p), key=lambda pair: len(pair[0]))
+        for n in range(len(made), len(steps)):
+            image = _through(image, steps[n:n + 1])
+            done.append((steps[:n + 1], image))
+        out[stage] = image
+    return out
 
 
 def leading_window(shape: tuple[int, ...], steps) -> tuple[tuple[int, int, int, int] | None, tuple]:

@@ -16,7 +16,7 @@ import numpy as np
 
 from corruptions import rng_for
 from corruptions.preprocess import to_rgb
-from perturbations import family, frames_from_input, load_sequences, stage_image
+from perturbations import family, frames_from_input, load_sequences, stage_images
 
 from .readers import DEFAULT_MAX_PIXELS, Item, deterministic, load_pixels
 from .formats.mp4_tree import relative_path
@@ -87,7 +87,7 @@ class ImageNetP:
         for index, item in enumerate(items):
             try:
                 photo = np.asarray(to_rgb(load_pixels(item, self.max_pixels)), np.uint8)
-                inputs[index] = {stage: stage_image(photo, stage, sequences) for stage in self.stages()}
+                inputs[index] = stage_images(photo, self.stages(), sequences)
                 ok[index] = True
             except Exception as exc:  # noqa: BLE001 - any decoder error is this file's failure, not the run's
                 failures.append({"image_id": item.image_id, "row": start + index, "path": item.where,

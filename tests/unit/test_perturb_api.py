@@ -77,3 +77,16 @@ def test_leading_window_composes_the_output_stages_crops():
     assert leading_window((64, 64), []) == ((0, 0, 64, 64), ())
     assert leading_window((100, 90), [crop]) == (None, (crop,))  # reaches outside: PIL fills black
     assert leading_window((300, 300), [crop, {"op": "center_crop", "size": 100}]) == ((100, 100, 100, 100), ())
+
+
+@pytest.mark.parametrize("variant", ["imagenet", "inception", "imagenet64", "tiny", "cifar"])
+def test_stages_made_together_are_each_stage_alone(variant):
+    """``stage_images`` runs a step shared by stages once (clean's resize is precrop) and gives
+    what each stage gives alone."""
+    from perturbations import load_sequences, stage_image, stage_images
+    sequences = load_sequences(variant)
+    photo = np.random.default_rng(4).integers(0, 256, (300, 410, 3), dtype=np.uint8)
+    together = stage_images(photo, list(sequences.stages), sequences)
+    assert list(together) == list(sequences.stages)
+    for stage, image in together.items():
+        assert np.array_equal(image, stage_image(photo, stage, sequences)), stage
