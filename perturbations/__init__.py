@@ -94,11 +94,13 @@ def frames_from_input(image: np.ndarray, kind: str, rng=None, variant="imagenet"
     params = sequences.params_for(kind)
     if draws is None:
         draws = kernel.draw(np.random.default_rng(rng), image.shape, params)
-    window, steps = leading_window(image.shape, sequences.stages[params["output"]])
+    output = sequences.stages[params["output"]]
+    window, steps = leading_window(image.shape, output)
     if window is not None and kernel.windowed:
         frames = kernel.apply(image, params, draws, window=window)
     else:
         frames = kernel.apply(image, params, draws)
+        window, steps = leading_window(frames.shape[1:], output)
         if window is not None and window != (0, 0, *frames.shape[1:3]):
             top, left, height, width = window
             frames = np.ascontiguousarray(frames[:, top:top + height, left:left + width])
