@@ -8,17 +8,6 @@ from corruptions.motion import motion_blur
 from ..helpers import clean
 
 
-@pytest.fixture(scope="module")
-def wand():
-    # The real ImageMagick is the oracle; `make test` installs libmagickwand where missing,
-    # so its absence is a broken set-up, not a reason to skip.
-    try:
-        import wand.image
-    except ImportError as exc:
-        pytest.fail(f"wand / libmagickwand missing ({exc}): run `make setup`")
-    return wand.image
-
-
 @pytest.mark.parametrize("radius, sigma, angle", [
     (10, 3, 4.39), (15, 5, -44.9), (20, 15, 31.7), (12, 4, -12.0), (6, 1, 38.0), (8, 2, -35.5),
     (10, 1.5, 0.0), (14, 4, -90.0), (12, 8, -131.3), (10, 4, -45.0), (22, 16, 17.2)])

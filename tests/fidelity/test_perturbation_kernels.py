@@ -210,14 +210,6 @@ def test_gaussian_blur_levels_are_scipys_filter(shape, sigma):
     assert np.array_equal(out, expected)
 
 
-@pytest.fixture(scope="module")
-def wand():
-    try:
-        import wand.image  # noqa: F401
-    except ImportError as exc:
-        pytest.fail(f"wand / libmagickwand missing ({exc}): run `make setup`")
-
-
 def test_sparse_motion_blur_is_the_dense_sum_and_imagemagick(wand):
     """A sparse one-channel layer (snow's flakes) is blurred by scattering its nonzero pixels:
     the same bytes as the dense sum, and as ImageMagick itself, at every angle of a sweep."""
