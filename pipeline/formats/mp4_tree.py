@@ -78,64 +78,113 @@ def decode(path_or_bytes) -> np.ndarray:
     """Every frame of an MP4 as T x H x W x 3 uint8 RGB: PyAV with one decoder thread and
     FFmpeg's own conversion to RGB, which gives the same pixels as OpenCV's ``cv2.VideoCapture``
     plus BGR -> RGB (what the original evaluation read; checked in the tests). yuv444p frames
-    (the originals' and our encoding) convert through ``rgb_table()``, FFmpeg's conversion
-    tabulated: the same bytes, three times faster. A file that cannot be decoded, holds no
-    frames, or whose frames change size raises ``DataError``."""
+    (the originals' and our encoding) convert through ``yuv444_to_rgb``, FFmpeg's fixed-point
+    arithmetic restated, once checked equal to FFmpeg on all 2^24 colours. A file that cannot
+    be decoded, holds no frames, or whose frames change size raises ``DataError``."""
     import av
     name = "video" if isinstance(path_or_bytes, (bytes, bytearray)) else str(path_or_bytes)
     source = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, (bytes, bytearray)) else str(path_or_bytes)
+    out, count, sizes = None, 0, {}
     try:
-        with av.open(source) as container:
+        # The stream probe decodes nothing (MP4 states what it holds); frames decode once, below.
+        with av.open(source, options={"skip_frame": "all", "threads": "1"}) as container:
             if not container.streams.video:
                 raise DataError(f"{name}: holds no video stream")
             stream = container.streams.video[0]
             stream.thread_type = "NONE"
             stream.codec_context.thread_count = 1
-            frames = [_rgb(frame) for frame in container.decode(stream)]
+            for frame in container.decode(stream):
+                sizes.setdefault((frame.height, frame.width))
+                if len(sizes) > 1:
+                    continue  # refused below, with every size named
+                if out is None:  # the header's frame count, within reason (a file may lie)
+                    out = np.empty((min(max(stream.frames, 1), 64), frame.height, frame.width, 3), np.uint8)
+                elif count == len(out):
+                    out = np.concatenate([out, np.empty_like(out)])
+                _rgb(frame, out[count])
+                count += 1
     except (av.FFmpegError, OSError, ValueError, EOFError) as exc:
         raise DataError(f"{name}: cannot be decoded: {type(exc).__name__}: {exc}") from None
-    if not frames:
+    if not sizes:
         raise DataError(f"{name}: holds no frames")
-    sizes = list(dict.fromkeys(f.shape[:2] for f in frames))
     if len(sizes) > 1:
         raise DataError(f"{name}: frames of different sizes ({', '.join(f'{w}x{h}' for h, w in sizes)})")
-    return np.stack(frames)
+    return out[:count]
+
+
+# FFmpeg (libswscale) turns yuv444p into rgb24 through its full-chroma output path, in 32-bit
+# fixed point with BT.601 limited-range coefficients. With 8-bit samples Y, U, V its 32-bit
+# sums are 2^9 s, where
+#     s_R = 9539 (Y - 16) + 13075 (V - 128) + 4096
+#     s_G = 9539 (Y - 16) -  6660 (V - 128) - 3209 (U - 128) + 4096
+#     s_B = 9539 (Y - 16) + 16525 (U - 128) + 4096
+# and writes floor(s / 2^13) clipped to 0..255, except that where s >= 2^22 its 32-bit sum has
+# wrapped negative and it writes 0 (only B reaches it, at Y and U near 255). Every s is an
+# integer below 2^23, exact in float32.
+SWSCALE_YUV444 = {"luma": 9539, "v_to_r": 13075, "v_to_g": -6660, "u_to_g": -3209, "u_to_b": 16525}
 
 
 def _color_key(frame) -> tuple:
     return (frame.format.name, getattr(frame, "colorspace", None), getattr(frame, "color_range", None))
 
 
-@functools.lru_cache(maxsize=1)
-def rgb_table() -> tuple[np.ndarray, tuple]:
-    """FFmpeg's yuv444p -> rgb24 conversion of every (Y, U, V) (a per-pixel function: no
-    chroma to resample), found by converting one 4096 x 4096 frame holding all 2^24 of them:
-    a (2^24, 3) table, 48 MiB, and the colour properties of frames it applies to."""
-    import av
-    k = np.arange(1 << 24, dtype=np.uint32)
-    planes = np.stack([(k >> 16).astype(np.uint8), ((k >> 8) & 255).astype(np.uint8), (k & 255).astype(np.uint8)])
-    frame = av.VideoFrame.from_ndarray(planes.reshape(3, 4096, 4096), format="yuv444p")
-    return frame.to_ndarray(format="rgb24").reshape(-1, 3), _color_key(frame)
-
-
-def _rgb(frame) -> np.ndarray:
-    table, key = rgb_table()
-    if _color_key(frame) != key:
-        return frame.to_ndarray(format="rgb24")
-    planes = frame.to_ndarray()
-    out = np.empty(planes.shape[1:] + (3,), np.uint8)
-    _lookup(planes[0], planes[1], planes[2], table, out)
+def yuv444_to_rgb(y: np.ndarray, u: np.ndarray, v: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """H x W x 3 uint8 RGB of three H x W uint8 planes by the formula above (into ``out``,
+    a C-contiguous H x W x 3 uint8 array, where given)."""
+    import cv2
+    planes = np.empty((3,) + y.shape, np.uint8)
+    c = SWSCALE_YUV444
+    _yuv444_planes(y, u, v, planes, c["luma"], c["v_to_r"], c["v_to_g"], c["u_to_g"], c["u_to_b"])
+    if out is None:
+        return cv2.merge(tuple(planes))
+    cv2.merge(tuple(planes), dst=out)
     return out
 
 
+@functools.lru_cache(maxsize=1)
+def yuv444_conversion() -> tuple[bool, tuple]:
+    """Whether ``yuv444_to_rgb`` equals this FFmpeg's own yuv444p -> rgb24 conversion on every
+    (Y, U, V), found by converting frames holding all 2^24 of them both ways (a second or two,
+    once per process, before loader workers fork); and the colour properties of the frames it
+    applies to. Where it does not, frames go through FFmpeg's conversion."""
+    import av
+    chroma = np.arange(1 << 16, dtype=np.uint32).reshape(256, 256)
+    u, v = np.tile((chroma >> 8).astype(np.uint8), (16, 1)), np.tile((chroma & 255).astype(np.uint8), (16, 1))
+    exact, frame = True, None
+    for first in range(0, 256, 16):  # 16 luma levels a frame: 4096 x 256, every (U, V) for each
+        y = np.repeat(np.arange(first, first + 16, dtype=np.uint8), 256)[:, None].repeat(256, 1)
+        frame = av.VideoFrame.from_ndarray(np.stack([y, u, v]), format="yuv444p")
+        exact = exact and np.array_equal(frame.to_ndarray(format="rgb24"), yuv444_to_rgb(y, u, v))
+    return bool(exact), _color_key(frame)
+
+
+def _rgb(frame, out: np.ndarray) -> None:
+    """Write ``frame`` as H x W x 3 RGB into ``out``."""
+    exact, key = yuv444_conversion()
+    if not exact or _color_key(frame) != key:
+        out[...] = frame.to_ndarray(format="rgb24")
+        return
+    height, width = frame.height, frame.width
+    y, u, v = (np.frombuffer(plane, np.uint8).reshape(height, plane.line_size)[:, :width] for plane in frame.planes)
+    yuv444_to_rgb(y, u, v, out)
+
+
 @njit(cache=True, nogil=True)
-def _lookup(y, u, v, table, out):
+def _yuv444_planes(y, u, v, out, luma, v_to_r, v_to_g, u_to_g, u_to_b):
+    # float32 so that the loop vectorises; every value is an integer below 2^23, so exact
+    top, wrap, scale = np.float32(2 ** 21 - 1), np.float32(2 ** 22), np.float32(2.0 ** -13)
+    zero = np.float32(0)
     for i in range(y.shape[0]):
         for j in range(y.shape[1]):
-            index = (np.int64(y[i, j]) << 16) | (np.int64(u[i, j]) << 8) | np.int64(v[i, j])
-            out[i, j, 0] = table[index, 0]
-            out[i, j, 1] = table[index, 1]
-            out[i, j, 2] = table[index, 2]
+            base = np.float32(luma) * (np.float32(y[i, j]) - np.float32(16)) + np.float32(4096)
+            cb, cr = np.float32(u[i, j]) - np.float32(128), np.float32(v[i, j]) - np.float32(128)
+            r = base + np.float32(v_to_r) * cr
+            g = base + np.float32(v_to_g) * cr + np.float32(u_to_g) * cb
+            b = base + np.float32(u_to_b) * cb
+            b = b if b < wrap else zero
+            out[0, i, j] = np.uint8(min(max(r, zero), top) * scale)
+            out[1, i, j] = np.uint8(min(max(g, zero), top) * scale)
+            out[2, i, j] = np.uint8(min(max(b, zero), top) * scale)
 
 
 def relative_path(kind: str, item) -> tuple[str, ...]:
@@ -227,4 +276,4 @@ class Reader(SequenceReader):
         return decode(self._videos[kind].names[index])
 
     def prepare(self):
-        rgb_table()
+        yuv444_conversion()

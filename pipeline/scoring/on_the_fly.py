@@ -161,7 +161,7 @@ class OnTheFlySequences(_FromSource, SequenceReader):
 
     def prepare(self):
         if self.encodings is not None:
-            mp4_tree.rgb_table()
+            mp4_tree.yuv444_conversion()
 
 
 def on_the_fly_data(config: dict, classes=None, mp4_round_trip: bool = False):

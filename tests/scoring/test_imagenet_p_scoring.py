@@ -236,6 +236,35 @@ def test_decoded_pixels_equal_opencv_on_the_originals_encoding(tmp_path, pix_fmt
         assert 0 < np.abs(decoded.astype(int) - frames).mean() < 8  # lossy, so the comparison means something
 
 
+def test_yuv444_formula_is_ffmpegs_conversion_of_every_colour():
+    """The restated fixed-point formula against FFmpeg's own yuv444p -> rgb24 conversion of one
+    frame holding all 2^24 (Y, U, V): every pixel equal, the B wrap at Y, U near 255 included."""
+    import av
+    k = np.arange(1 << 24, dtype=np.uint32).reshape(4096, 4096)
+    y, u, v = (k >> 16).astype(np.uint8), ((k >> 8) & 255).astype(np.uint8), (k & 255).astype(np.uint8)
+    ffmpeg = av.VideoFrame.from_ndarray(np.stack([y, u, v]), format="yuv444p").to_ndarray(format="rgb24")
+    assert np.array_equal(mp4_tree.yuv444_to_rgb(y, u, v), ffmpeg)
+    blue = ffmpeg[..., 2].reshape(-1)
+    assert blue[(255 << 16) | (255 << 8)] == 0 and blue[(235 << 16) | (240 << 8)] == 255
+    assert mp4_tree.yuv444_conversion()[0]  # so decode() takes the formula, not FFmpeg's slower path
+
+
+@pytest.mark.parametrize("shape", [(70, 18, 34), (3, 33, 17)])
+def test_decode_equals_ffmpeg_and_opencv_at_odd_sizes_and_lengths(tmp_path, shape):
+    """Widths whose planes carry row padding, and more frames than decode() first allocates:
+    every frame equals FFmpeg's rgb24 conversion and cv2.VideoCapture's plus BGR -> RGB."""
+    import av
+    rng = np.random.default_rng(5)
+    frames = rng.integers(0, 256, shape + (3,), np.uint8)
+    path = tmp_path / "odd.mp4"
+    path.write_bytes(encode(frames, Encoding(preset="ultrafast", crf=10)))
+    decoded = decode(path)
+    with av.open(str(path)) as container:
+        ffmpeg = np.stack([frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)])
+    assert decoded.shape == frames.shape and decoded.flags.c_contiguous
+    assert np.array_equal(decoded, ffmpeg) and np.array_equal(decoded, cv2_frames(path))
+
+
 def test_bad_videos_are_named_and_left_out(data, tmp_path, capsys):
     import shutil
     tree = tmp_path / "tree"
