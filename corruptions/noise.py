@@ -14,7 +14,7 @@ from scipy.special import gammaln
 from . import _native
 from ._ops import to_unit, unit_to_uint8
 from .registry import register
-from .settings import FRACTION, NONNEGATIVE, POSITIVE
+from .settings import FRACTION, NONNEGATIVE, PHOTONS, POSITIVE
 
 
 def standard_normal(rng, shape, params) -> np.ndarray:
@@ -57,7 +57,7 @@ def _uniforms(rng, shape, params) -> np.ndarray:
     return rng.random(int(np.prod(shape)))
 
 
-@register("shot_noise", family="noise", levels={"photons": POSITIVE}, sample=_uniforms)
+@register("shot_noise", family="noise", levels={"photons": PHOTONS}, sample=_uniforms)
 def shot_noise(image, params, uniforms):
     """``uint8(clip(Poisson(x * photons) / photons, 0, 1) * 255)``, sampled by inverse CDF per
     input level from the uniforms drawn (the exact Poisson distribution)."""

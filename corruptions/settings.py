@@ -166,6 +166,8 @@ NONNEGATIVE = number("a number >= 0", low=0)
 FRACTION = number("a number from 0 to 1", low=0, high=1)
 NUMBER = number()
 POSITIVE_INT = integer("a positive integer", low=1)
+# Shot noise tabulates 256 x photons probabilities; past 10^5 photons its noise is under one level.
+PHOTONS = number("a number of photons above 0 and at most 100000", low=0, low_open=True, high=100_000)
 ANGLE_RANGE = numbers(2, "two numbers [low, high] with low <= high (degrees)", ordered=True)
 RGB = numbers(3, "three integers from 0 to 255 (R, G, B)", each=lambda v: isinstance(v, int) and 0 <= v <= 255)
 ODD_SIZE = Annotated[Any, _expect("a positive odd integer", lambda v: v if _is_int(v) and v > 0 and v % 2 else None)]

@@ -30,7 +30,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from corruptions.noise import poisson_tables
-from corruptions.settings import NONNEGATIVE, POSITIVE
+from corruptions.settings import NONNEGATIVE, PHOTONS, POSITIVE
 
 from . import _native
 from .registry import register
@@ -124,7 +124,7 @@ def gaussian_noise(image, params, stream):
     return _noisy_frames(image, params, stream, level_table("gaussian_noise", params["sigma"]))
 
 
-@register("shot_noise", family="noise", levels={"photons": POSITIVE}, sample=_stream)
+@register("shot_noise", family="noise", levels={"photons": PHOTONS}, sample=_stream)
 def shot_noise(image, params, stream):
     """Frame i >= 1: ``trunc(255 clip(Poisson(photons x) / photons, 0, 1))``, each value drawn
     from that output's distribution (``shot_cumulative``)."""

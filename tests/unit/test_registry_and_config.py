@@ -92,6 +92,8 @@ def _broken_copy(tmp_path, edit):
     (lambda d: d["preprocess"].append({"op": "rotate"}), "preprocess[2].op", "resize_shorter"),
     (lambda d: d["preprocess"][0].update(size=-3), "preprocess[0].size", "a positive integer"),
     (lambda d: d["corruptions"]["fog"]["severities"][0].update(strength=True), "strength", "a positive number"),
+    (lambda d: d["corruptions"]["shot_noise"]["severities"][0].update(photons=1e9),
+     "corruptions.shot_noise.severities[1].photons", "at most 100000"),
 ])
 def test_malformed_config_fails_at_load_naming_file_and_key(tmp_path, edit, key, expected):
     path = _broken_copy(tmp_path, edit)
