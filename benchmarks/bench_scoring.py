@@ -351,13 +351,10 @@ def cpu_rate(function) -> float:
 def decoder_alone(paths) -> int:
     """FFmpeg's H.264 decoder and nothing else (frames left in YUV): what any path that reads
     these MP4s pays, a ceiling for the data path's ratio."""
-    import av
+    from pipeline.formats.mp4_tree import video_stream
     frames = 0
     for path in paths:
-        with av.open(str(path), options={"skip_frame": "all", "threads": "1"}) as container:
-            stream = container.streams.video[0]
-            stream.thread_type = "NONE"
-            stream.codec_context.thread_count = 1
+        with video_stream(str(path)) as (container, stream):
             frames += sum(1 for _ in container.decode(stream))
     return frames
 

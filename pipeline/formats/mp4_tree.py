@@ -10,6 +10,7 @@ threads gives bitstreams that depend on timing).
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
 from dataclasses import dataclass
@@ -74,6 +75,19 @@ def encode(frames: np.ndarray, settings: Encoding = Encoding(), container_format
     return buffer.getvalue()
 
 
+@contextlib.contextmanager
+def video_stream(source):
+    """(container, its first video stream or None) for decoding with one thread. The stream
+    probe decodes nothing (an MP4 states what it holds), so each frame is decoded once."""
+    import av
+    with av.open(source, options={"skip_frame": "all", "threads": "1"}) as container:
+        stream = container.streams.video[0] if container.streams.video else None
+        if stream is not None:
+            stream.thread_type = "NONE"
+            stream.codec_context.thread_count = 1
+        yield container, stream
+
+
 def decode(path_or_bytes) -> np.ndarray:
     """Every frame of an MP4 as T x H x W x 3 uint8 RGB: PyAV with one decoder thread and
     FFmpeg's own conversion to RGB, which gives the same pixels as OpenCV's ``cv2.VideoCapture``
@@ -86,13 +100,9 @@ def decode(path_or_bytes) -> np.ndarray:
     source = io.BytesIO(path_or_bytes) if isinstance(path_or_bytes, (bytes, bytearray)) else str(path_or_bytes)
     out, count, sizes = None, 0, {}
     try:
-        # The stream probe decodes nothing (MP4 states what it holds); frames decode once, below.
-        with av.open(source, options={"skip_frame": "all", "threads": "1"}) as container:
-            if not container.streams.video:
+        with video_stream(source) as (container, stream):
+            if stream is None:
                 raise DataError(f"{name}: holds no video stream")
-            stream = container.streams.video[0]
-            stream.thread_type = "NONE"
-            stream.codec_context.thread_count = 1
             for frame in container.decode(stream):
                 sizes.setdefault((frame.height, frame.width))
                 if len(sizes) > 1:
