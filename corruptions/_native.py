@@ -546,3 +546,104 @@ def salt_and_pepper(image, flip, salt, amount, salt_share):
         if flips[n] <= amount:
             flat[n] = 255 if salts[n] <= salt_share else 0
     return out
+
+
+# Filters and warps with every rounding fixed. OpenCV's float filters and warps round differently
+# on CPUs with and without AVX2 / FMA (its dispatched SIMD code), and OpenBLAS's products with each
+# CPU's kernel; these loops add in one stated order and never fuse a multiply with an add (numba
+# does not contract), so they give the same bits on any x86-64 (tests/unit/test_cpu_independence).
+
+@njit(inline="always")
+def _edge_index(i, n, reflect):
+    """Index ``i`` of a length-``n`` line extended by scipy's mode 'reflect' (half-sample
+    symmetric) or 'nearest' (edge repeated)."""
+    if 0 <= i < n:
+        return i
+    if reflect:
+        return _reflect_index(i, n)
+    return 0 if i < 0 else n - 1
+
+
+@njit(cache=True, nogil=True)
+def correlate_down(source, weights, reflect, out):
+    """scipy ``correlate1d`` of a symmetric kernel down the rows of ``source`` (H x N float64) into
+    ``out``, mode 'reflect' or 'nearest', in scipy's order: ``x[c] w[r]``, then ``+= (x[c - j] +
+    x[c + j]) w[r - j]`` for j = r down to 1 (whole rows at a time, so the loops vectorise)."""
+    height, length = source.shape
+    radius = weights.size // 2
+    centre = weights[radius]
+    for y in range(height):
+        target, here = out[y], source[y]
+        for i in range(length):
+            target[i] = here[i] * centre
+        for j in range(radius, 0, -1):
+            above = source[_edge_index(y - j, height, reflect)]
+            beneath = source[_edge_index(y + j, height, reflect)]
+            weight = weights[radius - j]
+            for i in range(length):
+                target[i] += (above[i] + beneath[i]) * weight
+
+
+@njit(cache=True, nogil=True)
+def correlate_across(source, weights, channels, reflect, out):
+    """The same pass along each row of ``source`` (H x W*C float64, channels kept apart) into
+    ``out``."""
+    height, length = source.shape
+    width = length // channels
+    radius = weights.size // 2
+    centre = weights[radius]
+    for y in range(height):
+        row, total = source[y], out[y]
+        for i in range(length):
+            total[i] = row[i] * centre
+        for j in range(radius, 0, -1):
+            weight = weights[radius - j]
+            step = j * channels
+            first, last = min(j, width), max(width - j, min(j, width))
+            inner = total[first * channels:last * channels]  # both taps inside the row; slices
+            before = row[first * channels - step:last * channels - step]  # keep the loop vectorised
+            after = row[first * channels + step:last * channels + step]
+            for i in range(inner.shape[0]):
+                inner[i] += (before[i] + after[i]) * weight
+            for x in range(width - last + first):  # the edges: taps extended by the mode
+                x = x if x < first else last + x - first
+                left = _edge_index(x - j, width, reflect) * channels
+                right = _edge_index(x + j, width, reflect) * channels
+                for c in range(channels):
+                    total[x * channels + c] += (row[left + c] + row[right + c]) * weight
+
+
+@njit(cache=True, nogil=True)
+def ordered_matmul(a, b):
+    """``a @ b`` (float64) summed over k in ascending order: ``a[i, 0] b[0] + a[i, 1] b[1] + ...``."""
+    rows, inner = a.shape
+    out = np.empty((rows, b.shape[1]), np.float64)
+    for i in range(rows):
+        target = out[i]
+        first = a[i, 0]
+        source = b[0]
+        for j in range(target.shape[0]):
+            target[j] = first * source[j]
+        for k in range(1, inner):
+            weight = a[i, k]
+            source = b[k]
+            for j in range(target.shape[0]):
+                target[j] += weight * source[j]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def correlate2d_taps(padded, rows, cols, weights, height, width, channels):
+    """``sum_t weights[t] padded[y + rows[t], x + cols[t]]`` (float64) for each output pixel of an
+    H x W x C image, taps added in the given order; ``padded`` is the image already extended
+    ((H + 2r) x (W + 2r) C)."""
+    out = np.zeros((height, width * channels), np.float64)
+    length = width * channels
+    for y in range(height):
+        target = out[y]
+        for t in range(weights.shape[0]):
+            source = padded[y + rows[t], cols[t] * channels:cols[t] * channels + length]
+            weight = weights[t]
+            for i in range(length):
+                target[i] += source[i] * weight
+    return out

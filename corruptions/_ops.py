@@ -4,6 +4,7 @@ Each says which original call it stands for; they work on any HxW, not only the 
 """
 from __future__ import annotations
 
+import decimal
 import functools
 import math
 
@@ -23,50 +24,57 @@ def unit_to_uint8(values: np.ndarray) -> np.ndarray:
     return (np.clip(values, 0, 1) * 255).astype(np.uint8)
 
 
+def correctly_rounded_exp(x: float) -> float:
+    """exp(x) rounded once to the nearest float64. NumPy's exp (its AVX-512 code differs from
+    the others in the last bit of 1 value in 20 here) and the C library's (FMA and non-FMA
+    versions differ on 1 value in 1,400) depend on the CPU; this does not (50 digits, then one
+    correctly rounded conversion)."""
+    with decimal.localcontext() as context:
+        context.prec = 50
+        return float(decimal.Decimal(x).exp())
+
+
 @functools.lru_cache(maxsize=256)
 def gaussian_kernel(sigma: float, truncate: float) -> np.ndarray:
-    """scipy.ndimage's 1-D Gaussian: radius ``int(truncate * sigma + 0.5)``, normalised."""
+    """scipy.ndimage's 1-D Gaussian: radius ``int(truncate * sigma + 0.5)``, ``exp(-x^2 / (2
+    sigma^2))`` normalised by its sum (numpy's pairwise sum, exact order for these lengths)."""
     radius = int(truncate * float(sigma) + 0.5)
     x = np.arange(-radius, radius + 1, dtype=np.float64)
-    weights = np.exp(-0.5 / (float(sigma) ** 2) * x * x)
+    weights = np.array([correctly_rounded_exp(value) for value in (-0.5 / (float(sigma) * float(sigma))) * (x * x)])
     weights /= weights.sum()
     weights.setflags(write=False)
     return weights
 
 
-def gaussian_nearest(image: np.ndarray, sigma: float, truncate: float, dtype=np.float32) -> np.ndarray:
-    """skimage ``gaussian(image, sigma, channel_axis=-1)`` (scipy, mode 'nearest') in ``dtype``.
+def _correlate2d(image: np.ndarray, weights: np.ndarray, reflect: bool, store=None) -> np.ndarray:
+    """scipy's separable correlation of a float64 H x W (x C) image by ``weights`` along axis 0,
+    then axis 1 (``store``: the dtype each pass's result is stored in, as scipy stores it)."""
+    height, width = image.shape[:2]
+    channels = image.shape[2] if image.ndim == 3 else 1
+    source = np.ascontiguousarray(image, np.float64).reshape(height, width * channels)
+    down = np.empty_like(source)
+    _native.correlate_down(source, weights, reflect, down)
+    if store is not None:
+        down = down.astype(store).astype(np.float64)
+    out = np.empty_like(source)
+    _native.correlate_across(down, weights, channels, reflect, out)
+    return out.reshape(image.shape)
 
-    float64 gives the original's values to the last bits that matter (the kernels truncate to
-    uint8, so float32 sums can tip a value across an integer); float32 is faster.
-    """
-    image = np.ascontiguousarray(image, dtype=dtype)
+
+def gaussian_nearest(image: np.ndarray, sigma: float, truncate: float) -> np.ndarray:
+    """skimage ``gaussian(image, sigma, channel_axis=-1)`` (scipy, mode 'nearest') in float64,
+    scipy's passes bit for bit: down the columns, then along the rows, each in scipy's order."""
+    image = np.asarray(image, np.float64)
     if sigma <= 0:
         return image.copy()
-    kernel = gaussian_kernel(float(sigma), float(truncate)).astype(dtype)
-    radius = kernel.size // 2
-    if radius >= min(image.shape[:2]):  # OpenCV's border code wants the kernel inside the image
-        padding = ((radius, radius), (radius, radius)) + ((0, 0),) * (image.ndim - 2)
-        padded = np.pad(image, padding, mode="edge")
-        return cv2.sepFilter2D(padded, -1, kernel, kernel)[radius:-radius, radius:-radius]
-    return cv2.sepFilter2D(image, -1, kernel, kernel, borderType=cv2.BORDER_REPLICATE)
+    return _correlate2d(image, gaussian_kernel(float(sigma), float(truncate)), reflect=False)
 
 
 def gaussian_nearest_float32(image: np.ndarray, sigma: float, truncate: float) -> np.ndarray:
     """skimage ``gaussian`` of a float32 image as scipy computes it: each axis in float64,
     the result of each pass stored as float32."""
-    kernel = gaussian_kernel(float(sigma), float(truncate))
-    identity = np.ones(1)
-    out = np.asarray(image, np.float64)
-    for kx, ky in ((identity, kernel), (kernel, identity)):
-        radius = max(kx.size, ky.size) // 2
-        if radius >= min(out.shape[:2]):
-            padded = np.pad(out, ((radius, radius), (radius, radius)), mode="edge")
-            out = cv2.sepFilter2D(padded, -1, kx, ky)[radius:-radius, radius:-radius]
-        else:
-            out = cv2.sepFilter2D(out, -1, kx, ky, borderType=cv2.BORDER_REPLICATE)
-        out = out.astype(np.float32).astype(np.float64)
-    return out.astype(np.float32)
+    weights = gaussian_kernel(float(sigma), float(truncate))
+    return _correlate2d(image, weights, reflect=False, store=np.float32).astype(np.float32)
 
 
 @functools.lru_cache(maxsize=64)
@@ -92,19 +100,30 @@ def reflect_smoothing_matrix(n: int, sigma: float, truncate: float) -> np.ndarra
 def smooth_reflect(field: np.ndarray, sigma: float, truncate: float) -> np.ndarray:
     """skimage ``gaussian(field, sigma, mode='reflect', truncate=...)`` of a 2-D float64 field,
     in float64 as the original (the elastic displacement fields)."""
-    if sigma <= 0:
-        return np.asarray(field, np.float64)
     field = np.asarray(field, np.float64)
+    if sigma <= 0:
+        return field
     weights = gaussian_kernel(float(sigma), float(truncate))
     if weights.size // 2 <= 16:
-        # a short kernel: separable filtering ('reflect' is OpenCV's BORDER_REFLECT); long ones,
-        # reaching past the field's edges too, are cheaper as the folded matrices below
-        identity = np.ones(1)
-        rows = cv2.sepFilter2D(field, -1, identity, weights, borderType=cv2.BORDER_REFLECT)
-        return cv2.sepFilter2D(rows, -1, weights, identity, borderType=cv2.BORDER_REFLECT)
+        # a short kernel: scipy's passes; long ones, reaching past the field's edges too, are
+        # cheaper as the folded matrices below (each product summed in a fixed order, not by BLAS)
+        return _correlate2d(field, weights, reflect=True)
     rows = reflect_smoothing_matrix(field.shape[0], float(sigma), float(truncate))
     cols = reflect_smoothing_matrix(field.shape[1], float(sigma), float(truncate))
-    return rows @ np.asarray(field, np.float64) @ cols.T
+    return _native.ordered_matmul(_native.ordered_matmul(rows, field), np.ascontiguousarray(cols.T))
+
+
+def correlate_reflect101(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """``cv2.filter2D(image, -1, kernel)`` (correlation, BORDER_REFLECT_101) of an H x W x C float64
+    image by an odd square float64 kernel, its nonzero taps summed in row-major order (adding a
+    zero tap changes no sum)."""
+    radius = kernel.shape[0] // 2
+    height, width, channels = image.shape
+    padded = np.pad(image, ((radius, radius), (radius, radius), (0, 0)), mode="reflect")  # numpy's reflect is 101
+    rows, cols = np.nonzero(kernel)
+    out = _native.correlate2d_taps(padded.reshape(padded.shape[0], -1), rows, cols, kernel[rows, cols], height, width,
+                                   channels)
+    return out.reshape(image.shape)
 
 
 def zoom_matrix(shape: tuple[int, int], factor: float) -> np.ndarray:
@@ -150,6 +169,8 @@ def disk_kernel(radius: float, alias_blur: float, min_grid_radius: int, small_ks
     xx, yy = np.meshgrid(coords, coords)
     aliased = np.array((xx ** 2 + yy ** 2) <= radius ** 2, dtype=np.float32)
     aliased /= np.sum(aliased)
+    # OpenCV's float32 blur, as the originals: its AVX2 code fuses multiplies and adds, its SSE code
+    # does not, and one golden output tells them apart (the one CPU-dependent step left; README)
     kernel = cv2.GaussianBlur(aliased, ksize=ksize, sigmaX=alias_blur)
     kernel.setflags(write=False)
     return kernel

@@ -1,11 +1,10 @@
 """Blur corruptions: defocus, glass, motion, zoom and gaussian blur."""
 from __future__ import annotations
 
-import cv2
 import numpy as np
 
 from . import _native
-from ._ops import clipped_zoom, disk_kernel, gaussian_nearest, to_unit, unit_to_uint8
+from ._ops import clipped_zoom, correlate_reflect101, disk_kernel, gaussian_nearest, to_unit, unit_to_uint8
 from .motion import BACKENDS
 from .motion import motion_blur as _motion_blur
 from .registry import register
@@ -17,11 +16,12 @@ GAUSSIAN = {"truncate": POSITIVE}  # scipy's gaussian_filter reach, in sigmas
 @register("defocus_blur", family="blur", levels={"radius": POSITIVE, "alias_blur": POSITIVE},
           shared={"min_grid_radius": POSITIVE_INT, "small_alias_ksize": ODD_SIZE, "large_alias_ksize": ODD_SIZE})
 def defocus_blur(image, params, draws):
-    """Convolution with the originals' anti-aliased disk (cv2.filter2D, reflect-101 border), in
-    float64 as the original (float32 tips 3% of values by one level at severity 1)."""
+    """Correlation with the originals' anti-aliased disk (their cv2.filter2D, reflect-101 border),
+    in float64 as the original (float32 tips 3% of values by one level at severity 1): the disk's
+    nonzero taps summed in row-major order, so the bits do not depend on the CPU."""
     kernel = disk_kernel(float(params["radius"]), float(params["alias_blur"]), int(params["min_grid_radius"]),
                          int(params["small_alias_ksize"]), int(params["large_alias_ksize"]))
-    return unit_to_uint8(cv2.filter2D(image / 255.0, -1, kernel.astype(np.float64)))
+    return unit_to_uint8(correlate_reflect101(image / 255.0, kernel.astype(np.float64)))
 
 
 def _glass_offsets(rng, shape, params) -> np.ndarray:
@@ -38,9 +38,9 @@ def _glass_offsets(rng, shape, params) -> np.ndarray:
 def glass_blur(image, params, offsets):
     """Gaussian blur (truncated to uint8), the sequential local pixel 'swaps', blur again."""
     sigma, truncate = float(params["sigma"]), float(params["truncate"])
-    x = (gaussian_nearest(image / 255.0, sigma, truncate, np.float64) * 255).astype(np.uint8)
+    x = (gaussian_nearest(image / 255.0, sigma, truncate) * 255).astype(np.uint8)
     _native.glass_shuffle(x, np.asarray(offsets, np.int16), int(params["max_delta"]))
-    return unit_to_uint8(gaussian_nearest(x / 255.0, sigma, truncate, np.float64))
+    return unit_to_uint8(gaussian_nearest(x / 255.0, sigma, truncate))
 
 
 def uniform_angle(rng, shape, params) -> float:
@@ -88,5 +88,4 @@ def zoom_blur(image, params, draws):
 @register("gaussian_blur", family="blur", levels={"sigma": POSITIVE}, shared=GAUSSIAN)
 def gaussian_blur(image, params, draws):
     """skimage ``gaussian(x, sigma, channel_axis=-1)``, mode 'nearest'."""
-    return unit_to_uint8(gaussian_nearest(image / 255.0, float(params["sigma"]), float(params["truncate"]),
-                                          np.float64))
+    return unit_to_uint8(gaussian_nearest(image / 255.0, float(params["sigma"]), float(params["truncate"])))

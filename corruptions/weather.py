@@ -153,8 +153,7 @@ SPATTER_SHARED = {
 
 def liquid_layer(layer: np.ndarray, params) -> np.ndarray:
     """The drawn layer blurred (skimage gaussian, float64) and cleared below ``threshold``."""
-    liquid = gaussian_nearest(np.asarray(layer, np.float64), float(params["sigma"]), float(params["truncate"]),
-                              np.float64)
+    liquid = gaussian_nearest(np.asarray(layer, np.float64), float(params["sigma"]), float(params["truncate"]))
     liquid[liquid < params["threshold"]] = 0
     return liquid
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from corruptions import _native as shared
+
 _U1, _U3, _U11, _U24, _U32, _U40 = (np.uint64(k) for k in (1, 3, 11, 24, 32, 40))
 _LOW32 = np.uint64(0xFFFFFFFF)
 _FRACTION_BITS = 24  # a 32-bit word: 8 bits pick an alias column, 24 bits decide within it
@@ -265,57 +267,6 @@ def running_means(first, zooms, out):
 
 
 @njit(cache=True, nogil=True)
-def _correlate_down(source, weights, target):
-    """One scipy ``correlate1d`` pass down the rows of ``source`` (H x N float64), symmetric
-    kernel, mode 'nearest', in scipy's order: ``x[c] w[r]``, then ``+= (x[c - j] + x[c + j])
-    w[r - j]`` for j = r down to 1 (whole rows at a time, so the loops vectorise)."""
-    height, length = source.shape
-    radius = weights.size // 2
-    for y in range(height):
-        out = target[y]
-        here = source[y]
-        centre = weights[radius]
-        for i in range(length):
-            out[i] = here[i] * centre
-        for j in range(radius, 0, -1):
-            above = source[max(y - j, 0)]
-            beneath = source[min(y + j, height - 1)]
-            weight = weights[radius - j]
-            for i in range(length):
-                out[i] += (above[i] + beneath[i]) * weight
-
-
-@njit(cache=True, nogil=True)
-def _correlate_across_to_levels(source, weights, channels, total, out):
-    """The same pass along each row (H x W*C, channels kept apart), then ``uint8(255 v)``."""
-    height, length = source.shape
-    width = length // channels
-    radius = weights.size // 2
-    centre = weights[radius]
-    for y in range(height):
-        row = source[y]
-        for i in range(length):
-            total[i] = row[i] * centre
-        for j in range(radius, 0, -1):
-            weight = weights[radius - j]
-            step = j * channels
-            first, last = min(j, width), max(width - j, min(j, width))
-            inner = total[first * channels:last * channels]  # both taps inside the row; slices
-            before = row[first * channels - step:last * channels - step]  # keep the loop vectorised
-            after = row[first * channels + step:last * channels + step]
-            for i in range(inner.shape[0]):
-                inner[i] += (before[i] + after[i]) * weight
-            for x in range(width - last + first):  # the edges: taps clamped to the end pixels
-                x = x if x < first else last + x - first
-                left, right = max(x - j, 0) * channels, min(x + j, width - 1) * channels
-                for c in range(channels):
-                    total[x * channels + c] += (row[left + c] + row[right + c]) * weight
-        target = out[y]
-        for i in range(length):
-            target[i] = np.uint8(np.int32(255 * total[i]))
-
-
-@njit(cache=True, nogil=True)
 def gaussian_blur_levels(image, weights, out):
     """``uint8(255 gaussian_filter(image, (s, s, 0), mode='nearest'))`` of a float64 HxWxC image
     (scipy's passes bit for bit: down the rows, then along them) into ``out`` (HxWxC uint8);
@@ -323,8 +274,13 @@ def gaussian_blur_levels(image, weights, out):
     height, width, channels = image.shape
     source = image.reshape(height, width * channels)
     down = np.empty_like(source)
-    _correlate_down(source, weights, down)
-    _correlate_across_to_levels(down, weights, channels, np.empty(width * channels), out.reshape(height, -1))
+    shared.correlate_down(source, weights, False, down)
+    across = np.empty_like(source)
+    shared.correlate_across(down, weights, channels, False, across)
+    levels = out.reshape(height, -1)
+    for y in range(height):
+        for i in range(width * channels):
+            levels[y, i] = np.uint8(np.int32(255 * across[y, i]))
 
 
 @njit(cache=True, nogil=True)

@@ -98,8 +98,7 @@ def spatter(image, params, layer):
     spatter; ``amount`` its strength), ``trunc(255 clip(x + m water_rgb / 255, 0, 1))``
     (float32); then the layer drips (``drip``). A layer without Canny edges gives black frames:
     the original divides 0 by 0 and ``np.uint8(NaN)`` is 0 (kept: it is in the data)."""
-    liquid = gaussian_nearest(np.asarray(layer, np.float64), float(params["sigma"]), float(params["truncate"]),
-                              np.float64)
+    liquid = gaussian_nearest(np.asarray(layer, np.float64), float(params["sigma"]), float(params["truncate"]))
     liquid[liquid < params["threshold"]] = 0
     dripped = np.empty_like(liquid)
     x = image.astype(np.float32) / np.float32(255)

@@ -4,9 +4,17 @@
 Encoded in-process with PyAV (its wheel ships FFmpeg with libx264), with the originals'
 settings by default: 1 frame per second, libx264, yuv444p (what ffmpeg picks for their RGB
 PNGs), ``crf 20, preset veryslow``; the noise kinds ``tune grain, preset veryslow`` at
-libx264's default CRF (23). One encoder thread, no frame or slice threading, explicit
-timestamps: the bytes are a function of the frames and these settings alone (x264 with
-threads gives bitstreams that depend on timing).
+libx264's default CRF (23).
+
+The bytes are a function of the frames, these settings and the library versions alone:
+- one encoder thread, no frame or slice threading, explicit timestamps (x264 with threads
+  gives bitstreams that depend on timing);
+- x264's ``cpu-independent`` option (``X264_PARAMS``). Without it x264 runs its
+  macroblock-tree propagation (float arithmetic that steers the rate control) in the assembly
+  of the CPU it finds, which rounds differently from CPU to CPU, and whose AVX-512 version gives
+  a different bitstream from call to call in one process (it reads memory it did not write).
+  With it those two functions run x264's C code and the other assembly is bit-exact with C
+  (x264's own guarantee): the same bytes as ``asm=0`` (no assembly at all), at the same speed.
 """
 from __future__ import annotations
 
@@ -25,6 +33,8 @@ from .common import DataError, SequenceReader, Videos
 
 SUFFIX = ".mp4"
 PIXEL_FORMATS = ("yuv444p", "yuv420p")
+# x264's C macroblock-tree code instead of the CPU's assembly: see the module docstring
+X264_PARAMS = "cpu-independent=1"
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
 
 
@@ -37,7 +47,7 @@ class Encoding:
     pix_fmt: str = "yuv444p"
 
     def options(self) -> dict[str, str]:
-        options = {"preset": self.preset}
+        options = {"preset": self.preset, "x264-params": X264_PARAMS}
         if self.crf is not None:
             options["crf"] = str(self.crf)
         if self.tune:
@@ -54,14 +64,20 @@ def encodings(mp4: dict) -> tuple[Encoding, Encoding]:
             Encoding(mp4["preset"], mp4["noise_crf"], mp4["noise_tune"], mp4["pix_fmt"]))
 
 
-def encode(frames: np.ndarray, settings: Encoding = Encoding(), container_format: str = "mp4") -> bytes:
+def encode(frames: np.ndarray, settings: Encoding = Encoding(), container_format: str = "mp4",
+           cpu_flags: str | None = None) -> bytes:
     """An MP4 (H.264, 1 frame per second) of ``frames`` (T x H x W x 3 uint8 RGB); with
-    ``container_format="h264"`` the bare H.264 stream."""
+    ``container_format="h264"`` the bare H.264 stream. ``cpu_flags`` (x264's ``asm`` option:
+    ``"0"``, or names such as ``"SSE2,SSE4.2"``) makes x264 use only that assembly, as on an
+    older CPU (the tests' check that the bytes do not depend on it)."""
     import av
     height, width = frames.shape[1:3]
+    options = settings.options()
+    if cpu_flags is not None:
+        options["x264-params"] += f":asm={cpu_flags}"
     buffer = io.BytesIO()
     with av.open(buffer, "w", format=container_format) as container:
-        stream = container.add_stream("libx264", rate=1, options=settings.options())
+        stream = container.add_stream("libx264", rate=1, options=options)
         stream.width, stream.height, stream.pix_fmt = width, height, settings.pix_fmt
         stream.codec_context.thread_count = 1
         stream.codec_context.thread_type = "NONE"

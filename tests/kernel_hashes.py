@@ -1,0 +1,36 @@
+"""Prints, as JSON, the sha256 of every kernel output for a few photos: every ImageNet-C
+corruption and severity and every ImageNet-P kind, of every variant. The CPU-independence test
+runs it in subprocesses whose numpy, OpenCV, numba and OpenBLAS dispatch is lowered, and
+compares with the native run."""
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+
+import numpy as np
+
+
+def kernel_hashes(photos=("astronaut", "coffee")) -> dict[str, str]:
+    from corruptions import SEVERITIES, corruption_names, corrupt_severities, variant_names
+    from corruptions.runtime import producer_process
+    from perturbations import perturb, sequence_names
+
+    from .helpers import clean, p_photo
+    producer_process()
+    out = {}
+    for variant in variant_names():
+        for photo in photos:
+            image = clean(photo, variant)
+            for index, name in enumerate(corruption_names()):
+                rngs = [np.random.default_rng([index, severity]) for severity in SEVERITIES]
+                for severity, result in zip(SEVERITIES, corrupt_severities(image, name, SEVERITIES, rngs, variant)):
+                    out[f"c/{variant}/{photo}/{name}/{severity}"] = hashlib.sha256(result).hexdigest()
+            for index, kind in enumerate(sequence_names("all")):
+                frames = perturb(p_photo(photo, variant), kind, np.random.default_rng([index]), variant)
+                out[f"p/{variant}/{photo}/{kind}"] = hashlib.sha256(frames).hexdigest()
+    return out
+
+
+if __name__ == "__main__":
+    json.dump(kernel_hashes(tuple(sys.argv[1:]) or ("astronaut", "coffee")), sys.stdout, indent=0, sort_keys=True)

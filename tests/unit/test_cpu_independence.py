@@ -1,0 +1,61 @@
+"""Kernel outputs do not depend on the CPU's instruction set.
+
+Every ImageNet-C corruption x severity and every ImageNet-P kind of every variant, on two photos
+(``tests/kernel_hashes.py``), is hashed in subprocesses whose numpy, OpenCV, numba, OpenBLAS and
+glibc dispatch is lowered to an older CPU's, and compared with the run on this CPU:
+- x86-64-v3 (AVX2 and FMA, no AVX-512: Haswell to Ice Lake, AMD Zen 1-3): every output equal;
+- x86-64-v2 (SSE4.2, no AVX: before 2013): every output equal but those that go through OpenCV's
+  float warps and float blur, whose SSE code rounds differently from its AVX2 code (README,
+  "Reproducibility"); this test names them, so any other change fails it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from ..helpers import ROOT
+
+AVX512 = "-AVX512F,-AVX512DQ,-AVX512BW,-AVX512VL,-AVX512CD"
+LOWERED = {
+    "x86-64-v3": {"NPY_DISABLE_CPU_FEATURES": "X86_V4,AVX512_ICL,AVX512_SPR",
+                  "OPENCV_CPU_DISABLE": "AVX512-SKX,AVX512-CLX", "NUMBA_CPU_NAME": "haswell",
+                  "OPENBLAS_CORETYPE": "Haswell", "GLIBC_TUNABLES": f"glibc.cpu.hwcaps={AVX512}"},
+    "x86-64-v2": {"NPY_DISABLE_CPU_FEATURES": "X86_V3,X86_V4,AVX512_ICL,AVX512_SPR",
+                  "OPENCV_CPU_DISABLE": "AVX512-CLX,AVX512-SKX,AVX_VNNI,AVX2,FP16,AVX,SSE4.2,SSE4.1",
+                  "NUMBA_CPU_NAME": "nehalem", "OPENBLAS_CORETYPE": "Nehalem",
+                  "GLIBC_TUNABLES": f"glibc.cpu.hwcaps={AVX512},-AVX2,-FMA,-AVX"},
+}
+# ImageNet-C / -P kernels whose float steps are OpenCV's own (its warpAffine, warpPerspective and
+# GaussianBlur on floats, kept because the golden outputs are theirs): equal from AVX2 up only
+OPENCV_SIMD_DEPENDENT = {"c": {"defocus_blur", "elastic_transform", "zoom_blur"}, "p": {"tilt"}}
+
+
+def hashes(environment: dict[str, str]) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in LOWERED["x86-64-v2"]}
+    run = subprocess.run([sys.executable, "-m", "tests.kernel_hashes"], cwd=ROOT, capture_output=True, text=True,
+                         env=dict(env, PYTHONPATH=str(ROOT), **environment), timeout=900)
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout)
+
+
+@pytest.fixture(scope="module")
+def native():
+    return hashes({})
+
+
+def test_every_output_is_the_same_on_an_avx2_cpu(native):
+    lowered = hashes(LOWERED["x86-64-v3"])
+    assert len(native) == 950 and lowered.keys() == native.keys()
+    assert [key for key in native if lowered[key] != native[key]] == []
+
+
+def test_on_an_sse_cpu_only_the_named_opencv_steps_differ(native):
+    lowered = hashes(LOWERED["x86-64-v2"])
+    assert lowered.keys() == native.keys()
+    changed = [key for key in native if lowered[key] != native[key]]
+    task, name = (lambda key: key.split("/")[0]), (lambda key: key.split("/")[3])
+    assert [key for key in changed if name(key) not in OPENCV_SIMD_DEPENDENT[task(key)]] == []
