@@ -93,13 +93,25 @@ def test_bytes_do_not_depend_on_workers_or_shard_size(source, tmp_path, client):
         assert np.array_equal(two[kind][...], one[kind][...])
 
 
+def test_mp4_bytes_at_the_originals_settings_do_not_depend_on_workers(source, tmp_path, client):
+    """x264 at the originals' settings (preset veryslow: macroblock-tree rate control, which
+    ultrafast leaves out) writes the same MP4s with one worker and with two."""
+    from distributed import Client, LocalCluster
+    settings = dict(sequences=["rotate", "gaussian_noise"], outputs={"mp4": {"preset": "veryslow"}, "formats": ["mp4"]})
+    run(source, tmp_path / "two", client, shard_size=2, **settings)
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=40) as cluster, Client(cluster) as single:
+        run(source, tmp_path / "one", single, shard_size=5, **settings)
+    reference = files(tmp_path / "two", ".mp4")
+    assert len(reference) == 10 and files(tmp_path / "one", ".mp4") == reference
+
 
 def test_sigkill_and_resume_gives_identical_bytes(source, tmp_path, client):
-    kinds = ["speckle_noise", "zoom_blur", "tilt", "brightness"]
-    run(source, tmp_path / "reference", client, shard_size=1, sequences=kinds)
+    kinds = ["speckle_noise", "zoom_blur", "tilt", "brightness"]  # x264 at the originals' settings
+    run(source, tmp_path / "reference", client, shard_size=1, sequences=kinds, outputs={"mp4": {"preset": "veryslow"}})
     out = tmp_path / "killed"
     args = ["imagenet-p", "--source", str(source), "--out", str(out), "--shard-size", "1", "--workers", "2",
-            "--sequences", *kinds, "--set", "outputs.mp4.preset=ultrafast"]
+            "--sequences", *kinds]
     process = generate_process(args, start_new_session=True)
     manifest = out / "manifest.jsonl"
     sigkill_after(process, manifest, random.Random(7).randint(2, 10))
