@@ -613,37 +613,98 @@ def correlate_across(source, weights, channels, reflect, out):
                     total[x * channels + c] += (row[left + c] + row[right + c]) * weight
 
 
+@njit(inline="always")
+def _add_four(target, s0, s1, s2, s3, w0, w1, w2, w3):
+    """``target += s0 w0``, then ``+= s1 w1``, ``+= s2 w2``, ``+= s3 w3``, each element in that
+    order: the same operations as four passes, with a quarter of the loads and stores."""
+    for j in range(target.shape[0]):
+        target[j] = (((target[j] + s0[j] * w0) + s1[j] * w1) + s2[j] * w2) + s3[j] * w3
+
+
 @njit(cache=True, nogil=True)
 def ordered_matmul(a, b):
-    """``a @ b`` (float64) summed over k in ascending order: ``a[i, 0] b[0] + a[i, 1] b[1] + ...``."""
+    """``a @ b`` (float64) summed over k in ascending order: ``((0 + a[i, 0] b[0]) + a[i, 1] b[1])
+    + ...`` for every element. Four rows of ``a`` and four k at a time share their loads (the
+    same operations in the same order per element)."""
     rows, inner = a.shape
-    out = np.empty((rows, b.shape[1]), np.float64)
-    for i in range(rows):
-        target = out[i]
-        first = a[i, 0]
-        source = b[0]
-        for j in range(target.shape[0]):
-            target[j] = first * source[j]
-        for k in range(1, inner):
-            weight = a[i, k]
-            source = b[k]
-            for j in range(target.shape[0]):
-                target[j] += weight * source[j]
+    out = np.zeros((rows, b.shape[1]), np.float64)
+    full = rows - rows % 4
+    for i in range(0, full, 4):
+        t0, t1, t2, t3 = out[i], out[i + 1], out[i + 2], out[i + 3]
+        r0, r1, r2, r3 = a[i], a[i + 1], a[i + 2], a[i + 3]
+        k = 0
+        while k + 4 <= inner:
+            b0, b1, b2, b3 = b[k], b[k + 1], b[k + 2], b[k + 3]
+            w00, w01, w02, w03 = r0[k], r0[k + 1], r0[k + 2], r0[k + 3]
+            w10, w11, w12, w13 = r1[k], r1[k + 1], r1[k + 2], r1[k + 3]
+            w20, w21, w22, w23 = r2[k], r2[k + 1], r2[k + 2], r2[k + 3]
+            w30, w31, w32, w33 = r3[k], r3[k + 1], r3[k + 2], r3[k + 3]
+            for j in range(out.shape[1]):
+                v0, v1, v2, v3 = b0[j], b1[j], b2[j], b3[j]
+                t0[j] = (((t0[j] + v0 * w00) + v1 * w01) + v2 * w02) + v3 * w03
+                t1[j] = (((t1[j] + v0 * w10) + v1 * w11) + v2 * w12) + v3 * w13
+                t2[j] = (((t2[j] + v0 * w20) + v1 * w21) + v2 * w22) + v3 * w23
+                t3[j] = (((t3[j] + v0 * w30) + v1 * w31) + v2 * w32) + v3 * w33
+            k += 4
+        for k in range(k, inner):
+            for target, weights in ((t0, r0), (t1, r1), (t2, r2), (t3, r3)):
+                _add_four(target, b[k], b[k], b[k], b[k], weights[k], 0.0, 0.0, 0.0)
+    for i in range(full, rows):
+        target, weights = out[i], a[i]
+        for k in range(inner):
+            _add_four(target, b[k], b[k], b[k], b[k], weights[k], 0.0, 0.0, 0.0)
     return out
 
 
 @njit(cache=True, nogil=True)
 def correlate2d_taps(padded, rows, cols, weights, height, width, channels):
     """``sum_t weights[t] padded[y + rows[t], x + cols[t]]`` (float64) for each output pixel of an
-    H x W x C image, taps added in the given order; ``padded`` is the image already extended
+    H x W x C image, taps added in the given order to 0; ``padded`` is the image already extended
     ((H + 2r) x (W + 2r) C)."""
     out = np.zeros((height, width * channels), np.float64)
     length = width * channels
+    taps = weights.shape[0]
     for y in range(height):
         target = out[y]
-        for t in range(weights.shape[0]):
+        t = 0
+        while t + 4 <= taps:
+            s0 = padded[y + rows[t], cols[t] * channels:cols[t] * channels + length]
+            s1 = padded[y + rows[t + 1], cols[t + 1] * channels:cols[t + 1] * channels + length]
+            s2 = padded[y + rows[t + 2], cols[t + 2] * channels:cols[t + 2] * channels + length]
+            s3 = padded[y + rows[t + 3], cols[t + 3] * channels:cols[t + 3] * channels + length]
+            _add_four(target, s0, s1, s2, s3, weights[t], weights[t + 1], weights[t + 2], weights[t + 3])
+            t += 4
+        for t in range(t, taps):
             source = padded[y + rows[t], cols[t] * channels:cols[t] * channels + length]
-            weight = weights[t]
-            for i in range(length):
-                target[i] += source[i] * weight
+            _add_four(target, source, source, source, source, weights[t], 0.0, 0.0, 0.0)
+    return out
+
+
+@njit(cache=True, nogil=True)
+def linear_zoom_window_channels(src, out_height, out_width, top, left, rows, cols):
+    """``linear_zoom_window`` of each channel of an H x W x C float32 image (scipy's order-1 zoom
+    by (z, z, 1): the channel axis is taken as it is), stored as float32 (scipy's output for a
+    float32 input). Every tap of the window lies inside the source (``scipy_clipped_zoom``'s)."""
+    y0, y1, wy0, wy1, _ = _linear_zoom_taps(src.shape[0], out_height, top, rows)
+    x0, x1, wx0, wx1, _ = _linear_zoom_taps(src.shape[1], out_width, left, cols)
+    channels = src.shape[2]
+    length = cols * channels
+    lower_at, upper_at = np.empty(length, np.int64), np.empty(length, np.int64)
+    lower_weight, upper_weight = np.empty(length), np.empty(length)
+    for j in range(cols):  # the taps and weights of each output value along a row
+        for c in range(channels):
+            lower_at[j * channels + c], upper_at[j * channels + c] = x0[j] * channels + c, x1[j] * channels + c
+            lower_weight[j * channels + c], upper_weight[j * channels + c] = wx0[j], wx1[j]
+    out = np.empty((rows, cols, channels), np.float32)
+    first_row, second_row = np.empty(src.shape[1] * channels), np.empty(src.shape[1] * channels)
+    for i in range(rows):
+        a, b = src[y0[i]].reshape(-1), src[y1[i]].reshape(-1)
+        for k in range(a.shape[0]):  # (v * wy) of both rows, once per source value
+            first_row[k] = np.float64(a[k]) * wy0[i]
+            second_row[k] = np.float64(b[k]) * wy1[i]
+        target = out[i].reshape(-1)
+        for k in range(length):  # t = 0, then += (v * wy) * wx over the taps in scipy's order
+            p, q, u, v = lower_at[k], upper_at[k], lower_weight[k], upper_weight[k]
+            target[k] = np.float32((((0.0 + first_row[p] * u) + first_row[q] * v) + second_row[p] * u)
+                                   + second_row[q] * v)
     return out

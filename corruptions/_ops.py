@@ -126,33 +126,20 @@ def correlate_reflect101(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     return out.reshape(image.shape)
 
 
-def zoom_matrix(shape: tuple[int, int], factor: float) -> np.ndarray:
-    """Inverse affine map of the originals' ``clipped_zoom`` (output pixel -> input pixel).
-
-    ``clipped_zoom`` takes the central ceil(n / z) crop, zooms it with scipy (order 1,
-    corner-aligned grid: out i -> in i * (crop - 1) / (round(crop * z) - 1)) and trims the
-    result back to n centrally. The originals do this on square images with the crop
-    height used for both axes; here each axis uses its own length.
-    """
-    terms = []
-    for n in shape:
-        crop = int(math.ceil(n / factor))
-        start = (n - crop) // 2
-        zoomed = int(round(crop * factor))
-        trim = (zoomed - n) // 2
-        step = (crop - 1) / (zoomed - 1) if zoomed > 1 else 0.0
-        terms.append((step, start + trim * step))
-    (sy, oy), (sx, ox) = terms
-    return np.array([[sx, 0.0, ox], [0.0, sy, oy]], np.float64)
-
-
 def clipped_zoom(image: np.ndarray, factor: float) -> np.ndarray:
-    """The originals' ``clipped_zoom`` (bilinear), same shape and dtype as ``image``."""
+    """The originals' ``clipped_zoom`` of an H x W x C float32 image, as scipy computes it: central
+    ceil(n / z) crop, ``scipy.ndimage.zoom(crop, (z, z, 1), order=1)`` (float64 inside, float32
+    out), central trim to n; each axis uses its own length (the originals' images are square)."""
     height, width = image.shape[:2]
-    matrix = zoom_matrix((height, width), factor)
-    out = cv2.warpAffine(image, matrix, (width, height), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-                         borderMode=cv2.BORDER_REPLICATE)
-    return out.reshape(image.shape)
+    crop_h, crop_w = int(math.ceil(height / factor)), int(math.ceil(width / factor))
+    zoomed_h, zoomed_w = int(round(crop_h * factor)), int(round(crop_w * factor))
+    if factor == 1 or zoomed_h < height or zoomed_w < width:
+        return np.stack([scipy_clipped_zoom(image[..., c].astype(np.float64), factor)
+                         for c in range(image.shape[2])], axis=-1).astype(np.float32)
+    top, left = (height - crop_h) // 2, (width - crop_w) // 2
+    crop = np.ascontiguousarray(image[top:top + crop_h, left:left + crop_w], np.float32)
+    return _native.linear_zoom_window_channels(crop, zoomed_h, zoomed_w, (zoomed_h - height) // 2,
+                                               (zoomed_w - width) // 2, height, width)
 
 
 @functools.lru_cache(maxsize=64)
