@@ -59,3 +59,17 @@ def test_on_an_sse_cpu_only_the_named_opencv_steps_differ(native):
     changed = [key for key in native if lowered[key] != native[key]]
     task, name = (lambda key: key.split("/")[0]), (lambda key: key.split("/")[3])
     assert [key for key in changed if name(key) not in OPENCV_SIMD_DEPENDENT[task(key)]] == []
+
+
+def test_the_run_identity_names_the_cpu_class():
+    """run.json's versions carry the CPU class, so a resume on a node of the other class is
+    refused and ``verify --source`` names it: lowered to SSE, OpenCV's dispatch says so."""
+    script = "from pipeline.engine import byte_versions; print(byte_versions()['cpu'])"
+    classes = []
+    for environment in ({}, LOWERED["x86-64-v3"], LOWERED["x86-64-v2"]):
+        run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                             env=dict(os.environ, PYTHONPATH=str(ROOT), **environment))
+        assert run.returncode == 0, run.stderr[-2000:]
+        classes.append(run.stdout.strip())
+    assert classes[0] == classes[1] == "x86-64-v3 or newer (AVX2, FMA)"
+    assert classes[2] == "x86-64 without AVX2 / FMA"
