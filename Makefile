@@ -26,11 +26,14 @@ $(VENV)/.installed: pyproject.toml
 setup: $(VENV)/.installed  ## virtual environment, system libraries, frost textures
 	@$(PY) -m corruptions.assets >/dev/null
 
-# libmagickwand serves the optional ImageMagick backend and is the tests' oracle for motion blur
+# libmagickwand serves the optional ImageMagick backend and is the tests' oracle for motion blur;
+# SLURM (slurmctld, slurmd, munge) is the batch system the cluster tests start by pid
+SYSTEM_PACKAGES := libmagickwand-dev slurmctld slurmd slurm-client munge
 system-deps:
-	@if ! ldconfig -p | grep -q libMagickWand; then \
-		echo "installing libmagickwand with apt-get"; \
-		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libmagickwand-dev >/dev/null; \
+	@if ! ldconfig -p | grep -q libMagickWand || ! test -x /usr/sbin/slurmctld -a -x /usr/sbin/slurmd \
+		-a -x /usr/sbin/munged -a -x /usr/bin/sbatch; then \
+		echo "installing $(SYSTEM_PACKAGES) with apt-get"; \
+		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 	fi
 
 test: setup  ## the test suite (what CI runs)

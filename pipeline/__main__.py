@@ -58,12 +58,10 @@ def _generate(args) -> int:
         overrides.append(sequences_override(list(args.sequences)))
     if args.scheduler:
         overrides.append({"cluster": {"kind": "address", "address": args.scheduler}})
-    if args.workers is not None:
-        overrides.append({"cluster": {"workers": args.workers, "jobs": args.workers}})
     if args.allow_failures:
         overrides.append({"allow_failures": True})
     overrides = [parse_override(text) for text in args.set or []] + overrides
-    config = load_run_config(args.config, overrides)
+    config = load_run_config(args.config, overrides, workers=args.workers)
     summary = generate(config)
     made = "sequences" if config["task"] == "imagenet-p" else "corrupted images"
     print(f"done in {summary.seconds:.1f} s: {summary.units_run} units run, {summary.units_skipped} already done; "

@@ -291,12 +291,15 @@ def _killed(exc: BaseException) -> bool:
     return type(exc).__name__ == "KilledWorker"
 
 
-def execute(plan: Plan, client, todo: list[Key], on_done) -> None:
+def execute(plan: Plan, client, todo: list[Key], on_done, watch=None) -> None:
     """Submit shard loads and their keys, keeping a window of shards in flight that follows the
     cluster's size as workers join and leave (batch jobs start late), so memory stays flat.
     Nothing is scattered: a lost worker's results are recomputed. A shard whose load keeps
-    killing workers is loaded again image by image, so only the image at fault is lost."""
-    from distributed import as_completed, wait
+    killing workers is loaded again image by image, so only the image at fault is lost. No wait
+    is without bound: ``watch`` (a ``cluster.WorkerWatch``) stops the run when no worker is left."""
+    from distributed import as_completed
+
+    from .cluster import wait_for
 
     from .cluster import WorkerSetup
     client.register_plugin(WorkerSetup())  # on every worker, now and as they join
@@ -334,7 +337,7 @@ def execute(plan: Plan, client, todo: list[Key], on_done) -> None:
     def isolate(shard: int) -> None:
         items, start = plan.shard_items(shard), shard * plan.shard_size
         loads = [client.submit(load_shard, plan.task, (item,), start + i, pure=False) for i, item in enumerate(items)]
-        wait(loads)
+        wait_for(loads, watch)
         parts = [None if f.status == "error" and _killed(f.exception()) else f.result() for f in loads]
         merged = merge_shards(parts, items, start, plan.task.image_size)
         submit_keys(shard, client.submit(lambda s: s, merged, pure=False), sorted(in_flight[shard], key=str))
@@ -344,7 +347,7 @@ def execute(plan: Plan, client, todo: list[Key], on_done) -> None:
             pass
 
     fill()
-    for future in completed:
+    for future in _as_they_finish(completed, watch):
         shard, key = future.shard_and_key
         if future.status == "error":
             exc = future.exception()
@@ -363,9 +366,54 @@ def execute(plan: Plan, client, todo: list[Key], on_done) -> None:
         fill()
 
 
+def _as_they_finish(completed, watch):
+    """The futures of ``completed`` as they finish; while none is ready, ``watch`` is asked
+    (every 20 ms) whether the run still has workers."""
+    while not completed.is_empty():
+        if completed.has_ready():
+            yield from completed.next_batch(block=False)
+            continue
+        if watch is not None:
+            watch.check()
+        time.sleep(0.02)
+
+
 # ---------------------------------------------------------------- finalise and the whole run
 
+def check_outputs_exist(plan: Plan, records: dict[str, dict]) -> None:
+    """Every file the manifest names is here (one stat each, no hashing): a worker that wrote
+    somewhere this process does not see must not end in ``done`` and a complete store. The keys
+    whose outputs are missing leave the manifest, so a re-run makes them again."""
+    roots = {writer.format: Path(writer.root) for writer in plan.writers}
+    missing: dict[str, Path] = {}
+    for key, record in records.items():
+        for format_name, names in record["outputs"].items():
+            root = roots.get(format_name)
+            for name in names if root is not None else ():
+                path = root / name.split("[", 1)[0]
+                if not path.is_file():
+                    missing.setdefault(key, path)
+    if not missing:
+        return
+    kept = [line for line in (plan.out / MANIFEST).read_text().splitlines(keepends=True)
+            if _manifest_key(line) not in missing]
+    atomic_write_bytes(plan.out / MANIFEST, "".join(kept).encode())
+    for key in missing:
+        del records[key]
+    raise RunError(f"outputs of {len(missing)} units that the workers reported written are not in {plan.out} as this "
+                   f"machine sees it (e.g. {next(iter(missing.values()))}): do the workers and this machine share OUT? "
+                   "Those units are no longer recorded as done: fix the cause, then re-run the same command")
+
+
+def _manifest_key(line: str) -> str | None:
+    try:
+        return json.loads(line).get("key")
+    except (json.JSONDecodeError, AttributeError):
+        return None
+
+
 def finalise(plan: Plan, records: dict[str, dict]) -> tuple[list[dict], list[str]]:
+    check_outputs_exist(plan, records)
     failures = {f["image_id"]: f for r in records.values() for f in r["failures"]}
     ordered = sorted(failures.values(), key=lambda f: f["row"])
     rejected = [{"image_id": r["path"], "row": -1, **r} for r in plan.source.rejected]
@@ -404,7 +452,7 @@ def _space_message(plan: Plan, exc: OSError, done: int, total: int) -> str:
     return f"cannot write under {plan.out}: {exc.strerror or exc} ({exc.filename or ''}); fix that, then re-run"
 
 
-def _run(plan: Plan, client, stream, written: list) -> tuple[list[Key], dict, int]:
+def _run(plan: Plan, client, stream, written: list, watch=None) -> tuple[list[Key], dict, int]:
     """Prepare, then produce and write every key not done yet; ``written`` follows progress."""
     config = plan.config
     finished = prepare(plan)
@@ -430,33 +478,91 @@ def _run(plan: Plan, client, stream, written: list) -> tuple[list[Key], dict, in
                 bar.update(record["images"] * per_key)
                 written[0] += rows * per_key
 
-            execute(plan, client, todo, on_done)
+            execute(plan, client, todo, on_done, watch)
     return todo, records, per_key
 
 
+LOGS = "logs"  # OUT/logs: the batch jobs' logs
+
+
+def job_name(plan: Plan) -> str:
+    """The batch jobs' name: the run's name and a digest of OUT, so that ``squeue`` tells runs
+    apart and ``scancel -n`` reaches this run's jobs only."""
+    return f"{plan.config['name']}-{hashlib.sha256(str(plan.out).encode()).hexdigest()[:6]}"
+
+
+def dashboard_line(link: str) -> str:
+    """Where the dashboard is, and how to reach it from a laptop when it is on a login node."""
+    from urllib.parse import urlparse
+    address = urlparse(link)
+    host, port = address.hostname or "localhost", address.port or 8787
+    if host in ("127.0.0.1", "localhost", "::1"):
+        return f"dashboard: {link}"
+    return (f"dashboard: {link} (from a laptop: ssh -N -L {port}:{host}:{port} <this login node>, then "
+            f"http://localhost:{port}{address.path})")
+
+
+def check_out_is_shared(plan: Plan, client, watch) -> None:
+    """A worker writes a new file under OUT and this process must read it back: a worker that
+    writes OUT on a disk of its own (a node's /tmp or $TMPDIR) would lose every output."""
+    import secrets
+
+    from .cluster import probe_write, wait_for
+    token = secrets.token_hex(8)
+    name = f".probe-{token}"
+    future = client.submit(probe_write, str(plan.out), name, token, pure=False)
+    wait_for([future], watch)
+    if future.status == "error":
+        exc = future.exception()
+        raise RunError(f"the workers cannot write to --out {plan.out}: {type(exc).__name__}: {exc}")
+    host = future.result()
+    probe = plan.out / name
+    try:
+        seen = probe.read_text() if probe.is_file() and not probe.is_symlink() else None
+    finally:
+        probe.unlink(missing_ok=True)
+    if seen != token:
+        raise RunError(f"the workers do not see --out {plan.out}: a worker on {host} wrote {name} there and it is "
+                       "not here; OUT must be on a file system that this machine and every worker share (not a "
+                       "node's local /tmp or $TMPDIR)")
+
+
 def generate(config: dict, client=None, stream=sys.stderr) -> Summary:
+    from .cluster import ClusterError, WorkerWatch
     started = time.monotonic()
     plan = plan_run(config)
+    logs = None
     with contextlib.ExitStack() as stack:
-        if client is None:
-            from .cluster import open_client
-            try:
-                client = stack.enter_context(open_client(config["cluster"]))
-            except (OSError, TimeoutError) as exc:
-                raise RunError(f"cannot reach the Dask scheduler {config['cluster'].get('address')}: {exc}") from None
-            if client.dashboard_link:
-                print(f"dashboard: {client.dashboard_link}", file=stream, flush=True)
         try:
             plan.out.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunError(_space_message(plan, exc, 0, 1)) from None
+        if client is None:
+            from .cluster import BATCH_KINDS, open_client
+            logs = str(plan.out / LOGS) if config["cluster"]["kind"] in BATCH_KINDS else None
+            try:
+                client = stack.enter_context(open_client(config["cluster"], job_name(plan), logs))
+            except (OSError, TimeoutError) as exc:
+                raise RunError(f"cannot reach the Dask scheduler {config['cluster'].get('address')}: {exc}") from None
+            except ClusterError as exc:
+                raise RunError(str(exc)) from None
+            if client.dashboard_link:
+                print(dashboard_line(client.dashboard_link), file=stream, flush=True)
+        try:
             stack.enter_context(FolderLock(plan.out))
         except Busy as exc:
             raise RunError(str(exc)) from None
         except OSError as exc:
             raise RunError(_space_message(plan, exc, 0, 1)) from None
+        watch = WorkerWatch(client, config["cluster"]["no_worker_timeout"], logs,
+                            say=lambda line: print(line, file=stream, flush=True))
         written = [0, 1]  # images done, images in all
         try:
-            todo, records, per_key = _run(plan, client, stream, written)
+            check_out_is_shared(plan, client, watch)
+            todo, records, per_key = _run(plan, client, stream, written, watch)
             failures, paths = finalise(plan, records)
+        except ClusterError as exc:
+            raise RunError(str(exc)) from None
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EFBIG):
                 raise RunError(_space_message(plan, exc, *written)) from None

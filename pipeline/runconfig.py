@@ -20,6 +20,7 @@ from corruptions.registry import GROUPS
 from corruptions.settings import (ConfigError, Settings, checked, flag, integer, listed, mapping, one_of, text,
                                   validate)
 
+from .cluster import BATCH_KINDS, check_cluster
 from .formats import DEFAULT_FORMATS, FORMATS, TASK_FORMATS
 from .formats.mp4_tree import PIXEL_FORMATS, PRESETS
 from .formats.zarr_store import CODECS
@@ -111,8 +112,10 @@ class Cluster(Settings):
     threads_per_worker: integer("a positive integer", 1) = 1
     memory_limit: checked("a memory size such as 2GiB or 4GB", _memory) = "2GiB"
     address: text("a scheduler address such as tcp://host:8786", nullable=True) = None
-    jobs: integer("a positive integer", 1) = 4  # slurm / pbs: how many jobs to scale to
+    jobs: integer("a positive integer", 1) = 4  # slurm / pbs: how many jobs to keep running
     jobqueue: mapping("a mapping of dask_jobqueue.SLURMCluster / PBSCluster arguments") = {}
+    # stop (one error line, resumable) when no worker has been connected for this long
+    no_worker_timeout: integer("a positive number of seconds", 1) = 900
 
 
 
@@ -174,8 +177,10 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
     raise ConfigError(f"run config {str(name_or_path)!r} not found; give a YAML path or one of {', '.join(names)}")
 
 
-def load_run_config(path: str | Path | None, overrides: list[dict] = ()) -> dict:
-    """Defaults, then the YAML file, then each override; validated and resolved to a plain dict."""
+def load_run_config(path: str | Path | None, overrides: list[dict] = (), workers: int | None = None) -> dict:
+    """Defaults, then the YAML file, then each override; validated and resolved to a plain dict.
+    ``workers`` (the command line's ``--workers``) sets ``cluster.workers`` for a local cluster and
+    ``cluster.jobs`` for SLURM / PBS."""
     doc: dict = {}
     where = "run config"
     if path is not None:
@@ -187,8 +192,15 @@ def load_run_config(path: str | Path | None, overrides: list[dict] = ()) -> dict
     for override in overrides:
         doc = _merge(doc, override)
         where = "run config (with the command line's settings)" if path is None else f"{path} (with overrides)"
+    if workers is not None:
+        kind = (doc.get("cluster") or {}).get("kind", "local") if isinstance(doc.get("cluster"), dict) else "local"
+        doc = _merge(doc, {"cluster": {"jobs" if kind in BATCH_KINDS else "workers": workers}})
     config = validate(RunConfig, doc, where).model_dump(mode="python")
     config = _plain(config)
+    given = set(doc["cluster"]) if isinstance(doc.get("cluster"), dict) else set()
+    mistake = check_cluster(config["cluster"], given, where)
+    if mistake:
+        raise ConfigError(mistake)
     task = config["task"]
     if config["outputs"]["formats"] == "default":
         config["outputs"]["formats"] = list(DEFAULT_FORMATS[task])

@@ -27,6 +27,7 @@ __all__ = ["FORMATS", "TASK_FORMATS", "DEFAULT_FORMATS", "Writer", "open_data", 
 class Writer(Protocol):
     format: str
     dims: tuple[str, ...]
+    root: str  # the folder the names ``write`` returns are relative to (``name[region]``: a region of that file)
 
     def prepare(self, plan) -> None: ...
 

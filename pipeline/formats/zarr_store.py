@@ -105,6 +105,11 @@ class Writer:
         image = np.ascontiguousarray(block.data[level_index, row])
         return image.tobytes() if codec is None else bytes(codec.encode(image))
 
+    @property
+    def root(self) -> str:
+        """The folder its output names are relative to: the store."""
+        return self.path
+
     def write(self, block) -> dict[str, str]:
         """One shard file per severity, written whole and atomically (zarr's own write path costs
         several times more per image); rows of failed images stay absent (zeros)."""
@@ -179,6 +184,11 @@ class SequenceWriter:
                               dimension_names=SEQUENCE_DIMS)
         _write_items(root, plan)
         root.attrs.update({"complete": False})
+
+    @property
+    def root(self) -> str:
+        """The folder its output names are relative to: the store."""
+        return self.path
 
     def write(self, block) -> dict[str, str]:
         key = block.key
