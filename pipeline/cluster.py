@@ -239,6 +239,7 @@ class WorkerWatch:
         self.since: float | None = None
         self.asked = self.said = 0.0
         self.waiting = 0.0  # seconds spent without any worker, in all
+        self.on_workers = None  # called when workers come (back) after a wait
 
     def workers(self) -> int:
         return len(self.client.scheduler_info(n_workers=-1).get("workers", {}))
@@ -261,6 +262,8 @@ class WorkerWatch:
             self.waiting += now - self.asked
         self.asked = now
         if self.workers():
+            if self.since is not None and self.on_workers is not None:
+                self.on_workers()
             self.since = None
             return
         if self.since is None:

@@ -29,7 +29,7 @@ from corruptions import __version__, load_variant
 from . import formats
 from .files import Busy, FolderLock, atomic_write_bytes
 from .imagenet_c import task_from_config
-from .progress import progress
+from .progress import exclude_wait, progress
 from .readers import Source, read_source, safe_component
 from .task import Key, Shard
 
@@ -391,6 +391,8 @@ def check_outputs_exist(plan: Plan, records: dict[str, dict]) -> None:
             root = roots.get(format_name)
             for name in names if root is not None else ():
                 path = root / name.split("[", 1)[0]
+                if "[" in name and not path.is_file():  # a region of a file its writer completes at the end
+                    path = path.with_name(f".{path.name}.part")
                 if not path.is_file():
                     missing.setdefault(key, path)
     if not missing:
@@ -465,6 +467,8 @@ def _run(plan: Plan, client, stream, written: list, watch=None) -> tuple[list[Ke
     if todo:
         digest = plan.identity_digest()
         with open(plan.out / MANIFEST, "a") as manifest, progress(total, done=written[0], stream=stream) as bar:
+            if watch is not None:  # the ETA counts only time with workers
+                watch.on_workers = lambda: exclude_wait(bar)
             def on_done(record):
                 _check_record(record, plan)
                 record["run"] = digest

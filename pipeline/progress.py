@@ -13,3 +13,10 @@ def progress(total: int, unit: str = "images", done: int = 0, stream=None, descr
                 mininterval=1.0, smoothing=0.1, dynamic_ncols=True, desc=description or None,
                 bar_format="{desc}{percentage:3.0f}%|{bar:20}| {n_fmt}/{total_fmt}{unit} "
                            "[{elapsed}<{remaining}, {rate_fmt}]")
+
+
+def exclude_wait(bar: tqdm) -> None:
+    """Leave the time since the bar's last display out of its rate and ETA: called when workers
+    come (back) after a wait for batch jobs, which says nothing about the speed of the work."""
+    bar.last_print_t = bar._time()
+    bar.last_print_n = bar.n

@@ -27,7 +27,8 @@ __all__ = ["FORMATS", "TASK_FORMATS", "DEFAULT_FORMATS", "Writer", "open_data", 
 class Writer(Protocol):
     format: str
     dims: tuple[str, ...]
-    root: str  # the folder the names ``write`` returns are relative to (``name[region]``: a region of that file)
+    root: str  # the folder the names ``write`` returns are relative to (``name[region]``: a region of that file,
+    # or of ``.name.part`` until ``finalise``)
 
     def prepare(self, plan) -> None: ...
 
