@@ -31,7 +31,8 @@ __all__ = ["ConfigError", "Variant", "load_variant", "load_variant_file", "varia
 class VariantFile(Settings):
     variant: text()
     description: text()
-    size: numbers(2, "[height, width] as two positive integers", each=lambda v: isinstance(v, int) and v > 0)
+    size: numbers(2, "[height, width] as two integers from 1 to 4096",
+                  each=lambda v: isinstance(v, int) and 0 < v <= 4096)
     preprocess: Any
     corruptions: Any
     # ImageNet-P's constants (read by perturbations.config): named input and output stages, and
@@ -67,9 +68,53 @@ def load_variant(name: str) -> Variant:
     return load_variant_file(VARIANT_DIR / f"{name}.yaml")
 
 
+MAX_YAML_NODES = 1_000_000  # values a config may hold once its aliases are expanded
+MAX_YAML_BYTES = 16 << 20
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing documents whose aliases expand beyond ``MAX_YAML_NODES``
+    values or refer to themselves (a 'billion laughs' of a few hundred bytes would otherwise
+    never finish loading, or printing)."""
+
+    def get_single_node(self):
+        node = super().get_single_node()
+        if node is not None:
+            _expanded_size(node, {}, set())
+        return node
+
+
+def _expanded_size(node, sizes: dict, open_nodes: set) -> int:
+    key = id(node)
+    if key in sizes:
+        return sizes[key]
+    if key in open_nodes:
+        raise yaml.YAMLError("an alias refers to a value that contains it (a recursive document)")
+    open_nodes.add(key)
+    if isinstance(node, yaml.SequenceNode):
+        size = 1 + sum(_expanded_size(child, sizes, open_nodes) for child in node.value)
+    elif isinstance(node, yaml.MappingNode):
+        size = 1 + sum(_expanded_size(k, sizes, open_nodes) + _expanded_size(v, sizes, open_nodes)
+                       for k, v in node.value)
+    else:
+        size = 1
+    open_nodes.discard(key)
+    if size > MAX_YAML_NODES:
+        raise yaml.YAMLError(f"its aliases expand to more than {MAX_YAML_NODES} values (a 'billion laughs'?)")
+    sizes[key] = size
+    return size
+
+
+def parse_yaml(text: str) -> Any:
+    """``yaml.safe_load`` with bounded alias expansion (see ``_BoundedLoader``)."""
+    if len(text) > MAX_YAML_BYTES:
+        raise yaml.YAMLError(f"larger than {MAX_YAML_BYTES >> 20} MiB")
+    return yaml.load(text, Loader=_BoundedLoader)  # noqa: S506 - a SafeLoader subclass
+
+
 def read_yaml(path: Path) -> Any:
     try:
-        return yaml.safe_load(path.read_text())
+        return parse_yaml(path.read_text())
     except FileNotFoundError:
         raise ConfigError(f"{path}: not found") from None
     except (OSError, UnicodeDecodeError) as exc:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import signal
 import sys
@@ -51,6 +52,10 @@ def _on_the_fly_config(args) -> dict:
 
 def _generate(args) -> int:
     from .engine import generate
+    if args.only and load_run_config(args.config)["task"] == "imagenet-p":  # one meaning of --only everywhere
+        if args.sequences:
+            raise ConfigError("give the ImageNet-P sequence kinds with --only or with --sequences, not both")
+        args.sequences, args.only = args.only, None
     overrides = run_overrides(args, source=args.source, out=args.out, shard_size=args.shard_size, labels=args.labels)
     if args.formats:
         overrides.append({"outputs": {"formats": list(args.formats)}})
@@ -81,7 +86,7 @@ def _score(args) -> int:
     if args.mp4_round_trip and args.on_the_fly is None:
         raise ScoreError("--mp4-round-trip goes with --on-the-fly (materialised MP4s are read as they are)")
     on_the_fly = _on_the_fly_config(args) if args.on_the_fly is not None else None
-    config = load_scoring_config(args.config, {"batch_size": args.batch_size, "workers": args.workers,
+    config = load_scoring_config(args.config, auto=True, overrides={"batch_size": args.batch_size, "workers": args.workers,
                                                "device": args.device, "amp": args.amp, "baseline": args.baseline})
     results = score(args.model, args.data, args.clean, args.out, args.weights, config, args.classes,
                     args.allow_partial, name=args.name, random_weights=args.random_weights, on_the_fly=on_the_fly,
@@ -134,8 +139,18 @@ def user_errors() -> tuple[type, ...]:
     from .engine import RunError
     from .formats import DataError
     from .publish import PublishError
+    from .files import UnsafePath
     from .scoring import ScoreError
-    return ConfigError, SourceError, RunError, DataError, ScoreError, PublishError
+    return ConfigError, SourceError, RunError, DataError, ScoreError, PublishError, UnsafePath
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (a batch system's or a user's kill): stopped as Ctrl-C stops, exit 143."""
+
+
+# environment errors that a user fixes (a read-only or full folder, permissions): one line
+USER_OS_ERRORS = (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENAMETOOLONG,
+                  errno.ENOTDIR, errno.EISDIR, errno.ENOENT, errno.ELOOP)
 
 
 def main(argv=None) -> int:
@@ -227,25 +242,34 @@ def main(argv=None) -> int:
     rep.add_argument("--out", help="folder for comparison.md and comparison.png")
     rep.set_defaults(run=_report)
     args = parser.parse_args(argv)
-    previous = signal.getsignal(signal.SIGINT)
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
 
     def interrupted(signum, frame):
         quiet_exit()
-        raise KeyboardInterrupt
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, interrupted)
+    main_thread = threading.current_thread() is threading.main_thread()
+    if main_thread:
+        for number in previous:
+            signal.signal(number, interrupted)
     try:
         return args.run(args)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("\ninterrupted; re-run the same command to resume", file=sys.stderr, flush=True)
-        return 130
+        return 143 if isinstance(exc, Terminated) else 130
     except user_errors() as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:
+        if exc.errno not in USER_OS_ERRORS:
+            raise
+        where = " ".join(str(f) for f in (exc.filename, exc.filename2) if f)
+        print(f"error: {exc.strerror or exc}{': ' + where if where else ''}", file=sys.stderr)
+        return 2
     finally:
-        if threading.current_thread() is threading.main_thread():
-            signal.signal(signal.SIGINT, previous)
+        if main_thread:
+            for number, handler in previous.items():
+                signal.signal(number, handler)
 
 
 def quiet_exit() -> None:

@@ -74,9 +74,9 @@ def check_cluster(cluster: dict, given: set[str], where: str) -> str | None:
     keys that do not apply to its kind (``given``: the keys the config sets), and for SLURM / PBS
     dask-jobqueue itself, unknown ``jobqueue`` keys and the required ones."""
     kind = cluster["kind"]
-    applies = {"local": {"kind", "workers", "threads_per_worker", "memory_limit", "no_worker_timeout"},
+    applies = {"local": {"kind", "workers", "threads_per_worker", "memory_limit", "no_worker_timeout", "worker_ttl"},
                "address": {"kind", "address", "no_worker_timeout"}}.get(
-        kind, {"kind", "jobs", "jobqueue", "no_worker_timeout"})
+        kind, {"kind", "jobs", "jobqueue", "no_worker_timeout", "worker_ttl"})
     stray = sorted(given - applies)
     if stray:
         return (f"{where}: key 'cluster.{stray[0]}' does not apply to cluster kind {kind!r}; its keys: "
@@ -171,7 +171,10 @@ def open_client(cluster: dict, job_name: str = "imagenet-c", logs: str | None = 
     kind = cluster["kind"]
     with dask.config.set({"distributed.nanny.pre-spawn-environ": SINGLE_THREADED,
                           "distributed.scheduler.worker-saturation": 1.0,
-                          "distributed.worker.profile.enabled": False}):
+                          "distributed.worker.profile.enabled": False,
+                          # a worker that stops answering (SIGSTOP, a hung node) is dropped and its
+                          # work given to others after this long, not Dask's five minutes
+                          "distributed.scheduler.worker-ttl": f"{cluster.get('worker_ttl', 60)}s"}):
         if kind == "address":
             with Client(cluster["address"], timeout="10s") as client:
                 yield client
@@ -186,7 +189,8 @@ def open_client(cluster: dict, job_name: str = "imagenet-c", logs: str | None = 
             jobqueue = import_jobqueue()
             factory = jobqueue.SLURMCluster if kind == "slurm" else jobqueue.PBSCluster
             if logs is not None:
-                Path(logs).mkdir(parents=True, exist_ok=True)
+                from .files import make_folders
+                make_folders(Path(logs).parent, Path(logs).name)  # never through a link planted as OUT/logs
             manager = factory(**jobqueue_arguments(cluster, job_name, logs))
             refused = test_submission(manager, kind)
             if refused:

@@ -18,6 +18,7 @@ import hashlib
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections import defaultdict
@@ -27,7 +28,7 @@ from pathlib import Path
 from corruptions import __version__, load_variant
 
 from . import formats
-from .files import Busy, FolderLock, atomic_write_bytes
+from .files import Busy, FolderLock, UnsafePath, make_folders, open_append, read_bytes, write_bytes
 from .imagenet_c import task_from_config
 from .progress import exclude_wait, progress
 from .readers import Source, read_source, safe_component
@@ -161,10 +162,11 @@ def _sequence_writer(name: str, config: dict, out: Path):
 def check_names(source: Source, task) -> None:
     """Every name that becomes part of an output path is one safe component, and no two items
     land on the same output file: refused, with the names, before any work."""
-    bad = [i for i in source.items if not (safe_component(i.wnid) and safe_component(i.name))]
+    bad = [i for i in source.items if not (safe_component(i.wnid) and safe_component(i.name)
+                                           and safe_component(task.output_name(i)))]
     if bad:
         raise RunError(f"{len(bad)} source images have class or file names that cannot be output names, e.g. "
-                       f"{bad[0].where}: class {bad[0].wnid!r}, file {bad[0].name!r}")
+                       f"{bad[0].where!r}: class {bad[0].wnid!r}, file {bad[0].name!r}")
     outputs: dict = defaultdict(list)
     for item in source.items:
         outputs[(item.wnid, task.output_name(item))].append(item.where)
@@ -209,43 +211,101 @@ def plan_run(config: dict) -> Plan:
     for writer in writers:
         if tuple(writer.dims) != tuple(task.dims):
             raise RunError(f"format {writer.format!r} stores blocks of {writer.dims}, task {task.name!r} makes {task.dims}")
+    check_assets(task)
+    try:
+        task.image_size  # the variant file read and checked now, before anything is created
+    except ValueError as exc:
+        raise RunError(str(exc)) from None
     plan = Plan(config, out, source, task, writers)
     plan.keys = task.keys(len(source.items), plan.shard_size)
     return plan
 
 
+def check_assets(task) -> None:
+    """frost overlays six textures that are not in the package (see ``corruptions.assets``): with
+    one missing, they are fetched once here, on the client, or the run stops before any work
+    with the command that fetches them (never a traceback in every worker)."""
+    from corruptions.assets import AssetError, fetch_textures, missing_textures
+    if "frost" not in task.names or not missing_textures():
+        return
+    print("frost textures missing: fetching them (python -m corruptions.assets)", file=sys.stderr, flush=True)
+    try:
+        fetch_textures()
+    except (AssetError, OSError, subprocess.CalledProcessError, StopIteration) as exc:
+        raise RunError(f"the frost textures are missing and could not be fetched ({type(exc).__name__}); run "
+                       "`python -m corruptions.assets` where the network is reachable (or set CORRUPTIONS_FROST_DIR "
+                       "to a folder holding them), or leave frost out with --only") from None
+
+
+def _well_formed(record) -> bool:
+    """A manifest line as this module writes it: anything else (a line cut short by a kill, or
+    edited) is not trusted, and its key runs again. Output names must stay inside their root."""
+    from .files import split
+    try:
+        ok = (isinstance(record["key"], str) and isinstance(record["images"], int)
+              and isinstance(record["start"], int) and isinstance(record["stop"], int)
+              and isinstance(record["failures"], list) and all(isinstance(f, dict) for f in record["failures"])
+              and isinstance(record["outputs"], dict))
+        sources = record.get("sources", {})
+        ok = ok and isinstance(sources, dict) and all(
+            isinstance(v, list) and len(v) == 2 and isinstance(v[0], str) and isinstance(v[1], int)
+            for v in sources.values())
+        for names in record["outputs"].values():
+            for name, digest in names.items():
+                split(name.split("[", 1)[0])
+                ok = ok and isinstance(digest, str)
+        return ok
+    except (KeyError, TypeError, AttributeError, UnsafePath):
+        return False
+
+
 def read_manifest(out: Path) -> dict[str, dict]:
     records = {}
-    path = out / MANIFEST
-    if path.exists():
-        for line in path.read_text().splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a line cut short by a kill: that key runs again
+    try:
+        text = read_bytes(out, MANIFEST).decode("utf-8", "replace")
+    except FileNotFoundError:
+        return records
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            continue
+        if _well_formed(record):
             records[record["key"]] = record
     return records
 
 
 def prepare(plan: Plan) -> dict[str, dict]:
     """Create the outputs (or check that OUT holds this same run) and return finished keys."""
-    plan.out.mkdir(parents=True, exist_ok=True)
-    run_file = plan.out / RUN
+    make_folders(plan.out)
     identity, digest = plan.identity(), plan.identity_digest()
-    if run_file.exists():
-        previous = json.loads(run_file.read_text())
+    try:
+        text = read_bytes(plan.out, RUN, limit=64 << 20)
+    except FileNotFoundError:
+        text = None
+    if text is not None:
+        try:
+            previous = json.loads(text)
+            previous.get("identity_digest")
+        except (ValueError, AttributeError, RecursionError):
+            raise RunError(f"{plan.out / RUN} is damaged (empty, or not this generator's JSON): it records which run "
+                           "OUT holds, so OUT cannot be resumed; use a new --out, or remove that folder") from None
         if previous.get("identity_digest") != digest:
             before = previous.get("identity", {})
+            before = before if isinstance(before, dict) else {}
             differing = [k for k, v in identity.items() if before.get(k) != v]
             detail = "; ".join(f"{k}: {before.get(k)!r} then, {identity[k]!r} now" for k in differing
                                if k not in ("source_digest", "versions", "variant_sha256"))
             raise RunError(f"{plan.out} holds another run (differs in: {', '.join(differing) or 'settings'}"
                            f"{'; ' + detail if detail else ''}); use a new --out, or remove that folder")
     else:
-        atomic_write_bytes(run_file, json.dumps({"identity": identity, "identity_digest": digest,
-                                                 "config": plan.config, "version": plan.version},
-                                                indent=1, sort_keys=True).encode())
+        write_bytes(plan.out, RUN, json.dumps({"identity": identity, "identity_digest": digest,
+                                               "config": plan.config, "version": plan.version},
+                                              indent=1, sort_keys=True).encode())
     for writer in plan.writers:
+        relative = os.path.relpath(writer.root, plan.out)
+        if relative != "." and not relative.startswith(".."):
+            make_folders(plan.out, relative)  # a link planted as OUT/<store> or OUT/<corruption> is refused
         writer.prepare(plan)
     return {k: r for k, r in read_manifest(plan.out).items() if r.get("run") == digest}
 
@@ -260,8 +320,9 @@ def run_key(task, key: Key, shard: Shard, writers: tuple) -> dict:
     """Produce ``key``'s block and hand it to every writer; returns the manifest record."""
     block = task.produce(key, shard)
     outputs = {writer.format: writer.write(block) for writer in writers}
+    sources = {item.image_id: [digest, item.size] for item, digest in zip(shard.items, shard.sources) if digest}
     return {"key": key.id, "name": key.name, "shard": key.shard, "start": key.start, "stop": key.stop,
-            "images": int(shard.ok.sum()), "outputs": outputs, "failures": list(shard.failures)}
+            "images": int(shard.ok.sum()), "outputs": outputs, "failures": list(shard.failures), "sources": sources}
 
 
 def merge_shards(parts: list, items, start: int, image_size) -> Shard:
@@ -273,7 +334,7 @@ def merge_shards(parts: list, items, start: int, image_size) -> Shard:
     else:
         images = np.zeros((len(items),) + tuple(image_size) + (3,), np.uint8)
     ok = np.zeros(len(items), bool)
-    failures = []
+    failures, sources = [], [""] * len(items)
     for index, (item, part) in enumerate(zip(items, parts)):
         if part is None:
             failures.append({"image_id": item.image_id, "row": start + index, "path": item.where,
@@ -281,8 +342,9 @@ def merge_shards(parts: list, items, start: int, image_size) -> Shard:
                                        "worker's memory? see max_pixels and cluster.memory_limit)"})
         else:
             images[index], ok[index] = part.images[0], part.ok[0]
+            sources[index] = part.sources[0] if part.sources else ""
             failures += list(part.failures)
-    return Shard(tuple(items), images, ok, tuple(failures))
+    return Shard(tuple(items), images, ok, tuple(failures), tuple(sources))
 
 
 # ---------------------------------------------------------------- execute (client drives Dask)
@@ -397,9 +459,9 @@ def check_outputs_exist(plan: Plan, records: dict[str, dict]) -> None:
                     missing.setdefault(key, path)
     if not missing:
         return
-    kept = [line for line in (plan.out / MANIFEST).read_text().splitlines(keepends=True)
+    kept = [line for line in read_bytes(plan.out, MANIFEST).decode("utf-8", "replace").splitlines(keepends=True)
             if _manifest_key(line) not in missing]
-    atomic_write_bytes(plan.out / MANIFEST, "".join(kept).encode())
+    write_bytes(plan.out, MANIFEST, "".join(kept).encode())
     for key in missing:
         del records[key]
     raise RunError(f"outputs of {len(missing)} units that the workers reported written are not in {plan.out} as this "
@@ -420,7 +482,7 @@ def finalise(plan: Plan, records: dict[str, dict]) -> tuple[list[dict], list[str
     ordered = sorted(failures.values(), key=lambda f: f["row"])
     rejected = [{"image_id": r["path"], "row": -1, **r} for r in plan.source.rejected]
     everything = rejected + ordered
-    atomic_write_bytes(plan.out / FAILURES, "".join(json.dumps(f, sort_keys=True) + "\n" for f in everything).encode())
+    write_bytes(plan.out, FAILURES, "".join(json.dumps(f, sort_keys=True) + "\n" for f in everything).encode())
     complete = all(k.id in records and set(plan.config["outputs"]["formats"]) <= set(records[k.id]["outputs"])
                    for k in plan.keys)
     paths = []
@@ -431,6 +493,41 @@ def finalise(plan: Plan, records: dict[str, dict]) -> tuple[list[dict], list[str
 
 class MissingSource(RunError):
     pass
+
+
+def source_digests(records: dict[str, dict]) -> dict[str, list]:
+    """image id -> [digest, size] of the source bytes its recorded outputs were made from."""
+    known: dict[str, list] = {}
+    for record in records.values():
+        sources = record.get("sources")
+        if isinstance(sources, dict):
+            known.update(sources)
+    return known
+
+
+def _changed(image_id: str, plan: Plan, how: str) -> RunError:
+    return RunError(f"source image {image_id} changed since its first outputs in {plan.out} were made ({how}); "
+                    "OUT would hold outputs of two different pictures for it: put the original back, or generate "
+                    "into a new --out")
+
+
+def check_listing(plan: Plan, known: dict[str, list]) -> None:
+    """Before any work: every listed image with recorded outputs still has the size it had
+    (one stat each, from the listing); images never read successfully may have changed."""
+    for item in plan.source.items:
+        before = known.get(item.image_id)
+        if before is not None and before[1] != item.size:
+            raise _changed(item.image_id, plan, f"{before[1]} bytes then, {item.size} now")
+
+
+def check_sources(record: dict, known: dict[str, list], plan: Plan) -> None:
+    """Every image a key read has the bytes that the image's earlier outputs were made from: a
+    source file replaced between runs (even by one of the same size) would leave OUT holding,
+    for one image id, outputs of two different pictures. Stop instead, naming it."""
+    for image_id, (digest, size) in record.get("sources", {}).items():
+        before = known.setdefault(image_id, [digest, size])
+        if before[0] != digest:
+            raise _changed(image_id, plan, f"its bytes differ: sha256 {before[0]}... then, {digest}... now")
 
 
 def _check_record(record: dict, plan: Plan) -> None:
@@ -459,18 +556,24 @@ def _run(plan: Plan, client, stream, written: list, watch=None) -> tuple[list[Ke
     config = plan.config
     finished = prepare(plan)
     wanted = set(config["outputs"]["formats"])
-    todo = [k for k in plan.keys if not (k.id in finished and wanted <= set(finished[k.id]["outputs"]))]
+    # a key is done when all its outputs are written and every image of it could be read: an
+    # image unreadable once (half-copied, a network hiccup) is tried again by every re-run
+    todo = [k for k in plan.keys if not (k.id in finished and wanted <= set(finished[k.id]["outputs"])
+                                         and not finished[k.id]["failures"])]
     per_key = len(plan.task.levels)  # outputs per image and key: severities, or one sequence
     total = sum((k.stop - k.start) * per_key for k in plan.keys)
     written[:] = [total - sum((k.stop - k.start) * per_key for k in todo), total]
     records = dict(finished)
+    known = source_digests(finished)
+    check_listing(plan, known)
     if todo:
         digest = plan.identity_digest()
-        with open(plan.out / MANIFEST, "a") as manifest, progress(total, done=written[0], stream=stream) as bar:
+        with open_append(plan.out, MANIFEST) as manifest, progress(total, done=written[0], stream=stream) as bar:
             if watch is not None:  # the ETA counts only time with workers
                 watch.on_workers = lambda: exclude_wait(bar)
             def on_done(record):
                 _check_record(record, plan)
+                check_sources(record, known, plan)
                 record["run"] = digest
                 manifest.write(json.dumps(record, sort_keys=True) + "\n")
                 manifest.flush()
@@ -554,7 +657,7 @@ def generate(config: dict, client=None, stream=sys.stderr) -> Summary:
                 print(dashboard_line(client.dashboard_link), file=stream, flush=True)
         try:
             stack.enter_context(FolderLock(plan.out))
-        except Busy as exc:
+        except (Busy, UnsafePath) as exc:
             raise RunError(str(exc)) from None
         except OSError as exc:
             raise RunError(_space_message(plan, exc, 0, 1)) from None
@@ -565,7 +668,7 @@ def generate(config: dict, client=None, stream=sys.stderr) -> Summary:
             check_out_is_shared(plan, client, watch)
             todo, records, per_key = _run(plan, client, stream, written, watch)
             failures, paths = finalise(plan, records)
-        except ClusterError as exc:
+        except (ClusterError, UnsafePath) as exc:
             raise RunError(str(exc)) from None
         except OSError as exc:
             if exc.errno in (errno.ENOSPC, errno.EROFS, errno.EACCES, errno.EDQUOT, errno.EFBIG):

@@ -10,7 +10,7 @@ import numpy as np
 from corruptions import CORRUPTIONS, corrupt_severities, load_variant, rng_for
 from corruptions.preprocess import preprocess
 
-from .readers import DEFAULT_MAX_PIXELS, Item, deterministic, load_pixels
+from .readers import DEFAULT_MAX_PIXELS, Item, deterministic, load_pixels, source_digest
 from .task import IMAGE_DIMS, Block, Key, Shard, shard_keys
 
 DIMS = IMAGE_DIMS
@@ -21,17 +21,18 @@ def load_clean(items: Sequence[Item], variant: str, start: int = 0, max_pixels: 
     size = tuple(load_variant(variant).size)
     images = np.zeros((len(items),) + size + (3,), np.uint8)
     ok = np.zeros(len(items), bool)
-    failures = []
+    failures, sources = [], [""] * len(items)
     for index, item in enumerate(items):
         try:
             clean = preprocess(load_pixels(item, max_pixels), variant)
             if clean.shape[:2] != size:
                 raise ValueError(f"preprocessed to {clean.shape[:2]}, expected {size}")
+            sources[index] = source_digest(item)
             images[index], ok[index] = clean, True
         except Exception as exc:  # noqa: BLE001 - any decoder error is this file's failure, not the run's
             failures.append({"image_id": item.image_id, "row": start + index, "path": item.where,
                              "reason": deterministic(f"{type(exc).__name__}: {exc}")})
-    return Shard(tuple(items), images, ok, tuple(failures))
+    return Shard(tuple(items), images, ok, tuple(failures), tuple(sources))
 
 
 @dataclass(frozen=True)

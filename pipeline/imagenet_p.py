@@ -18,7 +18,7 @@ from corruptions import rng_for
 from corruptions.preprocess import to_rgb
 from perturbations import family, frames_from_input, load_sequences, stage_images
 
-from .readers import DEFAULT_MAX_PIXELS, Item, deterministic, load_pixels
+from .readers import DEFAULT_MAX_PIXELS, Item, deterministic, load_pixels, source_digest
 from .formats.mp4_tree import relative_path
 from .task import SEQUENCE_DIMS as DIMS
 from .task import Key, Shard, shard_keys
@@ -83,16 +83,17 @@ class ImageNetP:
         sequences = load_sequences(self.variant)
         inputs: list = [None] * len(items)
         ok = np.zeros(len(items), bool)
-        failures = []
+        failures, sources = [], [""] * len(items)
         for index, item in enumerate(items):
             try:
                 photo = np.asarray(to_rgb(load_pixels(item, self.max_pixels)), np.uint8)
                 inputs[index] = stage_images(photo, self.stages(), sequences)
+                sources[index] = source_digest(item)
                 ok[index] = True
             except Exception as exc:  # noqa: BLE001 - any decoder error is this file's failure, not the run's
                 failures.append({"image_id": item.image_id, "row": start + index, "path": item.where,
                                  "reason": deterministic(f"{type(exc).__name__}: {exc}")})
-        return Shard(tuple(items), inputs, ok, tuple(failures))
+        return Shard(tuple(items), inputs, ok, tuple(failures), tuple(sources))
 
     def family(self, name: str) -> str:
         return family(name)

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from corruptions import CORRUPTIONS
 
-from .files import atomic_write_bytes, sha256
+from .files import FolderLock, Busy, UnsafePath, make_folders, new_file, open_existing, read_bytes, sha256, split, write_bytes
 from .formats.common import LEVEL_NAMES
 from .formats.jpeg_tree import parse_path, relative_path
 from .imagenet_c import task_from_config
@@ -50,7 +50,7 @@ class PublishError(RuntimeError):
 @dataclass(frozen=True)
 class Member:
     name: str  # path inside the tarball
-    source: str  # file under OUT
+    source: str  # file under OUT, relative to it (opened without following links)
     sha256: str | None  # from the manifest, checked while streaming (None: computed then)
 
 
@@ -65,10 +65,13 @@ def tarball_of(name: str) -> str:
 def plan_release(out: Path) -> tuple[dict, dict[str, list[Member]]]:
     """(run.json, tarball name -> sorted members) for the run in OUT."""
     from .engine import MANIFEST, RUN as RUN_FILE, read_manifest
-    run_file = out / RUN_FILE
-    if not run_file.is_file():
-        raise PublishError(f"{out}: no {RUN_FILE}; publish takes the OUT folder of a generate run")
-    run = json.loads(run_file.read_text())
+    try:
+        run = json.loads(read_bytes(out, RUN_FILE, limit=64 << 20))
+        run["config"]["corruptions"], run["identity"]["images"]
+    except FileNotFoundError:
+        raise PublishError(f"{out}: no {RUN_FILE}; publish takes the OUT folder of a generate run") from None
+    except (ValueError, KeyError, TypeError, RecursionError):
+        raise PublishError(f"{out / RUN_FILE} is damaged (not a generate run's record); regenerate OUT") from None
     config = run["config"]
     records = read_manifest(out)
     if not records:
@@ -82,9 +85,9 @@ def plan_release(out: Path) -> tuple[dict, dict[str, list[Member]]]:
     top = SINGLE_RELEASES.get(config["name"])
     tarballs: dict[str, list[Member]] = {}
     if "cifar_npy" in config["outputs"]["formats"]:
-        extras = ["labels.npy"] + (["severities.json"] if (out / "severities.json").exists() else [])
+        extras = ["labels.npy"] + (["severities.json"] if os.path.lexists(out / "severities.json") else [])
         files = [f"{name}.npy" for name in names] + extras
-        tarballs[f"{top or config['name']}.tar"] = [Member(f"{top or config['name']}/{f}", str(out / f), None)
+        tarballs[f"{top or config['name']}.tar"] = [Member(f"{top or config['name']}/{f}", f, None)
                                                     for f in sorted(files)]
     elif "jpeg" in config["outputs"]["formats"]:
         for record in records.values():
@@ -93,11 +96,31 @@ def plan_release(out: Path) -> tuple[dict, dict[str, list[Member]]]:
             group = f"{top}.tar" if top else f"{tarball_of(record['name'])}.tar"
             for path, digest in record["outputs"]["jpeg"].items():
                 member = f"{top}/{path}" if top else path
-                tarballs.setdefault(group, []).append(Member(member, str(out / path), digest))
+                tarballs.setdefault(group, []).append(Member(member, path, digest))
     else:
         raise PublishError(f"{out}: the run wrote neither a JPEG tree nor CIFAR .npy files: nothing to release "
                            "in an official layout")
+    check_member_names([m for group in tarballs.values() for m in group], out)
     return run, {name: sorted(members, key=lambda m: m.name) for name, members in sorted(tarballs.items())}
+
+
+def check_member_names(members: list[Member], out: Path) -> None:
+    """Every member is a safe relative name (no '..', not absolute, no line breaks: the member
+    lists are one line a member), and no two are one file where names fold case or Unicode
+    form (macOS, Windows): refused before anything is written."""
+    import unicodedata
+    seen: dict[str, str] = {}
+    for member in members:
+        try:
+            split(member.name, out)
+            split(member.source, out)
+        except UnsafePath as exc:
+            raise PublishError(f"{out}: the manifest names an output that cannot be published: {exc}") from None
+        folded = unicodedata.normalize("NFC", member.name).casefold()
+        if folded in seen:
+            raise PublishError(f"{out}: {seen[folded]!r} and {member.name!r} are one file on case-insensitive or "
+                               "Unicode-normalising file systems; rename one of their sources and regenerate")
+        seen[folded] = member.name
 
 
 # ---------------------------------------------------------------- reproducible tarballs
@@ -190,15 +213,15 @@ class _HashingWriter:
         return self.digest.hexdigest()
 
 
-def write_tarball(dest: str, members: list[Member], compress: bool, check: bool = False) -> tuple[str, str, int]:
-    """Stream ``members`` into ``dest`` (temporary name, then rename). With ``check``, each
-    file is hashed on the way and checked against the manifest's sha256 (files without one are
-    always hashed, for the member list). Returns (name, sha256 of the tarball, size)."""
-    dest = Path(dest)
-    part = dest.with_name(f".{dest.name}.part")
+def write_tarball(out: str, dist: str, tarball: str, members: list[Member], compress: bool,
+                  check: bool = False) -> tuple[str, str, int]:
+    """Stream ``members`` (files of ``out``, opened without following links) into
+    ``dist/tarball`` (a new temporary file, then a rename). With ``check``, each file is hashed
+    on the way and checked against the manifest's sha256 (files without one are always hashed,
+    for the member list). Returns (name, sha256 of the tarball, size)."""
     written = 0
-    with open(part, "wb", buffering=0) as handle:
-        raw = _HashingWriter(handle)
+    with new_file(dist, tarball) as stream:
+        raw = _HashingWriter(stream)
         sink = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) if compress else raw
         folders: set[str] = set()
         listing = []
@@ -210,7 +233,10 @@ def write_tarball(dest: str, members: list[Member], compress: bool, check: bool 
                     folders.add(folder)
                     sink.write(_header(folder, 0, True))
                     written += 512
-            handle = os.open(member.source, os.O_RDONLY)
+            try:
+                handle = open_existing(out, member.source, own=True)
+            except UnsafePath as exc:
+                raise PublishError(f"{exc}: only files the run wrote are published") from None
             try:
                 size = os.fstat(handle).st_size
                 sink.write(_header(member.name, size, False))
@@ -219,7 +245,7 @@ def write_tarball(dest: str, members: list[Member], compress: bool, check: bool 
                 while left:
                     chunk = os.read(handle, min(left, CHUNK))
                     if not chunk:
-                        raise PublishError(f"{member.source} shrank while it was being published")
+                        raise PublishError(f"{out}/{member.source} shrank while it was being published")
                     if digest is not None:
                         digest.update(chunk)
                     sink.write(chunk)
@@ -227,7 +253,7 @@ def write_tarball(dest: str, members: list[Member], compress: bool, check: bool 
             finally:
                 os.close(handle)
             if digest is not None and member.sha256 is not None and digest.hexdigest() != member.sha256:
-                raise PublishError(f"{member.source} changed since it was generated (its sha256 is not the "
+                raise PublishError(f"{out}/{member.source} changed since it was generated (its sha256 is not the "
                                    "manifest's); regenerate it before publishing")
             listing.append(f"{digest.hexdigest() if digest is not None else member.sha256}  {member.name}\n")
             sink.write(b"\0" * (-size % 512))
@@ -237,14 +263,15 @@ def write_tarball(dest: str, members: list[Member], compress: bool, check: bool 
         if compress:
             sink.close()
         checksum = raw.hexdigest()
-    atomic_write_bytes(dest.parent / MEMBERS / f"{dest.name}.sha256", "".join(listing).encode())
-    os.replace(part, dest)
-    return dest.name, checksum, dest.stat().st_size
+        size = os.fstat(stream.fileno()).st_size
+        write_bytes(dist, f"{MEMBERS}/{tarball}.sha256", "".join(listing).encode())
+    return tarball, checksum, size
 
 
-def _file_sha256(path: Path) -> str:
+def _file_sha256(root: Path, relative: str) -> str:
+    """The sha256 of the regular file ``root/relative``, read without following links."""
     digest = hashlib.sha256()
-    with open(path, "rb") as handle:
+    with os.fdopen(open_existing(root, relative), "rb") as handle:
         for chunk in iter(lambda: handle.read(CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
@@ -409,29 +436,68 @@ def publish(out: str | os.PathLike, dist: str | os.PathLike, compress: str | Non
     if dist == out or out in dist.parents:
         raise PublishError(f"--to {dist} is inside OUT {out}; write the release elsewhere")
     run, members = plan_release(out)
-    dist.mkdir(parents=True, exist_ok=True)
+    make_folders(dist)
+    try:
+        with FolderLock(dist, remove=True):
+            return _publish(out, dist, run, members, compress, workers, check)
+    except Busy as exc:
+        raise PublishError(str(exc)) from None
+    except UnsafePath as exc:
+        raise PublishError(str(exc)) from None
+
+
+def _size(out: Path, member: Member) -> int:
+    try:
+        return os.lstat(out / member.source).st_size
+    except FileNotFoundError:
+        raise PublishError(f"{out / member.source}: listed in the manifest but missing; re-run the same generate "
+                           "command to make it again") from None
+
+
+def _publish(out: Path, dist: Path, run: dict, members: dict[str, list[Member]], compress, workers,
+             check) -> list[tuple[str, str, int]]:
     suffix = ".gz" if compress == "gzip" else ""
-    jobs = sorted(members.items(), key=lambda kv: -sum(os.stat(m.source).st_size for m in kv[1]))
+    jobs = sorted(members.items(), key=lambda kv: -sum(_size(out, m) for m in kv[1]))
     workers = max(1, min(workers or os.cpu_count() or 1, len(jobs)))
+    names = [f"{name}{suffix}" for name, _ in jobs]
     if workers == 1:
-        done = [write_tarball(str(dist / f"{name}{suffix}"), group, bool(suffix), check) for name, group in jobs]
+        done = [write_tarball(str(out), str(dist), name, group, bool(suffix), check)
+                for name, (_, group) in zip(names, jobs)]
     else:
         with ProcessPoolExecutor(workers) as pool:
-            done = list(pool.map(write_tarball, [str(dist / f"{name}{suffix}") for name, _ in jobs],
+            done = list(pool.map(write_tarball, [str(out)] * len(jobs), [str(dist)] * len(jobs), names,
                                  [group for _, group in jobs], [bool(suffix)] * len(jobs), [check] * len(jobs)))
     tarballs = sorted(done)
     single = run["config"]["name"] in SINGLE_RELEASES
     npy = "cifar_npy" in run["config"]["outputs"]["formats"]
-    failures = sum(1 for line in (out / "failures.jsonl").read_text().splitlines() if line.strip()) \
-        if (out / "failures.jsonl").exists() else 0
-    atomic_write_bytes(dist / RUN, (out / "run.json").read_bytes())
-    atomic_write_bytes(dist / CARD, dataset_card(run, tarballs, _counts(members), failures).encode())
-    atomic_write_bytes(dist / CROISSANT, json.dumps(croissant(run, tarballs, single, npy), indent=1,
-                                                    sort_keys=True).encode())
-    listed = [name for name, _, _ in tarballs] + [CARD, CROISSANT, RUN] + \
-        sorted(f"{MEMBERS}/{p.name}" for p in (dist / MEMBERS).glob("*.sha256"))
-    atomic_write_bytes(dist / SUMS, "".join(f"{_file_sha256(dist / name)}  {name}\n" for name in listed).encode())
+    try:
+        failures = sum(1 for line in read_bytes(out, "failures.jsonl").splitlines() if line.strip())
+    except FileNotFoundError:
+        failures = 0
+    write_bytes(dist, RUN, read_bytes(out, "run.json"))
+    write_bytes(dist, CARD, dataset_card(run, tarballs, _counts(members), failures).encode())
+    write_bytes(dist, CROISSANT, json.dumps(croissant(run, tarballs, single, npy), indent=1, sort_keys=True).encode())
+    lists = [f"{MEMBERS}/{name}.sha256" for name, _, _ in tarballs]
+    remove_stale(dist, {name for name, _, _ in tarballs}, lists)
+    listed = [name for name, _, _ in tarballs] + [CARD, CROISSANT, RUN] + sorted(lists)
+    write_bytes(dist, SUMS, "".join(f"{_file_sha256(dist, name)}  {name}\n" for name in listed).encode())
     return tarballs
+
+
+def remove_stale(dist: Path, tarballs: set[str], lists: list[str]) -> None:
+    """An earlier release's tarballs and member lists that this one does not have, and temporary
+    files an interrupted publish left: removed (the names, never what a link points to), so
+    DIST holds one release that verifies. Other files are left alone, and ``verify`` reports them."""
+    for entry in os.scandir(dist):
+        stale = entry.name.endswith((".tar", ".tar.gz")) and entry.name not in tarballs
+        if (stale or (entry.name.startswith(".") and entry.name.endswith(".part"))) and not entry.is_dir(
+                follow_symlinks=False):
+            os.unlink(entry.path)
+    if os.path.isdir(dist / MEMBERS) and not os.path.islink(dist / MEMBERS):
+        for entry in os.scandir(dist / MEMBERS):
+            if (f"{MEMBERS}/{entry.name}" not in lists and entry.name.endswith((".sha256", ".part"))
+                    and not entry.is_dir(follow_symlinks=False)):
+                os.unlink(entry.path)
 
 
 # ---------------------------------------------------------------- verify
@@ -440,43 +506,72 @@ def _safe_member(name: str) -> bool:
     return bool(name) and not name.startswith("/") and ".." not in name.split("/") and "\\" not in name
 
 
-def verify(dist: str | os.PathLike, source: str | None = None, sample: int = 8, log=print) -> list[str]:
-    """Every problem found with the release in ``dist`` (an empty list: all holds)."""
-    dist = Path(dist).expanduser().resolve()
-    problems: list[str] = []
-    sums = dist / SUMS
-    if not sums.is_file():
-        return [f"{sums}: missing"]
-    listed: dict[str, str] = {}
-    for number, line in enumerate(sums.read_text().splitlines(), start=1):
-        match = re.fullmatch(r"([0-9a-f]{64}) [ *](\S.*)", line)
-        if not match or not _safe_member(match.group(2)):
-            problems.append(f"{SUMS} line {number}: not '<sha256>  <file>': {line!r}")
-            continue
-        listed[match.group(2)] = match.group(1)
-    for name, digest in listed.items():
-        path = dist / name
-        if not path.is_file():
-            problems.append(f"{name}: listed in {SUMS} but missing")
-        elif _file_sha256(path) != digest:
-            problems.append(f"{name}: sha256 differs from {SUMS}")
-    present = {str(p.relative_to(dist)) for p in dist.rglob("*") if p.is_file()} - {SUMS}
-    for name in sorted(present - set(listed)):
-        problems.append(f"{name}: present but not in {SUMS}")
-    member_lists = {name[len(MEMBERS) + 1:-len(".sha256")]: name for name in listed if name.startswith(f"{MEMBERS}/")}
-    counts: dict[tuple[str, str], int] = {}
-    published: dict[str, str] = {}  # member -> sha256, for the regeneration audit
-    for tarball, list_name in sorted(member_lists.items()):
-        if tarball not in listed or not (dist / tarball).is_file() or not (dist / list_name).is_file():
-            problems.append(f"{tarball}: its member list is published but the tarball is not")
-            continue
-        expected = {}
-        for line in (dist / list_name).read_text().splitlines():
-            digest, name = line.split("  ", 1)
-            expected[name] = digest
-        seen = set()
-        try:
-            with tarfile.open(dist / tarball, "r|*") as archive:
+def _text(dist: Path, name: str, limit: int = 256 << 20) -> str:
+    """A listing file of the release as text: a regular file (no link), UTF-8, of bounded size;
+    else ``ValueError`` saying what is wrong."""
+    try:
+        return read_bytes(dist, name, limit=limit).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"{name}: not UTF-8 text") from None
+    except FileNotFoundError:
+        raise ValueError(f"{name}: missing") from None
+    except UnsafePath as exc:
+        raise ValueError(f"{name}: {exc}") from None
+
+
+class _Tail:
+    """A read-only stream that remembers its last reads, so the bytes after a tar's end-of-archive
+    (which tarfile has already read into its buffer) can be checked to be zeros."""
+
+    def __init__(self, stream):
+        import collections
+        self.stream, self.position = stream, 0
+        self.history: collections.deque = collections.deque(maxlen=8)
+
+    def read(self, size=-1) -> bytes:
+        data = self.stream.read(size)
+        self.history.append((self.position, data))
+        self.position += len(data)
+        return data
+
+    def rest(self, offset: int) -> tuple[int, bool]:
+        """(bytes from ``offset`` to the stream's end, whether all are zeros), reading the rest of
+        the stream in pieces (bounded memory)."""
+        count, zeros = 0, True
+        for start, data in self.history:
+            if start + len(data) <= offset:
+                continue
+            piece = data[max(0, offset - start):]
+            zeros = zeros and piece.count(0) == len(piece)
+            count += len(piece)
+        while data := self.stream.read(CHUNK):
+            zeros = zeros and data.count(0) == len(data)
+            count += len(data)
+        return count, zeros
+
+
+def _decompressed(raw, tarball: str):
+    """The tar stream of ``tarball``: every member of a multi-member gzip (or bzip2, xz) file is
+    read, as ``tar`` reads them, not only the first."""
+    if tarball.endswith((".gz", ".tgz")):
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if tarball.endswith(".bz2"):
+        import bz2
+        return bz2.BZ2File(raw)
+    if tarball.endswith(".xz"):
+        import lzma
+        return lzma.LZMAFile(raw)
+    return raw
+
+
+def _check_tarball(dist: Path, tarball: str, expected: dict[str, str], problems: list[str],
+                   counts: dict, published: dict) -> None:
+    """Read ``tarball`` to its very end, hashing members as they stream (bounded memory)."""
+    seen = set()
+    try:
+        with os.fdopen(open_existing(dist, tarball), "rb") as raw:
+            stream = _Tail(_decompressed(raw, tarball))
+            with tarfile.open(fileobj=stream, mode="r|") as archive:
                 for info in archive:
                     if not _safe_member(info.name.rstrip("/")):
                         problems.append(f"{tarball}: member {info.name!r} would land outside its folder")
@@ -486,33 +581,84 @@ def verify(dist: str | os.PathLike, source: str | None = None, sample: int = 8, 
                     if not info.isfile():
                         problems.append(f"{tarball}: member {info.name} is not a regular file")
                         continue
-                    data = archive.extractfile(info).read()
-                    if len(data) != info.size:
+                    digest, size, member = hashlib.sha256(), 0, archive.extractfile(info)
+                    while chunk := member.read(CHUNK):
+                        digest.update(chunk)
+                        size += len(chunk)
+                    if size != info.size:
                         problems.append(f"{tarball}: cannot be read to the end (member {info.name} is cut short)")
-                        break
-                    digest = hashlib.sha256(data).hexdigest()
+                        return
                     if info.name not in expected:
                         problems.append(f"{tarball}: extra member {info.name}")
-                    elif digest != expected[info.name]:
+                    elif digest.hexdigest() != expected[info.name]:
                         problems.append(f"{tarball}: member {info.name} differs from its listed sha256")
+                    if info.name in seen:
+                        problems.append(f"{tarball}: member {info.name} appears twice")
                     seen.add(info.name)
-                    published[info.name] = digest
+                    published[info.name] = digest.hexdigest()
                     parsed = parse_path(info.name)
                     if parsed is not None:
                         key = (parsed[0], str(parsed[1]))
                         counts[key] = counts.get(key, 0) + 1
                 end = archive.offset
-            if tarball.endswith(".tar"):  # a plain tar ends with two zero blocks: a cut-off one does not
-                with open(dist / tarball, "rb") as handle:
-                    handle.seek(end)
-                    if handle.read(1024) != b"\0" * 1024:
-                        problems.append(f"{tarball}: cannot be read to the end (no end-of-archive marker after "
-                                        f"{end} bytes: cut short?)")
-        except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile) as exc:
-            problems.append(f"{tarball}: cannot be read to the end ({type(exc).__name__}: {exc})")
+            left, zeros = stream.rest(end)
+            if left < 1024:
+                problems.append(f"{tarball}: cannot be read to the end (no end-of-archive marker after {end} bytes: "
+                                "cut short?)")
+            elif not zeros:
+                problems.append(f"{tarball}: holds more after its end-of-archive marker at {end} bytes (appended "
+                                "data, or a second archive, that tar would extract)")
+    except (tarfile.TarError, OSError, EOFError, gzip.BadGzipFile, ValueError, UnsafePath) as exc:
+        problems.append(f"{tarball}: cannot be read to the end ({type(exc).__name__}: {exc})")
+        return
+    for name in sorted(set(expected) - seen):
+        problems.append(f"{tarball}: member {name} is missing")
+
+
+def verify(dist: str | os.PathLike, source: str | None = None, sample: int = 8, log=print) -> list[str]:
+    """Every problem found with the release in ``dist`` (an empty list: all holds)."""
+    dist = Path(dist).expanduser().resolve()
+    problems: list[str] = []
+    try:
+        sums = _text(dist, SUMS)
+    except ValueError as exc:
+        return [str(exc)]
+    listed: dict[str, str] = {}
+    for number, line in enumerate(sums.split("\n")[:-1] if sums.endswith("\n") else sums.split("\n"), start=1):
+        match = re.fullmatch(r"([0-9a-f]{64}) [ *](\S.*)", line)
+        if not match or not _safe_member(match.group(2)):
+            problems.append(f"{SUMS} line {number}: not '<sha256>  <file>': {line[:200]!r}")
             continue
-        for name in sorted(set(expected) - seen):
-            problems.append(f"{tarball}: member {name} is missing")
+        listed[match.group(2)] = match.group(1)
+    for name, digest in listed.items():
+        try:
+            if _file_sha256(dist, name) != digest:
+                problems.append(f"{name}: sha256 differs from {SUMS}")
+        except FileNotFoundError:
+            problems.append(f"{name}: listed in {SUMS} but missing")
+        except (UnsafePath, OSError) as exc:
+            problems.append(f"{name}: {exc}")
+    present = {str(p.relative_to(dist)) for p in dist.rglob("*") if p.is_file() or p.is_symlink()} - {SUMS}
+    for name in sorted(present - set(listed)):
+        problems.append(f"{name}: present but not in {SUMS}")
+    member_lists = {name[len(MEMBERS) + 1:-len(".sha256")]: name for name in listed if name.startswith(f"{MEMBERS}/")}
+    counts: dict[tuple[str, str], int] = {}
+    published: dict[str, str] = {}  # member -> sha256, for the regeneration audit
+    for tarball, list_name in sorted(member_lists.items()):
+        if tarball not in listed or not (dist / tarball).is_file():
+            problems.append(f"{tarball}: its member list is published but the tarball is not")
+            continue
+        expected = {}
+        try:
+            for number, line in enumerate(_text(dist, list_name).splitlines(), start=1):
+                digest, separator, name = line.partition("  ")
+                if not separator or not re.fullmatch("[0-9a-f]{64}", digest) or not _safe_member(name):
+                    raise ValueError(f"{list_name} line {number}: not '<sha256>  <member>': {line[:200]!r}")
+                expected[name] = digest
+        except ValueError as exc:
+            problems.append(str(exc))
+            continue
+        _check_tarball(dist, tarball, expected, problems, counts, published)
     if counts:
         log("images per corruption and severity:")
         for name in sorted({c for c, _ in counts}):
@@ -530,8 +676,11 @@ def audit(dist: Path, source: str, published: dict[str, str], sample: int, log) 
     from .engine import byte_versions
     from .readers import read_source
     from .task import Key
-    run = json.loads((dist / RUN).read_text())
-    config = run["config"]
+    try:
+        run = json.loads(_text(dist, RUN, limit=64 << 20))
+        config = run["config"]
+    except (ValueError, KeyError, TypeError) as exc:
+        return [f"{RUN}: cannot be read as a run record ({exc})"]
     if "jpeg" not in config["outputs"]["formats"] or "cifar_npy" in config["outputs"]["formats"]:
         return ["--source: the regeneration audit covers JPEG releases (this one holds .npy arrays)"]
     listing = read_source(config["reader"], source, config.get("labels"))

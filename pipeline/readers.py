@@ -42,7 +42,6 @@ def imagenet_wnids() -> tuple[str, ...]:
 WNID = re.compile(r"n[0-9]{8}")
 # PIL's own decompression-bomb threshold; the run config's max_pixels overrides it
 DEFAULT_MAX_PIXELS = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
-Image.MAX_IMAGE_PIXELS = None  # load_pixels checks max_pixels itself, before decoding
 
 
 class SourceError(ValueError):
@@ -52,8 +51,14 @@ class SourceError(ValueError):
 def safe_component(name: str) -> bool:
     """One path component that stays where it is put: no separators, not '.' or '..', no
     control characters."""
-    return (isinstance(name, str) and bool(name) and name not in (".", "..") and "/" not in name
-            and "\\" not in name and not any(ord(c) < 32 for c in name))
+    from .files import UnsafePath, check_name
+    if not isinstance(name, str) or any(ord(c) < 32 for c in name):
+        return False
+    try:
+        check_name(name)
+    except UnsafePath:
+        return False
+    return True
 
 
 def deterministic(reason: str) -> str:
@@ -87,17 +92,39 @@ class Source:
     rejected: tuple[dict, ...] = ()  # entries named like images that are not regular files: path, reason
 
     def digest(self) -> str:
-        """sha256 of the item list (ids, output names, classes, labels, sizes): part of a run's
-        identity, so a re-run into the same OUT with another source is refused."""
+        """sha256 of the item list (ids, output names, classes, labels): part of a run's
+        identity, so a re-run into the same OUT with another source is refused. Content is
+        checked per image against what its recorded outputs were made from (the engine's
+        ``check_sources``), so an image that could not be read may be fixed and tried again."""
         listing = hashlib.sha256()
         for item in self.items:
-            listing.update(f"{item.image_id}\t{item.name}\t{item.wnid}\t{item.label}\t{item.size}\n".encode())
+            listing.update(f"{item.image_id}\t{item.name}\t{item.wnid}\t{item.label}\n".encode())
         return listing.hexdigest()
+
+
+def source_digest(item: Item) -> str:
+    """The sha256 (first 16 hex digits) of an item's bytes, read in pieces: what a resumed or
+    extended run compares, so outputs of one image id never come from two different pictures."""
+    digest = hashlib.sha256()
+    if item.kind == "cifar":
+        digest.update(np.ascontiguousarray(_cifar_images(item.path)[item.offset]).tobytes())
+        return digest.hexdigest()[:16]
+    with open(item.path, "rb") as handle:
+        left = item.size if item.kind == "tar" else -1
+        handle.seek(item.offset if item.kind == "tar" else 0)
+        while left:
+            chunk = handle.read(1 << 20 if left < 0 else min(left, 1 << 20))
+            if not chunk:
+                break
+            digest.update(chunk)
+            left -= len(chunk) if left > 0 else 0
+    return digest.hexdigest()[:16]
 
 
 def load_pixels(item: Item, max_pixels: int = DEFAULT_MAX_PIXELS) -> Image.Image:
     """The item's image; raises on unreadable, truncated, too large or non-regular data (the
     caller reports it). The size is checked from the header, before decoding."""
+    Image.MAX_IMAGE_PIXELS = None  # in this (worker) process: max_pixels below replaces PIL's own check
     if item.kind == "cifar":
         return Image.fromarray(_cifar_images(item.path)[item.offset])
     if item.kind == "tar":
@@ -128,10 +155,22 @@ def _kind_of(mode: int) -> str:
     return "not a regular file"
 
 
-def _regular(path: Path) -> tuple[str | None, int]:
-    """(None, size in bytes) for a regular file (a link to one included); else (why it is not
-    read, -1). One stat per file."""
+def leaves(path: Path | str, root: Path | str) -> str | None:
+    """Where a link at ``path`` leads when that is outside ``root`` (links inside the source are
+    followed, links out of it never: a source must not read, and so publish, files elsewhere)."""
+    target = os.path.realpath(path)
+    base = os.path.realpath(root)
+    return None if target == base or target.startswith(base.rstrip("/") + "/") else target
+
+
+def _regular(path: Path, root: Path | None = None) -> tuple[str | None, int]:
+    """(None, size in bytes) for a regular file (a link to one inside ``root`` included); else
+    (why it is not read, -1). One stat per file (two for a link)."""
     try:
+        outside = leaves(path, root) if root is not None and os.path.islink(path) else None
+        if outside:
+            broken = "" if os.path.exists(path) else ", a broken link"
+            return f"a link leading out of the source (to {outside}{broken}): not followed", -1
         info = os.stat(path)
     except OSError as exc:
         return f"cannot be read: {exc.strerror}" + (" (a broken link)" if os.path.islink(path) else ""), -1
@@ -157,14 +196,23 @@ def class_folder_images(root: Path, rejected: list | None = None, sizes: dict | 
     does. Entries so named that are not regular files are left out, and listed in ``rejected``
     where given; ``sizes`` receives each file's size."""
     found = []
-    for folder in sorted(e.name for e in os.scandir(root) if e.is_dir()):
+    folders = []
+    for entry in os.scandir(root):
+        if entry.is_dir():
+            if entry.is_symlink() and leaves(entry.path, root):
+                if rejected is not None:
+                    rejected.append({"path": entry.path, "reason": f"a link leading out of the source (to "
+                                                                   f"{leaves(entry.path, root)}): not followed"})
+                continue
+            folders.append(entry.name)
+    for folder in sorted(folders):
         for dirpath, dirnames, filenames in os.walk(root / folder):
             dirnames.sort()
             for name in sorted(filenames):
                 if not name.lower().endswith(suffixes):
                     continue
                 path = Path(dirpath) / name
-                reason, size = _regular(path)
+                reason, size = _regular(path, root)
                 if reason is None:
                     found.append((folder, path))
                     if sizes is not None:
@@ -179,7 +227,7 @@ def flat_images(folder: Path) -> tuple[list[tuple[str, int]], list[dict]]:
     entries named like images that are not regular files (path, reason)."""
     found, rejected = [], []
     for entry in sorted((e for e in os.scandir(folder) if _is_image(e.name) and not e.is_dir()), key=lambda e: e.name):
-        reason, size = _regular(Path(entry.path))
+        reason, size = _regular(Path(entry.path), folder)
         if reason is None:
             found.append((entry.name, size))
         else:
@@ -227,17 +275,23 @@ def _val_solution(root: Path, labels: str | None = None) -> dict[str, str]:
 
 
 def _labelled(name: str, solution: dict[str, str], kind: str, path: str, offset=0, size=0) -> Item:
-    wnid = solution.get(Path(name).stem, "unknown")
+    wnid = solution[Path(name).stem]
     return Item(name, name, wnid, _label(wnid), kind, path, offset, size)
+
+
+UNLABELLED = "no label: its id is not in the labels file (LOC_val_solution.csv / val_annotations.txt)"
 
 
 def read_imagenet_flat(root: Path, labels: str | None = None) -> Source:
     """The validation set as distributed: a flat folder of ``ILSVRC2012_val_*.JPEG`` and
-    ``LOC_val_solution.csv`` beside it (or at ``labels``)."""
+    ``LOC_val_solution.csv`` beside it (or at ``labels``). Images without a label are reported
+    and left out (a class folder of their own would make the tree unscorable)."""
     solution = _val_solution(root, labels)
     entries, rejected = flat_images(root)
+    rejected += [{"path": str(root / name), "reason": UNLABELLED} for name, _ in entries
+                 if Path(name).stem not in solution]
     return Source("imagenet_flat", str(root), tuple(_labelled(name, solution, "file", str(root / name), 0, size)
-                                                    for name, size in entries),
+                                                    for name, size in entries if Path(name).stem in solution),
                   imagenet_wnids(), tuple(rejected))
 
 
@@ -258,7 +312,10 @@ def read_imagenet_tar(path: Path, labels: str | None = None) -> Source:
     rejected = [{"path": f"{path}:{m.name}", "reason": "not a regular file (" + next(
         (name for test, name in kinds if test(m)), "an unusual member") + ")"} for m in listed if not m.isfile()]
     members.sort(key=lambda m: (Path(m.name).name, m.name))
-    items = tuple(_labelled(Path(m.name).name, solution, "tar", str(path), m.offset_data, m.size) for m in members)
+    rejected += [{"path": f"{path}:{m.name}", "reason": UNLABELLED} for m in members
+                 if Path(m.name).stem not in solution]
+    items = tuple(_labelled(Path(m.name).name, solution, "tar", str(path), m.offset_data, m.size) for m in members
+                  if Path(m.name).stem in solution)
     return Source("imagenet_tar", str(path), items, imagenet_wnids(), tuple(rejected))
 
 
@@ -283,8 +340,9 @@ def read_tiny_imagenet(root: Path) -> Source:
     index = {w: i for i, w in enumerate(classes)}
     images = base / "images"
     names, rejected = flat_images(images)
-    items = tuple(Item(n, n, wnid_of.get(n, "unknown"), index.get(wnid_of.get(n, ""), -1), "file", str(images / n),
-                       size=size) for n, size in names)
+    rejected += [{"path": str(images / n), "reason": UNLABELLED} for n, _ in names if n not in wnid_of]
+    items = tuple(Item(n, n, wnid_of[n], index.get(wnid_of[n], -1), "file", str(images / n), size=size)
+                  for n, size in names if n in wnid_of)
     return Source("tiny_imagenet", str(root), items, tuple(classes), tuple(rejected))
 
 
@@ -325,10 +383,21 @@ def load_pickle(path: Path):
         raise SourceError(f"{path}: not a CIFAR python batch ({type(exc).__name__}: {exc})") from None
 
 
+def cifar_pixels(batch, path) -> np.ndarray:
+    """A batch's ``data`` as the official files hold it (an N x 3072 uint8 array, or its bytes):
+    anything else (nested lists, which a small pickle can make expand to billions of values
+    through memo references) is refused before it is converted."""
+    data = batch.get(b"data") if isinstance(batch, dict) else None
+    if isinstance(data, (bytes, bytearray)):
+        data = np.frombuffer(data, np.uint8)
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.size % 3072:
+        raise SourceError(f"{path}: b'data' is not a uint8 array of N x 3072 values (the python CIFAR test set)")
+    return data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+
+
 @functools.lru_cache(maxsize=2)
 def _cifar_images(path: str) -> np.ndarray:
-    batch = load_pickle(Path(path))
-    return np.asarray(batch[b"data"], np.uint8).reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return cifar_pixels(load_pickle(Path(path)), path)
 
 
 def read_cifar(root: Path, reader: str) -> Source:
@@ -337,7 +406,13 @@ def read_cifar(root: Path, reader: str) -> Source:
     batch = load_pickle(path)
     if not isinstance(batch, dict) or label_key not in batch or b"data" not in batch:
         raise SourceError(f"{path}: expected a dict with {label_key!r} and b'data' (the python CIFAR test set)")
-    labels = [int(v) for v in batch[label_key]]
+    raw = batch[label_key]
+    if not isinstance(raw, (list, tuple, np.ndarray)) or any(type(v) is not int and not isinstance(v, np.integer)
+                                                               for v in raw):
+        raise SourceError(f"{path}: {label_key!r} is not a list of integer labels")
+    labels = [int(v) for v in raw]
+    if len(labels) != len(cifar_pixels(batch, path)):
+        raise SourceError(f"{path}: {len(labels)} labels for {len(cifar_pixels(batch, path))} images")
     meta = path.parent / meta_name
     if meta.is_file():
         classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in load_pickle(meta)[names_key])

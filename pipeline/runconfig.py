@@ -15,7 +15,7 @@ import yaml
 from dask.utils import parse_bytes
 
 from corruptions import SEVERITIES, corruption_names, variant_names
-from corruptions.config import read_yaml
+from corruptions.config import parse_yaml, read_yaml
 from corruptions.registry import GROUPS
 from corruptions.settings import (ConfigError, Settings, checked, flag, integer, listed, mapping, one_of, text,
                                   validate)
@@ -40,7 +40,13 @@ def _memory(value):
 
 
 def _safe_name(value: str) -> bool:
-    return value not in (".", "..") and not any(c in value for c in "/\\\x00")
+    """A run's name becomes file names (``<name>.zarr``, job names): one short, plain component."""
+    from .files import UnsafePath, check_name
+    try:
+        check_name(value)
+    except UnsafePath:
+        return False
+    return len(value.encode()) <= 100 and not any(ord(c) < 32 for c in value)
 
 
 def _chosen(allowed, groups, names_of):
@@ -116,12 +122,14 @@ class Cluster(Settings):
     jobqueue: mapping("a mapping of dask_jobqueue.SLURMCluster / PBSCluster arguments") = {}
     # stop (one error line, resumable) when no worker has been connected for this long
     no_worker_timeout: integer("a positive number of seconds", 1) = 900
+    # a worker silent for this long (stopped, hung, its node gone) is dropped and its work redone
+    worker_ttl: integer("a number of seconds from 10", 10) = 60
 
 
 
 class RunConfig(Settings):
     task: one_of(TASKS) = "imagenet-c"
-    name: text("a file name for the outputs", _safe_name) = "imagenet-c"
+    name: text("a plain file name for the outputs, at most 100 bytes", _safe_name) = "imagenet-c"
     reader: one_of(READERS) = "imagenet_folders"
     source: text("a path", nullable=True) = None
     out: text("a path", nullable=True) = None
@@ -134,7 +142,7 @@ class RunConfig(Settings):
                        _sequences) = "all"
     seed: integer("a non-negative integer", 0) = 0
     # images per key: 64 for ImageNet-C, 16 for ImageNet-P (a key's block holds 16 x 41 frames)
-    shard_size: integer("a positive integer or null (the task's default)", 1, nullable=True) = None
+    shard_size: integer("an integer from 1 to 1024 or null (the task's default)", 1, 1024, nullable=True) = None
     allow_failures: flag() = False
     max_pixels: integer("a positive integer (pixels of the largest source image decoded)", 1) = DEFAULT_MAX_PIXELS
     outputs: Outputs = Outputs()
@@ -157,7 +165,7 @@ def parse_override(text: str) -> dict:
         raise ConfigError(f"override {text!r}: expected KEY=VALUE, e.g. outputs.zarr.level=5")
     key, value = text.split("=", 1)
     try:
-        nested: Any = yaml.safe_load(value) if value.strip() else None
+        nested: Any = parse_yaml(value) if value.strip() else None
     except yaml.YAMLError:
         nested = value
     for part in reversed(key.strip().split(".")):

@@ -40,6 +40,7 @@ class Shard:
     images: np.ndarray  # (n, H, W, 3) uint8, zeros where loading failed
     ok: np.ndarray  # (n,) bool
     failures: tuple[dict, ...]
+    sources: tuple[str, ...] = ()  # per item: readers.source_digest of the bytes read ("" where it failed)
 
 
 @dataclass

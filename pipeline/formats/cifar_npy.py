@@ -4,6 +4,7 @@ uint8, severity-major (all images at the first severity, then the next), and ``l
 also writes ``severities.json`` saying which, and the reader follows it."""
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -14,7 +15,7 @@ import numpy as np
 
 from corruptions import SEVERITIES
 
-from ..files import atomic_write_bytes, inside, sha256
+from ..files import check_name, folder, make_folders, new_file, open_existing, sha256, write_bytes
 from ..task import IMAGE_DIMS, SEQUENCE_DIMS
 from .common import DataError
 from .common import Reader as BaseReader
@@ -32,32 +33,58 @@ class Writer:
     format = "cifar_npy"
     dims = DIMS
 
-    def _path(self, name: str, part: bool) -> Path:
-        return inside(Path(self.root), f".{name}.npy.part" if part else f"{name}.npy")
+    def _name(self, name: str, part: bool) -> str:
+        return check_name(f".{name}.npy.part" if part else f"{name}.npy", self.root)
+
+    def _exists(self, name: str) -> bool:
+        return any(os.path.lexists(os.path.join(self.root, self._name(name, part))) for part in (False, True))
+
+    def _create(self, name: str, shape: tuple[int, ...]) -> None:
+        """An empty (zero) uint8 array file made as ``np.lib.format.open_memmap`` makes one, but
+        created fresh (never through a link) and renamed into place once whole."""
+        with new_file(self.root, self._name(name, True)) as stream:
+            np.lib.format.write_array_header_1_0(stream, {"descr": "|u1", "fortran_order": False, "shape": shape})
+            stream.truncate(stream.tell() + int(np.prod(shape)))
+
+    def _open(self, name: str) -> np.memmap:
+        """The array of ``name`` (its unfinished ``.part`` first) mapped for writing, opened
+        without following links."""
+        try:
+            descriptor = open_existing(self.root, self._name(name, True), os.O_RDWR)
+        except FileNotFoundError:  # finalised already: a retried unit of a finished corruption
+            descriptor = open_existing(self.root, self._name(name, False), os.O_RDWR)
+        with os.fdopen(descriptor, "r+b") as stream:
+            version = np.lib.format.read_magic(stream)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(stream)
+            if dtype != np.uint8 or fortran:
+                raise DataError(f"{self.root}/{name}.npy is not a uint8 array in C order")
+            return np.memmap(stream, dtype=np.uint8, mode="r+", offset=stream.tell(), shape=shape)
+
+    def _labels(self, labels: np.ndarray) -> None:
+        buffer = io.BytesIO()
+        np.save(buffer, labels)
+        write_bytes(self.root, "labels.npy", buffer.getvalue())
 
     def prepare(self, plan) -> None:
-        Path(self.root).mkdir(parents=True, exist_ok=True)
+        make_folders(self.root)
         levels = plan.task.levels
         n, rows = len(plan.items), len(plan.items) * len(levels)
         height, width = plan.task.image_size
         for name in plan.task.names:
-            if not self._path(name, False).exists() and not self._path(name, True).exists():
-                np.lib.format.open_memmap(self._path(name, True), mode="w+", dtype=np.uint8,
-                                          shape=(rows, height, width, 3)).flush()
-        labels = np.tile(np.asarray([i.label for i in plan.items], np.int64), len(levels))
-        buffer = io.BytesIO()
-        np.save(buffer, labels)
-        atomic_write_bytes(Path(self.root) / "labels.npy", buffer.getvalue())
+            if not self._exists(name):
+                self._create(name, (rows, height, width, 3))
+        # uint8, as make_cifar_c.py saves them (any label a byte holds; int64 beyond)
+        labels = np.asarray([i.label for i in plan.items], np.int64)
+        wide = labels.size and (labels.min() < 0 or labels.max() > 255)
+        self._labels(np.tile(labels.astype(np.int64 if wide else np.uint8), len(levels)))
         if tuple(levels) != OFFICIAL_LEVELS:
-            atomic_write_bytes(Path(self.root) / LEVELS_FILE,
-                               json.dumps({"severities": list(levels), "images": n}).encode())
+            write_bytes(self.root, LEVELS_FILE, json.dumps({"severities": list(levels), "images": n}).encode())
 
     def write(self, block) -> dict[str, str]:
         key = block.key
-        path = self._path(key.name, True)
-        if not path.exists():  # finalised already: a retried unit of a finished corruption
-            path = self._path(key.name, False)
-        array = np.load(path, mmap_mode="r+")
+        array = self._open(key.name)
         total = array.shape[0] // len(block.levels)
         digests = {}
         for level_index, level in enumerate(block.levels):
@@ -70,11 +97,12 @@ class Writer:
 
     def finalise(self, plan, failures, complete: bool = True) -> list[str]:
         done = []
-        for name in plan.task.names:
-            part, final = self._path(name, True), self._path(name, False)
-            if part.exists():
-                os.replace(part, final)
-            done.append(str(final))
+        with folder(self.root) as descriptor:
+            for name in plan.task.names:
+                part, final = self._name(name, True), self._name(name, False)
+                with contextlib.suppress(FileNotFoundError):
+                    os.replace(part, final, src_dir_fd=descriptor, dst_dir_fd=descriptor)
+                done.append(os.path.join(self.root, final))
         return done
 
 
@@ -85,22 +113,16 @@ class SequenceWriter(Writer):
     dims = SEQUENCE_DIMS
 
     def prepare(self, plan) -> None:
-        Path(self.root).mkdir(parents=True, exist_ok=True)
+        make_folders(self.root)
         height, width = plan.task.image_size
         for kind in plan.task.names:
-            if not self._path(kind, False).exists() and not self._path(kind, True).exists():
-                np.lib.format.open_memmap(self._path(kind, True), mode="w+", dtype=np.uint8,
-                                          shape=(len(plan.items), plan.task.frame_count(kind), height, width, 3)).flush()
-        buffer = io.BytesIO()
-        np.save(buffer, np.asarray([i.label for i in plan.items], np.int64))
-        atomic_write_bytes(Path(self.root) / "labels.npy", buffer.getvalue())
+            if not self._exists(kind):
+                self._create(kind, (len(plan.items), plan.task.frame_count(kind), height, width, 3))
+        self._labels(np.asarray([i.label for i in plan.items], np.int64))
 
     def write(self, block) -> dict[str, str]:
         key = block.key
-        path = self._path(key.name, True)
-        if not path.exists():
-            path = self._path(key.name, False)
-        array = np.load(path, mmap_mode="r+")
+        array = self._open(key.name)
         data = np.stack([block.fixed(row) if good else np.zeros(array.shape[1:], np.uint8)
                          for row, good in enumerate(block.ok)])
         array[key.start:key.stop] = data
@@ -112,11 +134,74 @@ def recognise(path: Path) -> bool:
     return (path / "labels.npy").is_file()
 
 
+def array_header(path: Path) -> tuple[tuple[int, ...], np.dtype]:
+    """(shape, dtype) of a .npy file from its header alone, refusing before anything is
+    allocated what no scorer should read: not a regular file (a FIFO would block), not a .npy
+    array, object (pickled) arrays, Fortran order, or data shorter than the header declares."""
+    import stat
+    try:
+        info = os.stat(path)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror})") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise DataError(f"{path}: not a regular file")
+    try:
+        with open(path, "rb") as stream:
+            version = np.lib.format.read_magic(stream)
+            read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                           else np.lib.format.read_array_header_2_0)
+            shape, fortran, dtype = read_header(stream, max_header_size=1 << 16)
+            offset = stream.tell()
+    except (ValueError, OSError, EOFError, SyntaxError) as exc:
+        raise DataError(f"{path}: not a readable .npy array ({exc})") from None
+    if dtype.hasobject:
+        raise DataError(f"{path}: an array of Python objects (a pickle), which is never read")
+    if fortran:
+        raise DataError(f"{path}: a Fortran-ordered array; save it in C order")
+    if offset + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize > info.st_size:
+        raise DataError(f"{path}: holds fewer bytes than its header's shape {shape} declares (cut short?)")
+    return tuple(shape), dtype
+
+
+def check_images(path: Path, shape: tuple[int, ...], dtype: np.dtype, frames: bool = False) -> None:
+    """Corrupted images as the official files hold them: uint8, channels last."""
+    layout = "(videos, frames, height, width, 3)" if frames else "(rows, height, width, 3)"
+    if dtype != np.uint8:
+        hint = (" (values in [0, 1]? multiply by 255 and round to uint8, as the official files hold them)"
+                if dtype.kind == "f" else "")
+        raise DataError(f"{path}: {dtype} values; expected uint8 0-255{hint}")
+    if len(shape) != (5 if frames else 4) or shape[-1] != 3:
+        hint = " (channels first? expected channels last)" if len(shape) >= 3 and shape[-3] == 3 else ""
+        raise DataError(f"{path}: shape {shape}; expected {layout}{hint}")
+
+
+def read_labels(path: Path) -> np.ndarray:
+    shape, dtype = array_header(path)
+    if dtype.kind not in "iu" or len(shape) != 1:
+        raise DataError(f"{path}: {dtype} of shape {shape}; expected one integer label per row")
+    return np.asarray(np.load(path, allow_pickle=False), np.int64)
+
+
 def stored_levels(root: Path, rows: int) -> tuple[int, ...]:
-    """The severities a folder holds: ``severities.json`` where present, else the official five."""
+    """The severities a folder holds: ``severities.json`` where present (checked: distinct
+    severities that exist, and its image count), else the official five."""
     sidecar = root / LEVELS_FILE
-    if sidecar.is_file():
-        levels = tuple(json.loads(sidecar.read_text())["severities"])
+    if sidecar.exists():
+        try:
+            if not sidecar.is_file() or sidecar.stat().st_size > 1 << 16:
+                raise ValueError("not a small regular file")
+            recorded = json.loads(sidecar.read_text())
+            levels = tuple(recorded["severities"])
+            images = recorded.get("images")
+        except (ValueError, KeyError, TypeError, OSError, RecursionError) as exc:
+            raise DataError(f"{sidecar}: not a severities file ({{\"severities\": [...], \"images\": N}}): "
+                            f"{exc}") from None
+        if (not levels or any(type(s) is not int or s not in OFFICIAL_LEVELS for s in levels)
+                or len(set(levels)) != len(levels)):
+            raise DataError(f"{sidecar}: severities {list(levels)}; expected distinct severities among "
+                            f"{list(OFFICIAL_LEVELS)}")
+        if images is not None and (type(images) is not int or images * len(levels) != rows):
+            raise DataError(f"{sidecar}: {images!r} images x {len(levels)} severities, but labels.npy holds {rows} rows")
     else:
         levels = OFFICIAL_LEVELS
     if rows % len(levels):
@@ -130,14 +215,16 @@ class Reader(BaseReader):
     def __init__(self, root: Path, classes, allow_partial: bool = False):
         from corruptions import corruption_names
         self.root, self.classes = Path(root), classes
-        self.labels = np.load(self.root / "labels.npy")
+        self.labels = read_labels(self.root / "labels.npy")
         self.levels = stored_levels(self.root, len(self.labels))
         self._cells = []
         for name in corruption_names("all"):
-            if (self.root / f"{name}.npy").exists():
-                rows = np.load(self.root / f"{name}.npy", mmap_mode="r").shape[0]
-                if rows != len(self.labels):
-                    raise DataError(f"{self.root / name}.npy holds {rows} rows but labels.npy {len(self.labels)}")
+            path = self.root / f"{name}.npy"
+            if os.path.lexists(path):
+                shape, dtype = array_header(path)
+                check_images(path, shape, dtype)
+                if shape[0] != len(self.labels):
+                    raise DataError(f"{path} holds {shape[0]} rows but labels.npy {len(self.labels)}")
                 self._cells += [(name, s) for s in self.levels]
 
     def cells(self):
@@ -167,8 +254,8 @@ def holds_sequences(root: Path) -> bool:
 def _shape(path: Path) -> tuple[int, ...] | None:
     """The array's shape, or None where the file is no readable .npy array."""
     try:
-        return np.load(path, mmap_mode="r").shape
-    except (OSError, ValueError, EOFError):
+        return array_header(path)[0]
+    except DataError:
         return None
 
 
@@ -181,18 +268,19 @@ class SequenceReader(BaseSequenceReader):
         from perturbations import sequence_names
         super().__init__()
         self.root, self.classes = Path(root), classes
-        self.labels = np.asarray(np.load(self.root / "labels.npy"), np.int64).reshape(-1)
+        self.labels = read_labels(self.root / "labels.npy")
         self._kinds = []
         for kind in sequence_names("all"):
             path = self.root / f"{kind}.npy"
-            if not path.is_file():
+            if not os.path.lexists(path):
                 continue
-            shape = _shape(path)
-            if shape is None:
-                self.problems.append(f"{path}: not a readable .npy array; left out")
-            elif len(shape) != 5 or shape[-1] != 3:
-                self.problems.append(f"{path}: shape {shape}, expected (videos, frames, height, width, 3); left out")
-            elif shape[0] != len(self.labels):
+            try:
+                shape, dtype = array_header(path)
+                check_images(path, shape, dtype, frames=True)
+            except DataError as exc:
+                self.problems.append(f"{exc}; left out")
+                continue
+            if shape[0] != len(self.labels):
                 self.problems.append(f"{path}: {shape[0]} videos but labels.npy holds {len(self.labels)}; left out")
             else:
                 self._kinds.append(kind)

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..files import atomic_write_bytes, inside, sha256
+from ..files import make_folders, open_folder, sha256, split, write_in
 from ..readers import class_folder_images
 from ..task import IMAGE_DIMS
 from .common import LEVEL_NAMES, DataError, Files
@@ -44,24 +44,28 @@ class Writer:
     dims = DIMS
 
     def prepare(self, plan) -> None:
-        Path(self.root).mkdir(parents=True, exist_ok=True)
+        make_folders(self.root)
 
     def write(self, block) -> dict[str, str]:
-        root = Path(self.root)
         digests = {}
-        folders_made = set()
-        for level_index, level in enumerate(block.levels):
-            for row, (item, good) in enumerate(zip(block.items, block.ok)):
-                if not good:
-                    continue
-                parts = relative_path(block.key.name, level, item)
-                path = inside(root, *parts)
-                if path.parent not in folders_made:
-                    path.parent.mkdir(parents=True, exist_ok=True)
-                    folders_made.add(path.parent)
-                data = block.jpeg(level_index, row, self.quality, self.optimize)
-                atomic_write_bytes(path, data, make_parent=False)
-                digests["/".join(parts)] = sha256(data)
+        folders: dict[str, int] = {}  # class folder -> descriptor, opened once per block without following links
+        try:
+            for level_index, level in enumerate(block.levels):
+                for row, (item, good) in enumerate(zip(block.items, block.ok)):
+                    if not good:
+                        continue
+                    parts = relative_path(block.key.name, level, item)
+                    relative = "/".join(parts)
+                    split(relative, self.root)
+                    parent = "/".join(parts[:-1])
+                    if parent not in folders:
+                        folders[parent] = open_folder(self.root, parent)
+                    data = block.jpeg(level_index, row, self.quality, self.optimize)
+                    write_in(folders[parent], parts[-1], data)
+                    digests[relative] = sha256(data)
+        finally:
+            for descriptor in folders.values():
+                os.close(descriptor)
         return digests
 
     def finalise(self, plan, failures, complete: bool = True) -> list[str]:

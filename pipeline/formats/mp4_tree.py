@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
-from ..files import atomic_write_bytes, inside, sha256
+from ..files import make_folders, sha256, split, write_bytes
 from ..task import SEQUENCE_DIMS as DIMS
 from .common import DataError, SequenceReader, Videos
 
@@ -104,6 +104,10 @@ def video_stream(source):
         yield container, stream
 
 
+MAX_FRAMES = 128  # frames a video may hold when scored (ImageNet-P's longest kind, translate, has 41)
+MAX_DECODED_BYTES = 1 << 30  # and RGB bytes in all: a small file of huge frames is refused as it decodes
+
+
 def decode(path_or_bytes) -> np.ndarray:
     """Every frame of an MP4 as T x H x W x 3 uint8 RGB: PyAV with one decoder thread and
     FFmpeg's own conversion to RGB, which gives the same pixels as OpenCV's ``cv2.VideoCapture``
@@ -123,6 +127,10 @@ def decode(path_or_bytes) -> np.ndarray:
                 sizes.setdefault((frame.height, frame.width))
                 if len(sizes) > 1:
                     continue  # refused below, with every size named
+                if count >= MAX_FRAMES or (count + 1) * frame.height * frame.width * 3 > MAX_DECODED_BYTES:
+                    raise DataError(f"{name}: more than {min(MAX_FRAMES, count)} frames of {frame.width} x "
+                                    f"{frame.height}: longer or larger than any sequence of the benchmark (the "
+                                    f"longest has 41 frames; at most {MAX_DECODED_BYTES >> 20} MiB decoded)")
                 if out is None:  # the header's frame count, within reason (a file may lie)
                     out = np.empty((min(max(stream.frames, 1), 64), frame.height, frame.width, 3), np.uint8)
                 elif count == len(out):
@@ -229,21 +237,19 @@ class Writer:
     dims = DIMS
 
     def prepare(self, plan) -> None:
-        Path(self.root).mkdir(parents=True, exist_ok=True)
+        make_folders(self.root)
 
     def write(self, block) -> dict[str, str]:
-        root = Path(self.root)
         settings = self.noise if block.family == "noise" else self.temporal
         digests = {}
         for row, (item, good) in enumerate(zip(block.items, block.ok)):
             if not good:
                 continue
-            parts = relative_path(block.key.name, item)
-            path = inside(root, *parts)
-            path.parent.mkdir(parents=True, exist_ok=True)
+            relative = "/".join(relative_path(block.key.name, item))
+            split(relative, self.root)
             data = encode(block.frames[row], settings)
-            atomic_write_bytes(path, data)
-            digests["/".join(parts)] = sha256(data)
+            write_bytes(self.root, relative, data)
+            digests[relative] = sha256(data)
         return digests
 
     def finalise(self, plan, failures, complete: bool = True) -> list[str]:

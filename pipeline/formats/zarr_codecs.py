@@ -58,8 +58,14 @@ def encode_jpeg(image: np.ndarray, quality: int, optimize: bool) -> bytes:
     return pil_jpeg(image, quality, optimize)
 
 
-def decode_jpeg(data: bytes) -> np.ndarray:
-    return np.asarray(Image.open(io.BytesIO(data)).convert("RGB"))
+def decode_jpeg(data: bytes, shape: tuple[int, ...] | None = None) -> np.ndarray:
+    """A chunk's pixels; with ``shape`` (the chunk's declared shape), a JPEG of another size is
+    refused from its header, before it is decoded (a 12000 x 12000 chunk is not decoded)."""
+    with Image.open(io.BytesIO(data)) as opened:
+        if shape is not None and (opened.size[1], opened.size[0]) != tuple(shape[-3:-1]):
+            raise ValueError(f"a JPEG chunk of {opened.size[0]} x {opened.size[1]} pixels where the array declares "
+                             f"{shape[-2]} x {shape[-3]}")
+        return np.asarray(opened.convert("RGB"))
 
 
 @dataclass(frozen=True)
@@ -82,7 +88,7 @@ class JpegCodec(ArrayBytesCodec):
         return {"name": NAME, "configuration": {"quality": self.quality, "optimize": self.optimize}}
 
     async def _decode_single(self, chunk_bytes, chunk_spec):
-        image = decode_jpeg(chunk_bytes.to_bytes()).reshape(chunk_spec.shape)
+        image = decode_jpeg(chunk_bytes.to_bytes(), tuple(chunk_spec.shape)).reshape(chunk_spec.shape)
         return chunk_spec.prototype.nd_buffer.from_numpy_array(np.ascontiguousarray(image))
 
     async def _encode_single(self, chunk_array, chunk_spec):

@@ -14,6 +14,7 @@
 """
 from __future__ import annotations
 
+import os
 import struct
 import warnings
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..files import atomic_write_bytes, sha256
+from ..files import refuse_links, sha256, write_bytes
 from ..task import IMAGE_DIMS, SEQUENCE_DIMS
 from .common import LEVEL_NAMES, DataError
 from .common import Reader as BaseReader
@@ -81,6 +82,7 @@ class Writer:
         from zarr.codecs import BytesCodec
         n = len(plan.items)
         height, width = plan.task.image_size
+        refuse_links(self.path)  # zarr writes its metadata by path: no link may lie in its way
         root = zarr.open_group(self.path, mode="a", zarr_format=3)
         if self.codec == "jpeg":
             serializer, compressors = JpegCodec(quality=self.quality, optimize=self.optimize), []
@@ -124,12 +126,13 @@ class Writer:
                     inner[row] = self._chunk(block, level_index, row)
             data = shard_file(inner)
             relative = f"{key.name}/{level}/c/{key.start // self.shard_rows}/0/0/0"
-            atomic_write_bytes(Path(self.path, relative), data)
+            write_bytes(self.path, relative, data)
             digests[relative] = sha256(data)
         return digests
 
     def finalise(self, plan, failures, complete: bool = True) -> list[str]:
         import zarr
+        refuse_links(self.path)
         root = zarr.open_group(self.path, mode="r+", zarr_format=3)
         root.attrs.update({"complete": bool(complete), "task": plan.task.name, "variant": plan.task.variant,
                            "levels": list(plan.task.levels), "config": plan.config, "seed": plan.config["seed"],
@@ -155,6 +158,12 @@ def _write_items(root, plan) -> None:
         root[key][...] = array
 
 
+def sequence_dimension_names(frames: int) -> tuple[str, ...]:
+    """A kind's array dimensions, named so xarray can open the store's root: kinds with another
+    frame count (translate's 41 against 31) get their own frame dimension, ``frame41``."""
+    return ("image", "frame" if frames == 31 else f"frame{frames}", "y", "x", "channel")
+
+
 @dataclass(frozen=True)
 class SequenceWriter:
     """ImageNet-P: one (N, T, H, W, 3) array per sequence kind, a lossless codec."""
@@ -173,6 +182,7 @@ class SequenceWriter:
                              f"{', '.join(c for c in CODECS if c != 'jpeg')}")
         n = len(plan.items)
         height, width = plan.task.image_size
+        refuse_links(self.path)  # zarr writes its metadata by path: no link may lie in its way
         root = zarr.open_group(self.path, mode="a", zarr_format=3)
         for kind in plan.task.names:
             if kind in root:
@@ -181,7 +191,7 @@ class SequenceWriter:
             root.create_array(kind, shape=(n, frames, height, width, 3), dtype="uint8",
                               shards=(self.shard_rows, frames, height, width, 3), chunks=(1, frames, height, width, 3),
                               serializer=BytesCodec(), compressors=_lossless(self.codec, self.level)[0], fill_value=0,
-                              dimension_names=SEQUENCE_DIMS)
+                              dimension_names=sequence_dimension_names(frames))
         _write_items(root, plan)
         root.attrs.update({"complete": False})
 
@@ -202,12 +212,13 @@ class SequenceWriter:
                 inner[row] = frames.tobytes() if codec is None else bytes(codec.encode(frames))
         data = shard_file(inner)
         relative = f"{key.name}/c/{key.start // self.shard_rows}/0/0/0/0"
-        atomic_write_bytes(Path(self.path, relative), data)
+        write_bytes(self.path, relative, data)
         return {relative: sha256(data)}
 
     def finalise(self, plan, failures, complete: bool = True) -> list[str]:
         from ..imagenet_p import FIXED_SHAPE_RULE
         import zarr
+        refuse_links(self.path)
         root = zarr.open_group(self.path, mode="r+", zarr_format=3)
         root.attrs.update({"complete": bool(complete), "task": plan.task.name, "variant": plan.task.variant,
                            "sequences": list(plan.task.names), "config": plan.config, "seed": plan.config["seed"],
@@ -232,14 +243,15 @@ class Reader(BaseReader):
 
     def __init__(self, path: Path, classes, allow_partial: bool = False):
         self.path, self.group = open_store(path, allow_partial)
+        from corruptions import corruption_names
+        self._cells = [(c, int(s)) for c in corruption_names("all") if c in self.group
+                       for s in sorted(self.group[c].array_keys()) if s in LEVEL_NAMES]
+        check_arrays(self.path, self.group, [f"{c}/{s}" for c, s in self._cells], frames=False)
         self.labels = np.asarray(self.group["labels"][...], np.int64)
         failed = set(self.group.attrs.get("failed_rows", []))
         self.rows = np.asarray([i for i in range(len(self.labels)) if i not in failed], np.int64)
         stored = self.group.attrs.get("classes")
         self.classes = classes if classes is not None else (list(stored) if stored else None)
-        from corruptions import corruption_names
-        self._cells = [(c, int(s)) for c in corruption_names("all") if c in self.group
-                       for s in sorted(self.group[c].array_keys()) if s in LEVEL_NAMES]
 
     def cells(self):
         return list(self._cells)
@@ -253,11 +265,56 @@ class Reader(BaseReader):
     def read(self, cell, start, stop):
         array = self.group[f"{cell[0]}/{cell[1]}"]
         rows = self.rows[start:stop]
-        if len(rows) and rows[-1] - rows[0] == len(rows) - 1:  # contiguous: one read
-            images = array[int(rows[0]):int(rows[-1]) + 1]
-        else:
-            images = np.stack([array[int(r)] for r in rows]) if len(rows) else np.zeros((0,) + array.shape[1:], np.uint8)
+        try:
+            if len(rows) and rows[-1] - rows[0] == len(rows) - 1:  # contiguous: one read
+                images = array[int(rows[0]):int(rows[-1]) + 1]
+            else:
+                images = (np.stack([array[int(r)] for r in rows]) if len(rows)
+                          else np.zeros((0,) + array.shape[1:], np.uint8))
+        except Exception as exc:  # noqa: BLE001 - a damaged chunk is the data's fault: one line, not a traceback
+            raise DataError(f"{self.path}/{cell[0]}/{cell[1]}: rows {start}:{stop} cannot be read "
+                            f"({type(exc).__name__}: {str(exc)[:200]})") from None
         return images, self.labels[rows]
+
+
+MAX_ROWS = 10_000_000  # images (or videos) a store may declare: ImageNet's whole training set is 1.28 M
+MAX_SIDE = 4096  # pixels a side
+MAX_FRAMES = 1024
+
+
+def check_store(path: Path) -> None:
+    """Before zarr reads anything: every entry of the store is a regular file or a folder (a
+    FIFO would block a read forever; a link could read anything) and its metadata are small."""
+    import stat
+    for parent, folders, files in os.walk(path, followlinks=False):
+        for name in folders + files:
+            where = os.path.join(parent, name)
+            mode = os.lstat(where).st_mode
+            if not (stat.S_ISREG(mode) or stat.S_ISDIR(mode)):
+                raise DataError(f"{where}: not a regular file or folder (a link, FIFO or device) inside the store")
+            if name == "zarr.json" and os.lstat(where).st_size > 64 << 20:
+                raise DataError(f"{where}: metadata larger than 64 MiB")
+
+
+def check_arrays(path: Path, group, names: list[str], frames: bool) -> int:
+    """The declared shapes are sane and agree, before anything is allocated: labels (N,), and
+    every cell (N, H, W, 3) uint8 (ImageNet-P: (N, T, H, W, 3)) read one row per chunk. Returns N."""
+    labels = group["labels"]
+    if labels.ndim != 1 or labels.dtype.kind not in "iu" or not 0 < labels.shape[0] <= MAX_ROWS:
+        raise DataError(f"{path}: labels of shape {labels.shape} and type {labels.dtype}; expected one integer per "
+                        f"image, at most {MAX_ROWS}")
+    count = labels.shape[0]
+    for name in names:
+        array = group[name]
+        shape, chunks = tuple(array.shape), tuple(array.chunks)
+        dims = 5 if frames else 4
+        if (len(shape) != dims or array.dtype != np.uint8 or shape[0] != count or shape[-1] != 3
+                or not all(0 < side <= MAX_SIDE for side in shape[-3:-1])
+                or (frames and not 0 < shape[1] <= MAX_FRAMES) or chunks[0] != 1 or chunks[1:] != shape[1:]):
+            raise DataError(f"{path}/{name}: an array of shape {shape}, chunks {chunks}, type {array.dtype}; expected "
+                            f"{count} rows of uint8 {'frames' if frames else 'images'} (at most {MAX_SIDE} pixels a "
+                            "side), one row per chunk, as `generate` writes them")
+    return count
 
 
 def open_store(path: Path, allow_partial: bool):
@@ -267,6 +324,7 @@ def open_store(path: Path, allow_partial: bool):
     path = Path(path)
     if not (path / "zarr.json").is_file():
         path = next(path.glob("*.zarr"))
+    check_store(path)
     group = zarr.open_group(path, mode="r")
     if not group.attrs.get("complete", False) and not allow_partial:
         raise DataError(f"{path}: the store is incomplete (its run did not finish); re-run the same "
@@ -293,13 +351,14 @@ class SequenceReader(BaseSequenceReader):
         from perturbations import sequence_names
         super().__init__()
         self.path, self.group = open_store(path, allow_partial)
+        self._kinds = [k for k in sequence_names("all") if k in self.group]
+        check_arrays(self.path, self.group, self._kinds, frames=True)
         self.labels = np.asarray(self.group["labels"][...], np.int64)
         failed = set(self.group.attrs.get("failed_rows", []))
         self.rows = tuple(i for i in range(len(self.labels)) if i not in failed)
         stored = self.group.attrs.get("classes")
         self.classes = classes if classes is not None else (list(stored) if stored else None)
         self.variant = self.group.attrs.get("variant")
-        self._kinds = [k for k in sequence_names("all") if k in self.group]
 
     def kinds(self):
         return list(self._kinds)
@@ -309,7 +368,11 @@ class SequenceReader(BaseSequenceReader):
                       tuple(int(self.labels[r]) for r in self.rows))
 
     def load(self, kind, index):
-        return np.asarray(self.group[kind][self.rows[index]])
+        try:
+            return np.asarray(self.group[kind][self.rows[index]])
+        except Exception as exc:  # noqa: BLE001 - a damaged chunk: this video's failure
+            raise DataError(f"{self.path}/{kind}[{self.rows[index]}] cannot be read "
+                            f"({type(exc).__name__}: {str(exc)[:200]})") from None
 
 
 __all__ = ["Writer", "SequenceWriter", "Reader", "SequenceReader", "recognise", "holds_task", "CODECS", "JPEG_CODEC",

@@ -22,15 +22,25 @@ from .. import metrics
 from ..formats import DataError, open_data
 from ..progress import progress
 from ..readers import imagenet_wnids
-from .config import load_baseline, load_scoring_config, wnid_class_folders
+from .config import FAMILIES, for_family, load_baseline, load_scoring_config, wnid_class_folders
 from .errors import ScoreError
 from .evaluate import check_labels, check_model, evaluate
 from .loader import CLEAN, CleanFolder, batches, decode
-from .models import Normaliser, load_model, model_name, optimise, pick_device
+from .models import EAGER, Normaliser, load_model, model_name, optimise, pick_device
 from .report import compare, markdown_tables, p_tables, write_results
 
 __all__ = ["score", "ScoreError", "DataError", "load_scoring_config", "compare", "markdown_tables", "p_tables", "load_model",
            "optimise", "pick_device", "Normaliser", "batches", "evaluate", "decode", "open_data"]
+
+
+def data_family(data, on_the_fly: dict | None) -> str:
+    """The dataset family whose input convention applies (``config.FAMILIES``): CIFAR arrays or a
+    CIFAR / Tiny / 64 px run config produced on the fly; ImageNet otherwise."""
+    if on_the_fly is not None and on_the_fly.get("variant") in FAMILIES:
+        return on_the_fly["variant"]
+    if data.kind == "cifar_npy":
+        return "cifar"
+    return "imagenet"
 
 
 def default_classes(num_outputs: int, data) -> list[str] | None:
@@ -43,6 +53,29 @@ def default_classes(num_outputs: int, data) -> list[str] | None:
     return None
 
 
+def read_classes(path: str) -> list[str]:
+    """A --classes file: one class name per model output, in index order; each name once (a
+    repeated name would map two outputs to one label and score silently wrong)."""
+    try:
+        text = Path(path).read_bytes()
+        if len(text) > 64 << 20:
+            raise ScoreError(f"--classes {path}: larger than 64 MiB; expected one class name per line")
+        names = text.decode("utf-8").split()
+    except FileNotFoundError:
+        raise ScoreError(f"--classes {path}: not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ScoreError(f"--classes {path}: cannot be read as text ({type(exc).__name__})") from None
+    if not names:
+        raise ScoreError(f"--classes {path}: holds no class names")
+    seen: dict[str, int] = {}
+    for index, name in enumerate(names):
+        if name in seen:
+            raise ScoreError(f"--classes {path}: {name!r} is listed twice (outputs {seen[name]} and {index}); each "
+                             "class name must appear once")
+        seen[name] = index
+    return names
+
+
 def score(model_spec: str, data_path: str, clean_path: str | None = None, out: str | None = None,
           weights: str | None = None, config: dict | None = None, classes_file: str | None = None,
           allow_partial: bool = False, stream=sys.stderr, name: str | None = None,
@@ -51,15 +84,14 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
     config whose ``source`` is the clean set), on the benchmark produced in the loader
     (ImageNet-P: its lossless frames, or with ``mp4_round_trip`` its MP4s' pixels)."""
     import torch
-    config = config or load_scoring_config()
+    config = config or load_scoring_config(auto=True)
     device = pick_device(config["device"])
     model = load_model(model_spec, weights, random_weights).to(device)
     if config["channels_last"]:
         model = model.to(memory_format=torch.channels_last)
-    normalise = Normaliser(config, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-    classes = Path(classes_file).read_text().split() if classes_file else None
+    classes = read_classes(classes_file) if classes_file else None
     if on_the_fly is not None:
         from .on_the_fly import on_the_fly_data
         data = on_the_fly_data(on_the_fly, classes, mp4_round_trip)
@@ -70,6 +102,8 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
             clean_path = data.source.root  # the clean set is the source itself
     else:
         data = open_data(data_path, classes, allow_partial)
+    config = for_family(config, data_family(data, on_the_fly))
+    normalise = Normaliser(config, device)
     if data.task == "imagenet-p":
         return _score_imagenet_p(model, data, data_path, clean_path, out, config, device, normalise, classes,
                                  allow_partial, stream, _model_info(model_spec, name, weights))
@@ -82,8 +116,9 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
                          f"{' ...' if len(empty) > 5 else ''}); give --allow-partial to score the rest")
     cells = [c for c in cells if c not in empty]
     num_classes, example = check_model(model, data, cells[0], config, device, normalise)
+    inference = EAGER
     if config["optimize"]:
-        model = optimise(model, example)
+        model, inference = optimise(model, example, say=lambda line: print(line, file=stream, flush=True))
     if classes is None and data.kind == "jpeg_tree":
         wnid_class_folders({os.path.basename(os.path.dirname(p)) for p in data.files(cells[0]).paths}, num_classes)
     if classes is None and data.kind == "cifar_npy" and num_classes not in (10, 100):
@@ -100,6 +135,7 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
     if clean is not None:
         check_model(model, clean, CLEAN, config, device, normalise)
         check_labels(clean, [CLEAN], num_classes)
+    baseline = load_baseline(config["baseline"], num_classes, metrics.Baseline)  # checked before the pass
     total = sum(data.count(c) for c in cells) + (clean.count(CLEAN) if clean else 0)
     bar = progress(total, stream=stream)
     errors: dict[str, dict[str, float]] = {}
@@ -115,7 +151,6 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
         counts[f"{cell[0]}/{cell[1]}"] = n
     bar.close()
     seconds = time.monotonic() - started
-    baseline = load_baseline(config["baseline"], num_classes, metrics.Baseline)
     summary = metrics.summarize_c({c: {int(s): e for s, e in v.items()} for c, v in errors.items()}, clean_error,
                                   baseline, allow_partial)
     results = {
@@ -125,6 +160,7 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
                  **({"on_the_fly": data.identity()} if on_the_fly is not None else {})},
         "device": str(device), "seconds": round(seconds, 3), "images_per_second": round(total / max(seconds, 1e-9), 1),
         "clean_error": clean_error, "errors": errors, **summary,
+        "preprocessing": config["preprocessing"], "inference": inference,
     }
     if out:
         write_results(results, Path(out))
@@ -143,7 +179,7 @@ def _score_imagenet_p(model, data, data_path, clean_path, out, config, device, n
                                  lambda known: open_data(data_path, known, allow_partial), stream)
     if data.kind == "on_the_fly":
         results["data"]["on_the_fly"] = data.identity()
-    results = {"model": model_info, **results}
+    results = {"model": model_info, **results, "preprocessing": config["preprocessing"]}
     if out:
         write_results(results, Path(out))
     return results

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from corruptions.settings import ConfigError, Settings, checked, flag, integer, numbers, one_of, validate
+from corruptions.config import parse_yaml
+from corruptions.settings import _NULL, ConfigError, Settings, checked, flag, integer, one_of, validate
 
 from .errors import ScoreError
 
@@ -15,12 +16,25 @@ from corruptions.locations import CONFIG_DIR  # noqa: E402
 SCORING_DEFAULTS = CONFIG_DIR / "scoring.yaml"
 
 
+def _three(positive: bool):
+    def check(value):
+        if value is None:
+            return _NULL
+        if (not isinstance(value, (list, tuple)) or len(value) != 3
+                or not all(isinstance(v, (int, float)) and not isinstance(v, bool) and (v > 0 or not positive)
+                           for v in value)):
+            return None
+        return tuple(value)
+    return check
+
+
 class ScoringConfig(Settings):
-    input_size: integer("a positive integer", 1)
-    resize: integer("a positive integer", 1)
-    mean: numbers(3, "a list of 3 numbers")
-    std: numbers(3, "a list of 3 positive numbers", each=lambda v: v > 0)
-    batch_size: integer("a positive integer", 1)
+    # null: the dataset family's (``FAMILIES``), decided once the data are known
+    input_size: integer("null or an integer from 1 to 4096", 1, 4096, nullable=True)
+    resize: integer("null or an integer from 1 to 4096", 1, 4096, nullable=True)
+    mean: checked("null or a list of 3 numbers", _three(False))
+    std: checked("null or a list of 3 positive numbers", _three(True))
+    batch_size: integer("an integer from 1 to 65536", 1, 65536)
     workers: integer("null (one per core) or an integer >= 0", 0, nullable=True)
     device: one_of(("auto", "cuda", "cpu"), "auto, cuda or cpu")
     channels_last: flag()
@@ -29,17 +43,19 @@ class ScoringConfig(Settings):
     baseline: checked("'alexnet' or the path of a results.json", lambda v: v if isinstance(v, str) and v else None)
 
 
-def load_scoring_config(path=None, overrides: dict | None = None) -> dict:
+def load_scoring_config(path=None, overrides: dict | None = None, auto: bool = False) -> dict:
     """configs/scoring.yaml, then the YAML at ``path``, then ``overrides`` (None values
-    ignored); every key checked before any work, the message naming it and what it must be."""
+    ignored); every key checked before any work, the message naming it and what it must be.
+    Preprocessing keys left null are the dataset family's: with ``auto`` they stay null for
+    ``score`` to fill once it knows the data (``for_family``); else ImageNet's."""
     config = yaml.safe_load(SCORING_DEFAULTS.read_text())
     where = str(SCORING_DEFAULTS)
     if path is not None:
         if not Path(path).is_file():
             raise ScoreError(f"scoring config {path} not found")
         try:
-            update = yaml.safe_load(Path(path).read_text()) or {}
-        except yaml.YAMLError as exc:
+            update = parse_yaml(Path(path).read_text()) or {}
+        except (yaml.YAMLError, UnicodeDecodeError, OSError) as exc:
             raise ScoreError(f"{path}: not valid YAML: {exc}") from None
         if not isinstance(update, dict):
             raise ScoreError(f"{path}: expected a mapping of scoring settings")
@@ -52,8 +68,36 @@ def load_scoring_config(path=None, overrides: dict | None = None) -> dict:
         raise ScoreError(str(exc).replace("key '", "scoring key '").replace("unknown key", "unknown scoring key")) \
             from None
     checked_config["amp"] = None if checked_config["amp"] == "none" else checked_config["amp"]
-    checked_config["mean"], checked_config["std"] = list(checked_config["mean"]), list(checked_config["std"])
-    return checked_config
+    for key in ("mean", "std"):
+        checked_config[key] = None if checked_config[key] is None else list(checked_config[key])
+    return checked_config if auto else for_family(checked_config, "imagenet")
+
+
+IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
+# The inputs each dataset family's reference evaluation feeds a model, where the scoring config
+# leaves them null. ImageNet (ImageNet-C/test.py, ImageNet-P/test.py): Resize(256),
+# CenterCrop(224), the ImageNet mean and std. CIFAR (RobustBench's CIFAR-10-C / -100-C
+# evaluation, the field's reference for CIFAR): the 32 px arrays as they are, in [0, 1], no
+# mean or std (models normalise inside). Tiny ImageNet and ImageNet 64x64: 64 px as they are,
+# the ImageNet mean and std.
+FAMILIES = {
+    "imagenet": {"input_size": 224, "resize": 256, "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
+    "cifar": {"input_size": 32, "resize": 32, "mean": [0.0, 0.0, 0.0], "std": [1.0, 1.0, 1.0]},
+    "tiny": {"input_size": 64, "resize": 64, "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
+    "imagenet64": {"input_size": 64, "resize": 64, "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
+}
+PREPROCESSING = ("input_size", "resize", "mean", "std")
+
+
+def for_family(config: dict, family: str) -> dict:
+    """``config`` with its null preprocessing keys taken from ``family``'s convention; the
+    choice is recorded under ``preprocessing`` (what was used, and which keys came from where)."""
+    defaults = FAMILIES.get(family, FAMILIES["imagenet"])
+    given = [k for k in PREPROCESSING if config.get(k) is not None]
+    resolved = {**config, **{k: defaults[k] for k in PREPROCESSING if config.get(k) is None}}
+    resolved["preprocessing"] = {**{k: resolved[k] for k in PREPROCESSING}, "family": family,
+                                 "from_config": given}
+    return resolved
 
 
 def load_baseline(setting: str | None, num_classes: int, kind):
@@ -64,14 +108,27 @@ def load_baseline(setting: str | None, num_classes: int, kind):
     import json
     if setting in (None, "alexnet"):
         return kind.alexnet() if num_classes == 1000 else None
+    from .report import read_results
     path = Path(setting)
     if not path.is_file():
         raise ScoreError(f"key 'baseline': expected 'alexnet' or a results.json, got {setting!r}")
+    results = read_results(str(path))  # its structure, and every value a finite number
     try:
-        return kind.from_results(json.loads(path.read_text()))
+        baseline = kind.from_results(results)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ScoreError(f"baseline {path}: not a results.json of this benchmark written by `score` "
                          f"({type(exc).__name__}: {exc})") from None
+    zero = [name for name, mean in getattr(baseline, "mean_errors", {}).items() if not mean > 0]
+    if zero:
+        raise ScoreError(f"baseline {path}: {', '.join(zero[:3])} has zero error: nothing to normalise by (CE would "
+                         "divide by zero)")
+    clean = getattr(baseline, "clean_error", None)
+    if clean is not None and any(mean == clean for mean in getattr(baseline, "mean_errors", {}).values()):
+        raise ScoreError(f"baseline {path}: a corruption's error equals the clean error: relative CE would divide "
+                         "by zero")
+    if not (getattr(baseline, "mean_errors", None) or getattr(baseline, "values", None)):
+        raise ScoreError(f"baseline {path}: holds no complete corruption or perturbation to normalise by")
+    return baseline
 
 
 def wnid_class_folders(folders: set[str], num_classes: int) -> bool:

@@ -14,6 +14,7 @@ from ..formats.common import Reader
 from ..formats.jpeg_tree import list_folder
 
 CLEAN = ("clean", 0)
+MAX_FILE_BYTES = 1 << 30  # an image file larger than this is refused unread
 
 
 # OpenCV >= 4.10 decodes straight to RGB; reversing BGR afterwards costs as much again.
@@ -21,15 +22,14 @@ _READ_RGB = getattr(cv2, "IMREAD_COLOR_RGB", None)
 _SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 
-def plain_jpeg(data) -> bool:
-    """An 8-bit JPEG of 1 or 3 components: those OpenCV decodes to exactly PIL's pixels (both
-    are libjpeg-turbo). Anything else (CMYK JPEGs, PNGs, 16-bit files) is decoded by PIL."""
+def _start_of_frame(data) -> int:
+    """Where a JPEG's frame header (SOF) starts, or -1 (not a JPEG, or none before the scan)."""
     if len(data) < 4 or data[0] != 0xFF or data[1] != 0xD8:
-        return False
+        return -1
     i = 2
     while i + 4 <= len(data):
         if data[i] != 0xFF:
-            return False
+            return -1
         marker = data[i + 1]
         if marker == 0xFF:
             i += 1
@@ -38,18 +38,41 @@ def plain_jpeg(data) -> bool:
             i += 2
             continue
         if marker in _SOF:
-            return i + 10 <= len(data) and data[i + 4] == 8 and data[i + 9] in (1, 3)
+            return i if i + 10 <= len(data) else -1
         if marker == 0xDA:
-            return False
+            return -1
         i += 2 + ((data[i + 2] << 8) | data[i + 3])
-    return False
+    return -1
+
+
+def check_pixels(width: int, height: int, path: str) -> None:
+    """The generator's bound on pixels per image (``max_pixels``' default), before decoding: a
+    small file that would decode to gigabytes (a decompression bomb) is refused."""
+    from ..readers import DEFAULT_MAX_PIXELS
+    if width * height > DEFAULT_MAX_PIXELS:
+        raise DataError(f"cannot decode {path}: {width} x {height} = {width * height} pixels, more than "
+                        f"{DEFAULT_MAX_PIXELS} (a decompression bomb?)")
+
+
+def plain_jpeg(data) -> bool:
+    """An 8-bit JPEG of 1 or 3 components: those OpenCV decodes to exactly PIL's pixels (both
+    are libjpeg-turbo). Anything else (CMYK JPEGs, PNGs, 16-bit files) is decoded by PIL."""
+    i = _start_of_frame(data)
+    return i >= 0 and data[i + 4] == 8 and data[i + 9] in (1, 3)
 
 
 def decode_rgb(path: str) -> np.ndarray:
     """The pixels the generator's loader (PIL ``convert("RGB")``) gets from a file: EXIF
     orientation not applied, CMYK, palette and grey converted by PIL's rules, 16-bit clipped.
     Plain JPEGs take OpenCV's faster decoder, which gives the same pixels."""
+    import stat
     try:
+        info = os.stat(path)
+        if not stat.S_ISREG(info.st_mode):
+            raise DataError(f"cannot read {path}: not a regular file")
+        if info.st_size > MAX_FILE_BYTES:
+            raise DataError(f"cannot read {path}: {info.st_size} bytes, more than an image file of the benchmarks "
+                            f"holds ({MAX_FILE_BYTES})")
         data = np.fromfile(path, np.uint8)
     except OSError as exc:
         raise DataError(f"cannot read {path}: {exc}") from None
@@ -58,7 +81,11 @@ def decode_rgb(path: str) -> np.ndarray:
 
 def decode_bytes(data: np.ndarray, path: str) -> np.ndarray:
     """``decode_rgb`` of a file's bytes already read (``path`` names it in errors)."""
-    if plain_jpeg(memoryview(data)):
+    view = memoryview(data)
+    frame = _start_of_frame(view)
+    if frame >= 0:
+        check_pixels((view[frame + 7] << 8) | view[frame + 8], (view[frame + 5] << 8) | view[frame + 6], path)
+    if frame >= 0 and view[frame + 4] == 8 and view[frame + 9] in (1, 3):
         flags = (_READ_RGB if _READ_RGB is not None else cv2.IMREAD_COLOR) | cv2.IMREAD_IGNORE_ORIENTATION
         try:
             image = cv2.imdecode(data, flags)
@@ -74,25 +101,30 @@ def decode_bytes(data: np.ndarray, path: str) -> np.ndarray:
     from corruptions.preprocess import to_rgb
     try:
         with Image.open(io.BytesIO(data.tobytes())) as opened:
+            check_pixels(*opened.size, path)
             opened.load()
             return np.asarray(to_rgb(opened))
+    except DataError:
+        raise
     except Exception as exc:  # noqa: BLE001 - any decoder error is this file's failure
         raise DataError(f"cannot decode {path}: not an image, or its data are damaged "
                         f"({type(exc).__name__})") from None
 
 
-def decode(path: str, input_size: int, resize: int) -> np.ndarray:
-    """RGB uint8 as the generator decodes it, resized (shorter side, bilinear) and
-    centre-cropped unless already square at size. Any file that cannot be read or decoded
-    raises ``DataError`` naming it."""
-    return fit(decode_rgb(path), input_size, resize)
+def decode(path: str, input_size: int, resize: int, clean: bool = False) -> np.ndarray:
+    """RGB uint8 as the generator decodes it, at the model's input size (see ``fit``). Any file
+    that cannot be read or decoded raises ``DataError`` naming it."""
+    return fit(decode_rgb(path), input_size, resize, clean)
 
 
-def fit(image: np.ndarray, input_size: int, resize: int) -> np.ndarray:
-    """An RGB image at the model's input size: as it is if already input_size square, else
-    resized (shorter side to ``resize``, bilinear) and centre-cropped, as ImageNet-C/test.py."""
+def fit(image: np.ndarray, input_size: int, resize: int, clean: bool = False) -> np.ndarray:
+    """An RGB image at the model's input size. A ``clean`` image always takes the clean stage
+    (shorter side to ``resize``, bilinear, then the centre ``input_size`` crop), whatever its
+    size, as ImageNet-C/test.py's clean loader and the generator do: a 224 x 224 source file is
+    resized to 256 and cropped like every other. A corrupted image already at the input size is
+    taken as it is (test.py: ``CenterCrop(224)`` of a 224 image); any other is fitted likewise."""
     height, width = image.shape[:2]
-    if (height, width) != (input_size, input_size):
+    if clean or (height, width) != (input_size, input_size):
         from PIL import Image
 
         from corruptions.preprocess import apply_step
@@ -104,8 +136,10 @@ def fit(image: np.ndarray, input_size: int, resize: int) -> np.ndarray:
 
 
 class CleanFolder(Reader):
-    """A clean validation set in class folders: the single cell ``("clean", 0)``."""
+    """A clean validation set in class folders: the single cell ``("clean", 0)``; every image
+    goes through the clean stage (``fit(clean=True)``)."""
     kind = "clean_folder"
+    clean = True
 
     def __init__(self, root: Path, classes):
         self.root, self.classes, self._files = root, classes, {}
@@ -128,9 +162,10 @@ class _FileBatches:
     straight into one array: no per-image tensors, no collation. Files that cannot be decoded
     are left out of the batch and named in its fourth element."""
 
-    def __init__(self, files: list[tuple[str, int, int]], batch_size: int, input_size: int, resize: int):
+    def __init__(self, files: list[tuple[str, int, int]], batch_size: int, input_size: int, resize: int,
+                 clean: bool = False):
         self.files, self.batch_size = files, batch_size  # (path, label, cell position)
-        self.input_size, self.resize = input_size, resize
+        self.input_size, self.resize, self.clean = input_size, resize, clean
 
     def __len__(self):
         return -(-len(self.files) // self.batch_size)
@@ -142,7 +177,7 @@ class _FileBatches:
         read, unreadable = [], []
         for path, label, position in files:
             try:
-                images[len(read)] = decode(path, self.input_size, self.resize)
+                images[len(read)] = decode(path, self.input_size, self.resize, self.clean)
                 read.append((label, position))
             except DataError as exc:
                 unreadable.append(str(exc))
@@ -202,7 +237,8 @@ def batches(data: Reader, cells: list, config: dict, pin: bool, unreadable: list
     else:
         dataset = _FileBatches([(path, label, position) for position, cell in enumerate(cells)
                                 for path, label in zip(data.files(cell).paths, data.files(cell).labels)],
-                               config["batch_size"], config["input_size"], config["resize"])
+                               config["batch_size"], config["input_size"], config["resize"],
+                               getattr(data, "clean", False))
     workers = min(workers, len(dataset))
     before_fork(workers)
     loader = torch.utils.data.DataLoader(

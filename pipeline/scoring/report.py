@@ -10,6 +10,8 @@ import numpy as np
 
 from corruptions import corruption_names
 
+from ..files import make_folders, write_bytes
+
 
 SHORT = {"gaussian_noise": "Gauss.", "shot_noise": "Shot", "impulse_noise": "Impulse", "defocus_blur": "Defocus",
          "glass_blur": "Glass", "motion_blur": "Motion", "zoom_blur": "Zoom", "snow": "Snow", "frost": "Frost",
@@ -20,6 +22,12 @@ SHORT = {"gaussian_noise": "Gauss.", "shot_noise": "Shot", "impulse_noise": "Imp
 
 def _fmt(value, digits=0) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _md(text) -> str:
+    """A name as one markdown table cell: no line breaks, ``|`` escaped, so a model name cannot
+    forge rows or columns."""
+    return " ".join(str(text).split()).replace("\\", "\\\\").replace("|", "\\|")
 
 
 def baseline_of(results_list: list[dict]) -> tuple[str, float | None]:
@@ -42,7 +50,7 @@ def error_table(results_list: list[dict]) -> str:
         means = {n: 100 * float(np.mean(list(results["errors"][n].values()))) for n in names if n in results["errors"]}
         benchmark = [means[n] for n in corruption_names("benchmark") if n in means]
         clean = None if results["clean_error"] is None else 100 * results["clean_error"]
-        out.append("| " + " | ".join([results["model"]["name"], _fmt(clean, 1), _fmt(np.mean(benchmark) if benchmark
+        out.append("| " + " | ".join([_md(results["model"]["name"]), _fmt(clean, 1), _fmt(np.mean(benchmark) if benchmark
                                                                                     else None, 1)]
                                      + [_fmt(means.get(n), 1) for n in names]) + " |")
     return "\n".join(out) + "\n"
@@ -67,22 +75,22 @@ def markdown_tables(results_list: list[dict]) -> str:
                    + " |")
         for results in results_list:
             clean = None if results["clean_error"] is None else 100 * results["clean_error"]
-            row = [results["model"]["name"], _fmt(clean, 1), _fmt(results[mean_key], 1)]
+            row = [_md(results["model"]["name"]), _fmt(clean, 1), _fmt(results[mean_key], 1)]
             row += [_fmt(results[key].get(n)) for n in names + extras]
             out.append("| " + " | ".join(row) + " |")
         out.append("")
     notes = []
     for results in results_list:
         if results["missing"]:
-            notes.append(f"- {results['model']['name']}: missing cells {', '.join(results['missing'])}; "
+            notes.append(f"- {_md(results['model']['name'])}: missing cells {', '.join(results['missing'])}; "
                          + ("means over the corruptions present (--allow-partial)." if results["partial"]
                             else "mCE left out."))
         unreadable = results["data"].get("unreadable") or []
         if unreadable:
-            notes.append(f"- {results['model']['name']}: {len(unreadable)} unreadable files skipped, e.g. "
+            notes.append(f"- {_md(results['model']['name'])}: {len(unreadable)} unreadable files skipped, e.g. "
                          f"{unreadable[0]} (all of them under data.unreadable in results.json).")
         if results["clean_error"] is None:
-            notes.append(f"- {results['model']['name']}: no clean set scored (--clean), so no relative CE.")
+            notes.append(f"- {_md(results['model']['name'])}: no clean set scored (--clean), so no relative CE.")
     return "\n".join(out + notes) + "\n"
 
 
@@ -108,9 +116,22 @@ def grouped_bars(series: list[tuple[str, list[float]]], labels: list[str], ylabe
         axes.set_title(title, fontsize=9)
     axes.legend(fontsize=8)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
+    _save(figure, path)
     plt.close(figure)
+
+
+def _save(figure, path: Path) -> None:
+    import io
+    buffer = io.BytesIO()
+    figure.savefig(buffer, dpi=120, format="png")
+    write_bytes(path.parent, path.name, buffer.getvalue())
+
+
+def _csv(rows: list[list]) -> bytes:
+    import io
+    text = io.StringIO(newline="")
+    csv.writer(text).writerows(rows)
+    return text.getvalue().encode()
 
 
 def bar_chart(results_list: list[dict], path: Path) -> None:
@@ -134,22 +155,21 @@ def bar_chart(results_list: list[dict], path: Path) -> None:
 def write_results(results: dict, out: Path) -> None:
     if results.get("task") == "imagenet-p":
         return write_p_results(results, out)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True))
-    with open(out / "results.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["corruption", "severity", "top1_error", "ce", "relative_ce"])
-        if results["clean_error"] is not None:
-            writer.writerow(["clean", 0, f"{results['clean_error']:.6f}", "", ""])
-        for name in corruption_names("all"):
-            for severity, error in sorted(results["errors"].get(name, {}).items()):
-                writer.writerow([name, severity, f"{error:.6f}", _fmt(results["ce"].get(name), 3),
-                                 _fmt(results["relative_ce"].get(name), 3)])
-    report = [f"# ImageNet-C results: {results['model']['name']}\n",
+    make_folders(out)
+    write_bytes(out, "results.json", json.dumps(results, indent=1, sort_keys=True).encode())
+    rows = [["corruption", "severity", "top1_error", "ce", "relative_ce"]]
+    if results["clean_error"] is not None:
+        rows.append(["clean", 0, f"{results['clean_error']:.6f}", "", ""])
+    for name in corruption_names("all"):
+        for severity, error in sorted(results["errors"].get(name, {}).items()):
+            rows.append([name, severity, f"{error:.6f}", _fmt(results["ce"].get(name), 3),
+                         _fmt(results["relative_ce"].get(name), 3)])
+    write_bytes(out, "results.csv", _csv(rows))
+    report = [f"# ImageNet-C results: {_md(results['model']['name'])}\n",
               f"Data: `{results['data']['path']}` ({results['data']['kind']}); device {results['device']}; "
               f"{results['images_per_second']} images/s.\n", markdown_tables([results]),
               "![CE per corruption](ce.png)\n"]
-    (out / "report.md").write_text("\n".join(report))
+    write_bytes(out, "report.md", "\n".join(report).encode())
     bar_chart([results], out / "ce.png")
 
 
@@ -188,9 +208,9 @@ def p_tables(results_list: list[dict]) -> str:
             clean = None if results["clean_error"] is None else 100 * results["clean_error"]
             if baseline:
                 values = [_fmt(_rate(results, rate, p, 1)) for p in TEST]
-                row = [results["model"]["name"], _fmt(clean, 1), _fmt(results[mean], 1)] + values
+                row = [_md(results["model"]["name"]), _fmt(clean, 1), _fmt(results[mean], 1)] + values
             else:
-                row = [results["model"]["name"], _fmt(clean, 1), "-"] + [
+                row = [_md(results["model"]["name"]), _fmt(clean, 1), "-"] + [
                     _fmt(None if _cell(results, p) is None else scale * _cell(results, p)[raw], 2) for p in TEST]
             out.append("| " + " | ".join(row) + " |")
         out.append("")
@@ -201,7 +221,7 @@ def p_tables(results_list: list[dict]) -> str:
     for results in results_list:
         for perturbation, cells in results["perturbations"].items():
             for difficulty, cell in sorted(cells.items()):
-                out.append(f"| {results['model']['name']} | {perturbation} | {difficulty} | {cell['videos']} | "
+                out.append(f"| {_md(results['model']['name'])} | {_md(perturbation)} | {difficulty} | {cell['videos']} | "
                            f"{100 * cell['fp']:.2f} | {cell['ut5d']:.3f} | {cell['zipf']:.5f} | "
                            f"{_fmt(_rate(results, 'fr', perturbation, difficulty))} | "
                            f"{_fmt(_rate(results, 't5d', perturbation, difficulty))} |")
@@ -209,10 +229,10 @@ def p_tables(results_list: list[dict]) -> str:
     for results in results_list:
         left = results["data"].get("left_out") or []
         if left:
-            notes.append(f"- {results['model']['name']}: {len(left)} left out, e.g. {left[0]} (all under "
+            notes.append(f"- {_md(results['model']['name'])}: {len(left)} left out, e.g. {left[0]} (all under "
                          "data.left_out in results.json).")
         if results.get("missing"):
-            notes.append(f"- {results['model']['name']}: test perturbations not measured: "
+            notes.append(f"- {_md(results['model']['name'])}: test perturbations not measured: "
                          f"{', '.join(results['missing'])}; mFR and mT5D left out.")
     return "\n".join(out + [""] + notes) + "\n"
 
@@ -241,26 +261,25 @@ def fr_chart(results_list: list[dict], path: Path) -> None:
 
 
 def write_p_results(results: dict, out: Path) -> None:
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "results.json").write_text(json.dumps(results, indent=1, sort_keys=True))
-    with open(out / "results.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["perturbation", "difficulty", "sequence", "videos", "fp", "ut5d", "zipf", "fr", "t5d",
-                         "first_frame_error"])
-        for perturbation, cells in results["perturbations"].items():
-            for difficulty, cell in sorted(cells.items()):
-                writer.writerow([perturbation, difficulty, cell["kind"], cell["videos"], f"{cell['fp']:.6f}",
-                                 f"{cell['ut5d']:.6f}", f"{cell['zipf']:.6f}",
-                                 _fmt(_rate(results, "fr", perturbation, difficulty), 3),
-                                 _fmt(_rate(results, "t5d", perturbation, difficulty), 3),
-                                 f"{results['first_frame_error'][cell['kind']]:.6f}"])
+    make_folders(out)
+    write_bytes(out, "results.json", json.dumps(results, indent=1, sort_keys=True).encode())
+    rows = [["perturbation", "difficulty", "sequence", "videos", "fp", "ut5d", "zipf", "fr", "t5d",
+                         "first_frame_error"]]
+    for perturbation, cells in results["perturbations"].items():
+        for difficulty, cell in sorted(cells.items()):
+            rows.append([perturbation, difficulty, cell["kind"], cell["videos"], f"{cell['fp']:.6f}",
+                         f"{cell['ut5d']:.6f}", f"{cell['zipf']:.6f}",
+                         _fmt(_rate(results, "fr", perturbation, difficulty), 3),
+                         _fmt(_rate(results, "t5d", perturbation, difficulty), 3),
+                         f"{results['first_frame_error'][cell['kind']]:.6f}"])
+    write_bytes(out, "results.csv", _csv(rows))
     clean = results["clean_error"]
-    report = [f"# ImageNet-P results: {results['model']['name']}\n",
+    report = [f"# ImageNet-P results: {_md(results['model']['name'])}\n",
               f"Data: `{results['data']['path']}` ({results['data']['kind']}); device {results['device']}; "
               f"{results['frames_per_second']} frames/s. Error: top-1 error on the noise sequences' first frames "
               f"(the clean crops): {_fmt(None if clean is None else 100 * clean, 2)}%.\n",
               p_tables([results]), "![FR per perturbation](fr.png)\n"]
-    (out / "report.md").write_text("\n".join(report))
+    write_bytes(out, "report.md", "\n".join(report).encode())
     fr_chart([results], out / "fr.png")
 
 
@@ -279,7 +298,54 @@ def read_results(path: str) -> dict:
                                              or {"model", "perturbations", "fr"} <= set(results)):
         raise ScoreError(f"{path}: not a results.json written by `python -m pipeline score`")
     results.setdefault("task", "imagenet-p" if "perturbations" in results else "imagenet-c")
+    problem = _malformed(results)
+    if problem:
+        raise ScoreError(f"{path}: not a results.json written by `python -m pipeline score` ({problem})")
     return results
+
+
+def _number(value, none: bool = True) -> bool:
+    import math
+    return (value is None and none) or (isinstance(value, (int, float)) and not isinstance(value, bool)
+                                        and math.isfinite(value))
+
+
+def _malformed(results: dict) -> str | None:
+    """What a report needs of a results.json and does not find (a missing key, a string where a
+    number belongs), or None."""
+    def numbers(table, depth: int) -> bool:
+        if not isinstance(table, dict):
+            return False
+        return all(numbers(v, depth - 1) if depth > 1 else _number(v) for v in table.values())
+
+    model = results.get("model")
+    if not isinstance(model, dict) or not isinstance(model.get("name"), str):
+        return "model.name is not a string"
+    if not _number(results.get("clean_error")):
+        return "clean_error is not a number"
+    if not isinstance(results.get("data", {}), dict) or not isinstance(results.get("missing", []), list):
+        return "data or missing is malformed"
+    if results["task"] == "imagenet-c":
+        for key, depth in (("errors", 2), ("ce", 1), ("relative_ce", 1)):
+            if not numbers(results.get(key), depth):
+                return f"{key} is not a table of numbers"
+        for key in ("mce", "relative_mce"):
+            if not _number(results.get(key)):
+                return f"{key} is not a number"
+    else:
+        for key, depth in (("fr", 2), ("t5d", 2), ("first_frame_error", 1)):
+            if not numbers(results.get(key, {}), depth):
+                return f"{key} is not a table of numbers"
+        for key in ("mfr", "mt5d"):
+            if not _number(results.get(key)):
+                return f"{key} is not a number"
+        cells = results.get("perturbations")
+        if not isinstance(cells, dict) or not all(
+                isinstance(c, dict) and all(isinstance(cell, dict) and all(_number(cell.get(f), False)
+                                                                          for f in ("fp", "ut5d", "zipf", "videos"))
+                                            for cell in c.values()) for c in cells.values()):
+            return "perturbations is not a table of measurements"
+    return None
 
 
 def leaderboard(results_list: list[dict]) -> tuple[str, list[dict]]:
@@ -298,7 +364,7 @@ def leaderboard(results_list: list[dict]) -> tuple[str, list[dict]]:
            "| Network | Error | mCE | Rel. mCE | mFR | mT5D |", "|---|---|---|---|---|---|"]
     for row in rows:
         error = row.get("error")
-        out.append(f"| {row['name']} | {_fmt(None if error is None else 100 * error, 1)} | {_fmt(row.get('mce'), 1)} | "
+        out.append(f"| {_md(row['name'])} | {_fmt(None if error is None else 100 * error, 1)} | {_fmt(row.get('mce'), 1)} | "
                    f"{_fmt(row.get('relative_mce'), 1)} | {_fmt(row.get('mfr'), 1)} | {_fmt(row.get('mt5d'), 1)} |")
     return "\n".join(out) + "\n", rows
 
@@ -322,8 +388,7 @@ def scatter(rows: list[dict], path: Path) -> None:
         axes.set_ylabel(y_label)
         axes.grid(alpha=0.3)
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=120)
+    _save(figure, path)
     plt.close(figure)
 
 
@@ -341,7 +406,7 @@ def compare(paths: list[str], out: str | None) -> str:
         parts += ["## ImageNet-P\n", p_tables(p_results)]
     table = "\n".join(parts)
     if out:
-        Path(out).mkdir(parents=True, exist_ok=True)
+        make_folders(out)
         pictures = []
         if c_results:
             bar_chart(c_results, Path(out) / "comparison.png")
@@ -351,6 +416,6 @@ def compare(paths: list[str], out: str | None) -> str:
             pictures.append("![FR](comparison-p.png)")
         scatter(rows, Path(out) / "scatter.png")
         pictures.append("![mCE against clean error; mFR against mCE](scatter.png)")
-        (Path(out) / "comparison.md").write_text("# ImageNet-C and ImageNet-P comparison\n\n" + table + "\n"
-                                                 + "\n".join(pictures) + "\n")
+        write_bytes(out, "comparison.md", ("# ImageNet-C and ImageNet-P comparison\n\n" + table + "\n"
+                                           + "\n".join(pictures) + "\n").encode())
     return table

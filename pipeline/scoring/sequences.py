@@ -331,15 +331,16 @@ def score_sequences(model, data: SequenceReader, data_path, config: dict, device
     """ImageNet-P results of ``model`` on ``data`` (without the model's description), and the
     model as run. ``reopen(classes)`` opens the data again with a class list."""
     from ..readers import imagenet_wnids
-    from .models import optimise
+    from .models import EAGER, optimise
     kinds = data.kinds()
     if not kinds:
         raise DataError(f"{data_path}: no ImageNet-P sequences found" + (f" ({data.problems[0]})" if data.problems
                                                                           else ""))
     table = video_table(data)
     num_classes, example = check_sequence_model(model, _first_video(data, table), normalise)
+    inference = EAGER
     if config["optimize"]:
-        model = optimise(model, example)
+        model, inference = optimise(model, example, say=lambda line: print(line, file=stream, flush=True))
     if classes is None and data.classes is None and data.kind == "mp4_tree":
         if wnid_class_folders({Path(name).parent.name for name in data.videos(kinds[0]).names}, num_classes):
             data = reopen(list(imagenet_wnids()))
@@ -365,6 +366,6 @@ def score_sequences(model, data: SequenceReader, data_path, config: dict, device
         "frames_per_second": round(frames / max(seconds, 1e-9), 1),
         "clean_error": clean_error_of(per_kind),
         "first_frame_error": {k: c["first_frame_error"] for k, c in per_kind.items()},
-        "perturbations": measured, **metrics.summarize_p(measured, baseline),
+        "perturbations": measured, **metrics.summarize_p(measured, baseline), "inference": inference,
     }
     return results, model

@@ -22,6 +22,7 @@ def test_wheel_installs_and_runs_from_elsewhere(tmp_path):
     wheel = next(wheels.glob("imagenet_c_generator-*.whl"))
     names = zipfile.ZipFile(wheel).namelist()
     assert "pipeline/data/imagenet_wnids.txt" in names
+    assert {f"corruptions/data/frost/frost{i}.{'png' if i < 4 else 'jpg'}" for i in range(1, 7)} <= set(names)
     assert any(n.endswith("data/share/imagenet-c-generator/configs/variants/imagenet.yaml") for n in names)
     assert any(n.endswith("data/share/imagenet-c-generator/configs/imagenet-c.yaml") for n in names)
     # a fresh environment whose dependencies come from this one's site-packages (not its
@@ -37,7 +38,7 @@ def test_wheel_installs_and_runs_from_elsewhere(tmp_path):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "CORRUPTIONS_CONFIG_DIR")}
-    env["CORRUPTIONS_FROST_DIR"] = str(ROOT / "corruptions" / "data" / "frost")
+    env.pop("CORRUPTIONS_FROST_DIR", None)  # a plain install carries the frost textures in the wheel
     where = subprocess.run([python, "-c", "import pipeline, corruptions.locations as l; print(pipeline.__file__); "
                             "print(l.CONFIG_DIR)"], check=True, capture_output=True, text=True, cwd=elsewhere,
                            env=env).stdout.split()

@@ -269,6 +269,7 @@ def test_cifar_run_writes_the_official_npy_layout(tmp_path, client):
     listed = read_source("cifar10", source)
     assert array.shape == (35, 32, 32, 3) and array.dtype == np.uint8
     assert list(labels) == [i.label for i in listed.items] * 5
+    assert labels.dtype == np.uint8  # as make_cifar_c.py saves them
     group = zarr.open_group(tmp_path / "out" / "cifar-10-c.zarr", mode="r")
     for position in range(5):
         assert np.array_equal(array[7 * position:7 * (position + 1)], group[f"fog/{position + 1}"][...])
