@@ -36,7 +36,8 @@ system-deps:
 		$(SUDO) apt-get update -qq && $(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $(SYSTEM_PACKAGES) >/dev/null; \
 	fi
 
-test: setup  ## the test suite (what CI runs)
+test: setup  ## the linter, then the test suite (what CI runs)
+	$(PY) -m ruff check .
 	$(PY) -m pytest -q
 
 test-all: setup  ## including the slow stress tests (`-m slow`), which `make test` leaves out

@@ -29,8 +29,8 @@ from PIL import Image  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from corruptions import corrupt, corrupt_severities, corruption_names  # noqa: E402
 from corruptions.assets import FROST_DIR  # noqa: E402
+from corruptions.config import preprocess  # noqa: E402
 from corruptions.runtime import keep_freed_memory  # noqa: E402
-from corruptions.preprocess import preprocess  # noqa: E402
 
 PHOTOS = ("astronaut", "chelsea", "coffee", "rocket")
 # shared/reference/README.md: the originals on one core of these machines, ms per call

@@ -39,6 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from corruptions import corruption_names  # noqa: E402
 from pipeline.cluster import open_client  # noqa: E402
 from pipeline.engine import generate  # noqa: E402
+from pipeline.formats.common import jpeg_bytes  # noqa: E402
 from pipeline.runconfig import load_run_config  # noqa: E402
 
 CONFIG = "imagenet-c"
@@ -105,7 +106,7 @@ def run_once(source: Path, out: Path, workers: int, formats: list[str], shard_si
     if config_name is None:
         settings["corruptions"] = "benchmark"
     config = load_run_config(config_name or CONFIG, [settings, extra or {}])
-    with open_client(config["cluster"]) as client:
+    with open_client(config.cluster.model_dump()) as client:
         client.wait_for_workers(workers)
         client.run(warm_up)  # imports, numba caches and lookup tables: not part of the steady state
         monitor = PeakMemory(client)
@@ -231,7 +232,7 @@ def stage_split(source: Path, out: Path, shard_size: int) -> None:
             block = plan.task.produce(key, loaded)
             times["kernels + seeding"] += time.perf_counter() - start
             start = time.perf_counter()
-            encoded = [block.jpeg(i, r, 85, True) for i in range(len(block.levels)) for r in range(len(block.items))]
+            encoded = [jpeg_bytes(block, i, r, 85, True) for i in range(len(block.levels)) for r in range(len(block.items))]
             times["JPEG encoding"] += time.perf_counter() - start
             start = time.perf_counter()
             for data in encoded:
@@ -252,7 +253,7 @@ def stage_split(source: Path, out: Path, shard_size: int) -> None:
     print(f"  {'total':22s} {1000 * total / count:7.1f} ms   (of which deriving the 75 generators "
           f"{1000 * seeding / count:.1f} ms)")
     for writer in plan.writers:
-        writer.finalise(plan, [])
+        writer.finalise(plan.layout(), [])
     tree = sum(p.stat().st_size for name in plan.task.names for p in (out / name).rglob("*.JPEG"))
     store = folder_bytes(out / "imagenet-c.zarr")
     print(f"Zarr store {store / 2**20:.1f} MiB, JPEG tree {tree / 2**20:.1f} MiB: {store / tree:.3f}x "

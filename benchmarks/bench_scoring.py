@@ -80,8 +80,8 @@ def resnet18(num_classes: int = 1000) -> torch.nn.Module:
 def build_data(root: Path, count: int) -> tuple[Path, Path]:
     import skimage.data
 
-    from pipeline.readers import Item, imagenet_wnids
     from pipeline.formats.zarr_store import from_arrays
+    from pipeline.readers import Item, imagenet_wnids
     photos = [np.asarray(getattr(skimage.data, n)()) for n in ("astronaut", "chelsea", "coffee", "rocket")]
     images, items = [], []
     for index in range(count):
@@ -156,6 +156,7 @@ def on_the_fly(tmp: Path, count: int, device, batch_size: int) -> None:
     import io
 
     from bench_pipeline import synthetic_validation_set
+
     from corruptions.runtime import producer_process
     from pipeline.engine import generate
     from pipeline.runconfig import load_run_config
@@ -188,7 +189,7 @@ def on_the_fly(tmp: Path, count: int, device, batch_size: int) -> None:
     loop = {"materialised JPEG tree": rate(lambda: evaluate(model, tree, cells, settings, device, normalise, QUIET),
                                            total),
             "on the fly": rate(lambda: evaluate(model, fly, cells, settings, device, normalise, QUIET), total)}
-    print(f"  whole loop, ResNet-18-sized model (frozen, channels_last), {workers} loader workers:")
+    print(f"  whole loop, ResNet-18-sized model (compiled, channels_last), {workers} loader workers:")
     for name, value in loop.items():
         print(f"    {name:<28} {value:8.1f} images/s")
 
@@ -219,6 +220,7 @@ def on_the_fly_p(tmp: Path, count: int, device, batch_size: int) -> None:
     import io
 
     from bench_pipeline import synthetic_validation_set
+
     from corruptions.runtime import producer_process
     from pipeline.engine import generate
     from pipeline.runconfig import load_run_config
@@ -266,7 +268,7 @@ def on_the_fly_p(tmp: Path, count: int, device, batch_size: int) -> None:
                          ("on the fly, lossless", lossless), ("on the fly, MP4 round trip", coded)):
         table = video_table(reader)
         loop[name] = rate(lambda: evaluate_sequences(model, reader, table, settings, device, normalise, QUIET), total)
-    print(f"  whole loop, ResNet-18-sized model (frozen, channels_last), {workers} loader workers:")
+    print(f"  whole loop, ResNet-18-sized model (compiled, channels_last), {workers} loader workers:")
     for name, value in loop.items():
         print(f"    {name:<34} {value:8.1f} frames/s")
     hours = VALIDATION_IMAGES / 3600
@@ -406,7 +408,7 @@ def imagenet_p(tmp: Path, count: int, device, passes: int, rounds: int) -> None:
     normalise = Normaliser(settings, device)
     fast = optimise(model.to(memory_format=torch.channels_last), normalise(torch.zeros(2, 224, 224, 3, dtype=torch.uint8)))[0]
     looped = table * passes
-    evaluate_sequences(fast, reader, table[:2], dict(settings, workers=0), device, normalise, QUIET)  # warm
+    evaluate_sequences(fast, reader, table[:2], settings.model_copy(update={"workers": 0}), device, normalise, QUIET)  # warm
     ours_loop = rate(lambda: evaluate_sequences(fast, reader, looped, settings, device, normalise, QUIET),
                      len(looped) * 31)
     model = model.to(memory_format=torch.contiguous_format)
@@ -414,7 +416,7 @@ def imagenet_p(tmp: Path, count: int, device, passes: int, rounds: int) -> None:
     naive_rate = rate(lambda: naive_video_loop(model, root, device, workers, passes), len(looped) * 31)
     print(f"  whole loop, ResNet-18-sized model, {len(looped)} videos, {workers} loader workers:")
     print(f"    {'naive loop (test.py shape), fp32':<44} {naive_rate:8.1f} frames/s")
-    print(f"    {'ours (frozen, channels_last)':<44} {ours_loop:8.1f} frames/s  {ours_loop / naive_rate:4.2f}x "
+    print(f"    {'ours (compiled, channels_last)':<44} {ours_loop:8.1f} frames/s  {ours_loop / naive_rate:4.2f}x "
           f"(target >= {TARGET_LOOP_RATIO}x)")
 
 
@@ -480,7 +482,7 @@ def main() -> None:
         loop = {}
         for label, amp, channels_last, optimize in (
                 ("fp32, defaults (eager: the model's own logits)", None, False, False),
-                ("fp32, opt-in fast path (frozen, channels_last)", None, True, True),
+                ("fp32, opt-in fast path (compiled, channels_last)", None, True, True),
                 ("bf16 autocast, channels_last", "bf16", True, False)):
             settings = load_scoring_config(None, {"device": device.type, "batch_size": args.batch_size,
                                                   "workers": workers, "amp": amp, "channels_last": channels_last})
@@ -489,7 +491,7 @@ def main() -> None:
             if optimize:
                 net = optimise(net, normalise(torch.zeros(2, 224, 224, 3, dtype=torch.uint8)))[0]
             for name, data in (("JPEG tree", open_data(small_tree, None)), ("Zarr", open_data(small_store, None))):
-                evaluate(net, data, cell, dict(settings, workers=0), device, normalise, QUIET)  # warm
+                evaluate(net, data, cell, settings.model_copy(update={"workers": 0}), device, normalise, QUIET)  # warm
                 loop[f"ours, {name}, {label}"] = rate(
                     lambda: evaluate(net, data, loop_cells, settings, device, normalise, QUIET), looped)
         model = model.to(memory_format=torch.contiguous_format)

@@ -14,7 +14,7 @@ from .settings import ConfigError
 
 __all__ = ["corrupt", "corrupt_severities", "corruption_names", "variant_names", "load_variant", "load_variant_file",
            "as_rgb", "rng_for", "ConfigError", "Variant", "MIN_SIDE", "CORRUPTIONS", "SEVERITIES"]
-__version__ = "0.4.0"
+__version__ = "0.5.0"
 
 MIN_SIDE = 8  # smaller images leave elastic_transform's affine points degenerate
 
@@ -45,12 +45,35 @@ def check_severity(severity) -> int:
 
 def corrupt(image, name: str, severity: int = 1, rng=None, variant: str | Variant = "imagenet",
             draws=None) -> np.ndarray:
-    """Apply corruption ``name`` at ``severity`` (1-5) with ``variant``'s constants.
+    """Apply corruption ``name`` at ``severity`` with ``variant``'s constants.
 
-    ``rng`` is a ``numpy.random.Generator`` or anything ``np.random.default_rng`` takes
-    (an int seed); it is the only source of randomness. ``draws`` replaces what the kernel
-    would draw from ``rng`` (e.g. an original script's own draws, replayed). Returns a new
-    HxWx3 uint8 array; ``image`` is never modified.
+    Parameters
+    ----------
+    image : numpy.ndarray
+        HxWx3 uint8 (HxW grey and HxWx4 are converted to RGB, alpha dropped), at least 8 x 8;
+        never modified.
+    name : str
+        One of ``corruption_names("all")``.
+    severity : int
+        1 to 5.
+    rng : numpy.random.Generator or int, optional
+        Anything ``np.random.default_rng`` takes; the only source of randomness.
+    variant : str or Variant
+        Whose constants: ``imagenet``, ``inception``, ``imagenet64``, ``tiny``, ``cifar`` or a
+        ``load_variant_file`` result.
+    draws : optional
+        Replaces what the kernel would draw from ``rng`` (an original script's draws, replayed).
+
+    Returns
+    -------
+    numpy.ndarray
+        A new HxWx3 uint8 array: ``apply(image, params, sample(rng, shape, params))`` of the
+        kernel, quantised by truncation as the originals' ``np.uint8``.
+
+    Raises
+    ------
+    ValueError
+        Unknown name or variant, a severity outside 1-5, another dtype or shape.
     """
     return corrupt_severities(image, name, [severity], [rng], variant,
                               None if draws is None else [draws])[0]
@@ -58,9 +81,26 @@ def corrupt(image, name: str, severity: int = 1, rng=None, variant: str | Varian
 
 def corrupt_severities(image, name: str, severities, rngs, variant: str | Variant = "imagenet",
                        draws_seq=None) -> np.ndarray:
-    """``corrupt(image, name, s, rng, variant)`` for each severity and its own ``rng`` (or its
-    ``draws``), stacked (S x H x W x 3): new memory, with the work the severities share done
-    once (the engine's path)."""
+    """``corrupt(image, name, s, rng, variant)`` for each severity, stacked.
+
+    Parameters
+    ----------
+    image, name, variant
+        As for ``corrupt``.
+    severities : sequence of int
+        Severities in 1-5.
+    rngs : sequence
+        One generator (or seed) per severity.
+    draws_seq : sequence, optional
+        One set of draws per severity, replacing the rngs' draws.
+
+    Returns
+    -------
+    numpy.ndarray
+        (S, H, W, 3) uint8 in new memory, each severity's bytes those of ``corrupt``; the work
+        the severities share (zoom blur's zooms, the HSV conversion) is done once (the
+        engine's path).
+    """
     kernel = get(name)
     variant = variant if isinstance(variant, Variant) else load_variant(variant)
     severities = [check_severity(s) for s in severities]

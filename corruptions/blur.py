@@ -3,10 +3,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _native
-from ._ops import clipped_zoom, correlate_reflect101, disk_kernel, gaussian_nearest, to_unit, unit_to_uint8
+from . import native
 from .motion import BACKENDS
 from .motion import motion_blur as _motion_blur
+from .ops import clipped_zoom, correlate_reflect101, disk_kernel, gaussian_nearest, to_unit, unit_to_uint8
 from .registry import register
 from .settings import ANGLE_RANGE, ODD_SIZE, POSITIVE, POSITIVE_INT, one_of
 
@@ -39,7 +39,7 @@ def glass_blur(image, params, offsets):
     """Gaussian blur (truncated to uint8), the sequential local pixel 'swaps', blur again."""
     sigma, truncate = float(params["sigma"]), float(params["truncate"])
     x = (gaussian_nearest(image / 255.0, sigma, truncate) * 255).astype(np.uint8)
-    _native.glass_shuffle(x, np.asarray(offsets, np.int16), int(params["max_delta"]))
+    native.glass_shuffle(x, np.asarray(offsets, np.int16), int(params["max_delta"]))
     return unit_to_uint8(gaussian_nearest(x / 255.0, sigma, truncate))
 
 

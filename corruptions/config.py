@@ -14,13 +14,14 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Mapping
 
+import numpy as np
 import yaml
 
-from .preprocess import STEPS
+from .locations import CONFIG_DIR
+from .preprocess import STEPS, apply_step, to_rgb
 from .registry import CORRUPTIONS, Registry
 from .settings import ConfigError, Settings, numbers, text, validate
 
-from .locations import CONFIG_DIR  # noqa: E402
 VARIANT_DIR = CONFIG_DIR / "variants"
 VARIANTS = ("imagenet", "inception", "imagenet64", "tiny", "cifar")
 SEVERITIES = (1, 2, 3, 4, 5)
@@ -174,6 +175,26 @@ def check_table(table: Any, registry: Registry, levels, where: str, level_word: 
 
 
 def load_variant_file(path: str | os.PathLike) -> Variant:
+    """A custom variant file, checked whole as the shipped ones are.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A YAML file laid out as ``configs/variants/imagenet.yaml``: ``variant``, ``size``,
+        ``preprocess`` steps and a ``corruptions`` table (``shared`` constants and five
+        ``severities`` per corruption).
+
+    Returns
+    -------
+    Variant
+        Its constants per corruption and severity (``params_for``), its preprocessing steps,
+        size and the file's sha256.
+
+    Raises
+    ------
+    ConfigError
+        Naming the file, the key, what it must be and what it was.
+    """
     path = Path(path)
     doc = read_yaml(path)
     head = validate(VariantFile, doc, str(path))
@@ -182,3 +203,13 @@ def load_variant_file(path: str | os.PathLike) -> Variant:
     return Variant(head.variant, head.description, (head.size[0], head.size[1]), steps, params, path,
                    hashlib.sha256(path.read_bytes()).hexdigest())
 
+
+def preprocess(image, variant) -> np.ndarray:
+    """The clean HxWx3 uint8 input of ``variant`` (a ``Variant`` or its name) for a PIL image
+    of any mode."""
+    if isinstance(variant, str):
+        variant = load_variant(variant)
+    image = to_rgb(image)
+    for step in variant.preprocess:
+        image = apply_step(image, step)
+    return np.asarray(image, dtype=np.uint8).copy()

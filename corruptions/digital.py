@@ -7,8 +7,8 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from . import _native
-from ._ops import smooth_reflect, to_unit, unit_to_uint8
+from . import native
+from .ops import smooth_reflect, to_unit, unit_to_uint8
 from .registry import register
 from .settings import FRACTION, NONNEGATIVE, NUMBER, POSITIVE, POSITIVE_INT, integer
 
@@ -20,28 +20,28 @@ def _hsv_levels(channel: int, scale_key: str | None, offset_key: str):
     def apply_many(image, params_seq, draws_seq):
         scales = np.array([1.0 if scale_key is None else float(p[scale_key]) for p in params_seq])
         offsets = np.array([float(p[offset_key]) for p in params_seq])
-        return list(_native.hsv_adjust_many(np.ascontiguousarray(image), channel, scales, offsets))
+        return list(native.hsv_adjust_many(np.ascontiguousarray(image), channel, scales, offsets))
     return apply_many
 
 
 @register("brightness", family="weather", levels={"shift": NUMBER}, apply_many=_hsv_levels(_VALUE, None, "shift"))
 def brightness(image, params, draws):
     """skimage rgb2hsv, ``V = clip(V + shift, 0, 1)``, hsv2rgb (float64)."""
-    return _native.hsv_adjust(np.ascontiguousarray(image), _VALUE, 1.0, float(params["shift"]))
+    return native.hsv_adjust(np.ascontiguousarray(image), _VALUE, 1.0, float(params["shift"]))
 
 
 @register("saturate", family="digital", levels={"scale": NONNEGATIVE, "offset": NUMBER},
           apply_many=_hsv_levels(_SATURATION, "scale", "offset"))
 def saturate(image, params, draws):
     """skimage rgb2hsv, ``S = clip(S * scale + offset, 0, 1)``, hsv2rgb (float64)."""
-    return _native.hsv_adjust(np.ascontiguousarray(image), _SATURATION, float(params["scale"]), float(params["offset"]))
+    return native.hsv_adjust(np.ascontiguousarray(image), _SATURATION, float(params["scale"]), float(params["offset"]))
 
 
 @register("contrast", family="digital", levels={"factor": NONNEGATIVE})
 def contrast(image, params, draws):
     """``(x - mean) * factor + mean``, per-channel means, float64."""
-    means = _native.unit_channel_means(image)
-    return _native.contrast_stretch(image, means, float(params["factor"]))
+    means = native.unit_channel_means(image)
+    return native.contrast_stretch(image, means, float(params["factor"]))
 
 
 @register("pixelate", family="digital", levels={"factor": FRACTION})
@@ -94,4 +94,4 @@ def elastic_transform(image, params, draws):
     truncate = float(params["smoothing_truncate"])
     dx = (smooth_reflect(field_x, sigma, truncate) * alpha).astype(np.float32)
     dy = (smooth_reflect(field_y, sigma, truncate) * alpha).astype(np.float32)
-    return unit_to_uint8(_native.bilinear_reflect(np.ascontiguousarray(x), dy, dx))
+    return unit_to_uint8(native.bilinear_reflect(np.ascontiguousarray(x), dy, dx))

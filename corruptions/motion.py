@@ -14,7 +14,7 @@ import threading
 import cv2
 import numpy as np
 
-from . import _native
+from . import native
 
 BACKENDS = ("native", "imagemagick")
 SPARSE_BELOW = 16  # a one-channel image with under 1/16 of its pixels nonzero is blurred by scattering them
@@ -56,9 +56,9 @@ def motion_blur_angles(image: np.ndarray, radius: float, sigma: float, angles, b
         rows, cols = np.nonzero(padded) if sparse else (None, None)
         for frame, (dy, dx, weights) in zip(out, taps):
             if sparse:
-                _native.motion_blur_q16_sparse(padded, reach, rows, cols, dy, dx, weights, frame)
+                native.motion_blur_q16_sparse(padded, reach, rows, cols, dy, dx, weights, frame)
             else:
-                _native.motion_blur_q16(padded, reach, dy, dx, weights, frame)
+                native.motion_blur_q16(padded, reach, dy, dx, weights, frame)
         return out.reshape(len(taps), *image.shape)
     if backend == "imagemagick":
         return np.stack([_imagemagick_motion_blur(image, radius, sigma, angle) for angle in angles])

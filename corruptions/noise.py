@@ -11,15 +11,15 @@ import math
 import numpy as np
 from scipy.special import gammaln
 
-from . import _native
-from ._ops import to_unit, unit_to_uint8
+from . import native
+from .ops import to_unit, unit_to_uint8
 from .registry import register
-from .settings import FRACTION, NONNEGATIVE, PHOTONS, POSITIVE
+from .settings import FRACTION, NONNEGATIVE, PHOTONS
 
 
 def standard_normal(rng, shape, params) -> np.ndarray:
     """One N(0, 1) float32 draw per value of the image."""
-    return _native.standard_normal_f32(rng, shape)
+    return native.standard_normal_f32(rng, shape)
 
 
 @register("gaussian_noise", family="noise", levels={"scale": NONNEGATIVE}, sample=standard_normal)
@@ -62,7 +62,7 @@ def shot_noise(image, params, uniforms):
     """``uint8(clip(Poisson(x * photons) / photons, 0, 1) * 255)``, sampled by inverse CDF per
     input level from the uniforms drawn (the exact Poisson distribution)."""
     cdf, guide, levels = poisson_tables(float(params["photons"]))
-    return _native.poisson_lookup(np.ascontiguousarray(image), uniforms, cdf, guide, levels)
+    return native.poisson_lookup(np.ascontiguousarray(image), uniforms, cdf, guide, levels)
 
 
 def _impulse_draws(rng, shape, params) -> tuple[np.ndarray, np.ndarray]:
@@ -76,7 +76,7 @@ def impulse_noise(image, params, draws):
     to 255 with probability ``salt_vs_pepper``, else to 0."""
     flip, salt = np.asarray(draws[0]), np.asarray(draws[1])
     # each threshold in its draws' dtype, as numpy compares an array with a Python float
-    return _native.salt_and_pepper(np.ascontiguousarray(image), flip, salt, flip.dtype.type(params["amount"]),
+    return native.salt_and_pepper(np.ascontiguousarray(image), flip, salt, flip.dtype.type(params["amount"]),
                                    salt.dtype.type(params["salt_vs_pepper"]))
 
 

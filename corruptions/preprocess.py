@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Mapping
 
-import numpy as np
 from PIL import Image
 
 from .settings import FRACTION, POSITIVE_INT, Settings, numbers, one_of
@@ -53,13 +52,13 @@ def _centre_box(width: int, height: int, crop_w: int, crop_h: int) -> tuple[int,
     return left, top, left + crop_w, top + crop_h
 
 
-def resize_shorter(image: Image.Image, size: int) -> Image.Image:
+def resize_shorter(image: Image.Image, size: int, resample: int = Image.BILINEAR) -> Image.Image:
     width, height = image.size
     if min(width, height) == size:
         return image
     if width < height:
-        return image.resize((size, int(size * height / width)), Image.BILINEAR)
-    return image.resize((int(size * width / height), size), Image.BILINEAR)
+        return image.resize((size, int(size * height / width)), resample)
+    return image.resize((int(size * width / height), size), resample)
 
 
 def crop_box(width: int, height: int, step: Mapping) -> tuple[int, int, int, int] | None:
@@ -86,15 +85,3 @@ def apply_step(image: Image.Image, step: Mapping) -> Image.Image:
         out_h, out_w = step["size"]
         return image.resize((int(out_w), int(out_h)), Image.BILINEAR)
     raise ValueError(f"unknown preprocessing op {op!r}; allowed: {', '.join(STEPS)}")
-
-
-def preprocess(image: Image.Image, variant) -> np.ndarray:
-    """The clean HxWx3 uint8 input of ``variant`` (a ``Variant`` or its name) for a PIL image
-    of any mode."""
-    if isinstance(variant, str):
-        from .config import load_variant
-        variant = load_variant(variant)
-    image = to_rgb(image)
-    for step in variant.preprocess:
-        image = apply_step(image, step)
-    return np.asarray(image, dtype=np.uint8).copy()

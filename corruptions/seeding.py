@@ -22,7 +22,27 @@ def stream_key(task: str, *parts) -> bytes:
 
 def rng_for(root_seed: int, variant: str, corruption: str, severity: int, image_id: str,
             task: str = "imagenet-c") -> np.random.Generator:
-    """The generator of one output: ``task``'s stream for (variant, name, level, image id)."""
+    """The generator of one output: ``task``'s stream for (variant, name, level, image id).
+
+    Parameters
+    ----------
+    root_seed : int
+        The run's root seed (``seed`` in a run config).
+    variant, corruption : str
+        The variant and the kernel's name (a corruption, or an ImageNet-P sequence kind).
+    severity : int
+        The severity (ImageNet-C) or 1 (ImageNet-P).
+    image_id : str
+        The source image's id (its file stem).
+    task : str
+        The task's namespace, so that two tasks never share a stream.
+
+    Returns
+    -------
+    numpy.random.Generator
+        ``default_rng(SeedSequence([root_seed, *w]))`` where ``w`` are the eight little-endian
+        32-bit words of sha256(``stream_key(task, variant, corruption, severity, image_id)``).
+    """
     key = stream_key(task, variant, corruption, int(severity), image_id)
     words = np.frombuffer(hashlib.sha256(key).digest(), dtype="<u4")
     return np.random.default_rng(np.random.SeedSequence([int(root_seed), *map(int, words)]))

@@ -21,6 +21,10 @@ class Settings(BaseModel):
     """Base of every config model: unknown keys are errors, values are immutable."""
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
+    def as_json(self) -> dict:
+        """The settings as plain JSON values (lists, not tuples), for where JSON is stored."""
+        return self.model_dump(mode="json")
+
 
 def _expect(what: str, check: Callable[[Any], Any]):
     """A field type that accepts what ``check`` returns (non-None) and otherwise fails with

@@ -6,19 +6,30 @@ import math
 import cv2
 import numpy as np
 
-from . import _native
-from ._ops import gaussian_nearest, gaussian_nearest_float32, scipy_clipped_zoom, to_unit, unit_to_uint8
+from . import native
 from .assets import FROST_SHA256, frost_texture
 from .blur import MOTION, uniform_angle
 from .motion import motion_blur
+from .ops import gaussian_nearest, gaussian_nearest_float32, scipy_clipped_zoom, to_unit, unit_to_uint8
 from .registry import register
-from .settings import (FRACTION, NONNEGATIVE, NUMBER, POSITIVE, POSITIVE_INT, RGB, checked, integer,
-                       listed, matrix, one_of)
+from .settings import (
+    FRACTION,
+    NONNEGATIVE,
+    NUMBER,
+    POSITIVE,
+    POSITIVE_INT,
+    RGB,
+    checked,
+    integer,
+    listed,
+    matrix,
+    one_of,
+)
 
 
 def normal_layer(rng: np.random.Generator, shape: tuple[int, int], mean: float, std: float) -> np.ndarray:
     """An HxW float32 layer of N(mean, std) draws (snow flakes, spatter liquid)."""
-    return _native.standard_normal_f32(rng, shape) * np.float32(std) + np.float32(mean)
+    return native.standard_normal_f32(rng, shape) * np.float32(std) + np.float32(mean)
 
 
 def _snow_draws(rng, shape, params):
@@ -44,7 +55,7 @@ def snow_scene(image: np.ndarray, flakes: np.ndarray, params) -> np.ndarray:
     turned = np.ascontiguousarray(np.rot90(flakes, k=int(params["second_layer_quarter_turns"])))
     if turned.shape != flakes.shape:  # a quarter turn of a non-square image: numpy broadcasting fails as it would
         raise ValueError(f"snow: a {turned.shape[:2]} turned layer cannot be added to a {flakes.shape[:2]} image")
-    return _native.snow_blend_composite(x, grey, float(params["blend"]), float(params["grey_scale"]),
+    return native.snow_blend_composite(x, grey, float(params["blend"]), float(params["grey_scale"]),
                                         float(params["grey_offset"]), np.ascontiguousarray(flakes[..., 0]),
                                         turned[..., 0])
 
@@ -112,7 +123,7 @@ def plasma_fractal(mapsize: int, wibble_decay: float, rng, initial_wibble: float
         # the original draws inside each of its three means, in this order: each draw is
         # `wibble * uniform(-wibble, wibble)` added to a mean of four neighbours
         draws = [rng.uniform(-wibble, wibble, cells) for _ in range(3)]
-        _native.plasma_level(grid, step, wibble, *draws)
+        native.plasma_level(grid, step, wibble, *draws)
         step //= 2
         wibble /= wibble_decay
     grid -= grid.min()
@@ -135,7 +146,7 @@ def _fog_draws(rng, shape, params) -> np.ndarray:
 def fog(image, params, fractal):
     """``clip((x + strength * fractal) * max(x) / (max(x) + strength), 0, 1)``, float64."""
     height, width = image.shape[:2]
-    return _native.fog_composite(image, np.ascontiguousarray(fractal[:height, :width]), float(params["strength"]))
+    return native.fog_composite(image, np.ascontiguousarray(fractal[:height, :width]), float(params["strength"]))
 
 
 def _spatter_layer(rng, shape, params) -> np.ndarray:
@@ -166,7 +177,7 @@ def water_sheen(x: np.ndarray, liquid: np.ndarray, params, colour: np.ndarray, o
     it serves many frames. False, ``out`` untouched, when the layer has no edges (m is 0 / 0)."""
     layer = (liquid * 255).astype(np.uint8)
     bare = unit_to_uint8(x) if bare is None else bare
-    return _native.water_frame(x, bare, layer, sheen_ridges(layer, params), float(params["amount"]), colour, out)
+    return native.water_frame(x, bare, layer, sheen_ridges(layer, params), float(params["amount"]), colour, out)
 
 
 def sheen_ridges(layer: np.ndarray, params) -> np.ndarray:

@@ -17,8 +17,18 @@ from corruptions.config import VARIANTS
 from corruptions.preprocess import apply_step, crop_box
 
 from .config import SequenceVariant, load_sequences
-from .registry import (ALL_KINDS, DIFFICULTIES, NOISES, PERTURBATIONS, TEST, VALIDATION, difficulties, kind_name,
-                       sequence_names, split_kind)
+from .registry import (
+    ALL_KINDS,
+    DIFFICULTIES,
+    NOISES,
+    PERTURBATIONS,
+    TEST,
+    VALIDATION,
+    difficulties,
+    kind_name,
+    sequence_names,
+    split_kind,
+)
 
 __all__ = ["perturb", "sequence_names", "load_sequences", "stage_image", "stage_images", "frames_from_input",
            "split_kind", "kind_name", "difficulties", "family", "ALL_KINDS", "DIFFICULTIES", "NOISES", "PERTURBATIONS", "TEST",
@@ -108,10 +118,33 @@ def frames_from_input(image: np.ndarray, kind: str, rng=None, variant="imagenet"
 
 
 def perturb(photo, kind: str, rng=None, variant="imagenet", draws=None) -> np.ndarray:
-    """The frames of sequence ``kind`` (one of ``sequence_names("all")``) for ``photo`` with
-    ``variant``'s constants: (T, H, W, 3) uint8, frame 0 first. ``rng`` (a
-    ``numpy.random.Generator`` or a seed) is the only source of randomness; ``photo`` is never
-    modified. Unknown kinds or variants, wrong dtype or shape: ValueError naming what is allowed."""
+    """The frames of ImageNet-P sequence ``kind`` for ``photo`` with ``variant``'s constants.
+
+    Parameters
+    ----------
+    photo : numpy.ndarray
+        HxWx3 uint8 (HxW grey and HxWx4 are converted to RGB); never modified. It goes through
+        the kind's input stage first (the variant's resize and crop, or the full photo).
+    kind : str
+        One of ``sequence_names("all")``: a perturbation, with ``_2`` / ``_3`` for the noise
+        kinds' difficulties.
+    rng : numpy.random.Generator or int, optional
+        The only source of randomness.
+    variant : str or SequenceVariant
+        Whose constants (``configs/variants/<variant>.yaml``, its ``perturbations`` section).
+    draws : optional
+        Replaces what the kernel would draw from ``rng`` (an original script's draws, replayed).
+
+    Returns
+    -------
+    numpy.ndarray
+        (T, H, W, 3) uint8 frames, frame 0 first.
+
+    Raises
+    ------
+    ValueError
+        Unknown kind or variant, wrong dtype or shape, naming what is allowed.
+    """
     sequences = _sequences(variant)
     stage = sequences.params_for(kind)["input"]  # an unknown kind fails here, naming the 20
     rgb = as_rgb(photo)

@@ -1,11 +1,11 @@
 """Numba loops of ImageNet-P's kernels (compiled once, cached). Loops shared with ImageNet-C
-(motion blur, the HSV round trip, water spatter) live in ``corruptions._native``."""
+(motion blur, the HSV round trip, water spatter) live in ``corruptions.native``."""
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-from corruptions import _native as shared
+from corruptions import native as shared
 
 _U1, _U3, _U11, _U24, _U32, _U40 = (np.uint64(k) for k in (1, 3, 11, 24, 32, 40))
 _LOW32 = np.uint64(0xFFFFFFFF)

@@ -30,7 +30,7 @@ import numpy as np
 from scipy.special import ndtr
 
 from corruptions.noise import poisson_tables
-from corruptions.settings import NONNEGATIVE, PHOTONS, POSITIVE
+from corruptions.settings import NONNEGATIVE, PHOTONS
 
 from . import _native
 from .registry import register

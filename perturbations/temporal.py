@@ -6,9 +6,9 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from corruptions import _native as shared_native
-from corruptions._ops import gaussian_kernel, gaussian_nearest, scipy_clipped_zoom, unit_to_uint8
+from corruptions import native as shared_native
 from corruptions.motion import BACKENDS, motion_blur_angles
+from corruptions.ops import gaussian_kernel, gaussian_nearest, scipy_clipped_zoom, unit_to_uint8
 from corruptions.settings import FRACTION, NONNEGATIVE, NUMBER, POSITIVE, integer, numbers, one_of
 from corruptions.weather import SPATTER_SHARED, normal_layer, water_sheen
 

@@ -10,8 +10,10 @@ import threading
 
 from corruptions.settings import ConfigError
 
+from .formats import formats_for
 from .readers import SourceError
 from .runconfig import SEQUENCE_GROUPS, load_run_config, parse_override
+from .tasks import task_spec
 
 
 def run_overrides(args, **values) -> list[dict]:
@@ -37,12 +39,12 @@ def _on_the_fly_config(args) -> dict:
     from .scoring import ScoreError
     if not args.clean:
         raise ScoreError("--on-the-fly needs --clean VAL: the clean source, read as the run config's reader reads it")
-    task = load_run_config(args.on_the_fly)["task"]
-    if task == "imagenet-c":
-        if args.mp4_round_trip:
-            raise ScoreError(f"--mp4-round-trip is for ImageNet-P run configs; {args.on_the_fly} is ImageNet-C")
+    spec = task_spec(load_run_config(args.on_the_fly).task)
+    if spec.names_key == "corruptions":
+        if args.mp4_round_trip and "mp4" not in formats_for(spec.dims):
+            raise ScoreError(f"--mp4-round-trip is for ImageNet-P run configs; {args.on_the_fly} is {spec.name}")
         return load_run_config(args.on_the_fly, run_overrides(args, source=args.clean))
-    if args.severities:
+    if args.severities and not spec.severities:
         raise ScoreError("--severities: ImageNet-P has no severities; its noise difficulties are sequence kinds "
                          "(--only gaussian_noise_2 ...)")
     only, args.only = args.only, None
@@ -52,7 +54,7 @@ def _on_the_fly_config(args) -> dict:
 
 def _generate(args) -> int:
     from .engine import generate
-    if args.only and load_run_config(args.config)["task"] == "imagenet-p":  # one meaning of --only everywhere
+    if args.only and task_spec(load_run_config(args.config).task).names_key == "sequences":  # one meaning of --only
         if args.sequences:
             raise ConfigError("give the ImageNet-P sequence kinds with --only or with --sequences, not both")
         args.sequences, args.only = args.only, None
@@ -68,14 +70,14 @@ def _generate(args) -> int:
     overrides = [parse_override(text) for text in args.set or []] + overrides
     config = load_run_config(args.config, overrides, workers=args.workers)
     summary = generate(config)
-    made = "sequences" if config["task"] == "imagenet-p" else "corrupted images"
+    made = task_spec(config.task).noun
     print(f"done in {summary.seconds:.1f} s: {summary.units_run} units run, {summary.units_skipped} already done; "
           f"{summary.images} source images, {summary.outputs_written} {made}")
     for path in summary.paths:
         print(f"  {path}")
     if summary.failures:
         print(f"{len(summary.failures)} source images could not be read: see {summary.out / 'failures.jsonl'}")
-        return 0 if config["allow_failures"] else 1
+        return 0 if config.allow_failures else 1
     return 0
 
 
@@ -117,7 +119,8 @@ def _report(args) -> int:
 
 def _publish(args) -> int:
     from .publish import publish
-    tarballs = publish(args.out, args.to, args.compress, args.workers, args.check)
+    tarballs = publish(args.out, args.to, args.compress, args.workers, args.check, tuple(args.format),
+                       args.shard_mb << 20)
     for name, digest, size in tarballs:
         print(f"{digest}  {name}  ({size / 2**20:.1f} MiB)")
     print(f"release: {args.to} (SHA256SUMS, README.md, croissant.json, MEMBERS/, run.json)")
@@ -137,9 +140,9 @@ def user_errors() -> tuple[type, ...]:
     """The errors that are a user's mistake (a config, a source, a model, data, a release):
     one `error:` line and exit status 2, never a traceback."""
     from .engine import RunError
+    from .files import UnsafePath
     from .formats import DataError
     from .publish import PublishError
-    from .files import UnsafePath
     from .scoring import ScoreError
     return ConfigError, SourceError, RunError, DataError, ScoreError, PublishError, UnsafePath
 
@@ -227,6 +230,10 @@ def main(argv=None) -> int:
     pub.add_argument("--workers", type=int, help="tarballs written at once (default: one per core)")
     pub.add_argument("--check", action="store_true", help="hash every file on the way and stop at one that changed "
                      "since generation (otherwise `verify` finds it)")
+    pub.add_argument("--format", nargs="+", choices=["tree", "webdataset"], default=["tree"],
+                     help="release forms: tree (the official tarballs, the default) and/or webdataset (tar shards per "
+                          "corruption and severity, with a wids index)")
+    pub.add_argument("--shard-mb", type=int, default=1024, help="WebDataset shard size in MiB (default 1024)")
     pub.set_defaults(run=_publish)
 
     ver = commands.add_parser("verify", help="check a release: checksums, every member, counts; with --source, "

@@ -59,7 +59,7 @@ def centroids(source: Path) -> dict[int, list[float]]:
     """Mean normalised colour of each class's clean 224 crops (what the model sees)."""
     import numpy as np
 
-    from corruptions.preprocess import preprocess
+    from corruptions.config import preprocess
 
     from .readers import imagenet_wnids
     colours: dict[int, list] = {}
@@ -99,7 +99,7 @@ def main(argv=None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args(argv)
     from corruptions import corruption_names
-    from corruptions.preprocess import preprocess
+    from corruptions.config import preprocess
 
     from .__main__ import main as cli
     from .preview import animation, contact_sheet, sequence_sheet

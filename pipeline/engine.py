@@ -29,10 +29,12 @@ from corruptions import __version__, load_variant
 
 from . import formats
 from .files import Busy, FolderLock, UnsafePath, make_folders, open_append, read_bytes, write_bytes
-from .imagenet_c import task_from_config
+from .formats.common import Layout
 from .progress import exclude_wait, progress
 from .readers import Source, read_source, safe_component
-from .task import Key, Shard
+from .runconfig import RunConfig
+from .task import SEQUENCE_DIMS, Key, Shard
+from .tasks import task_from_config, task_spec
 
 MANIFEST, FAILURES, RUN = "manifest.jsonl", "failures.jsonl", "run.json"
 
@@ -42,7 +44,7 @@ class RunError(RuntimeError):
 
 
 def cpu_class() -> str:
-    """The class of CPU as far as it decides output bytes (README, "Reproducibility"): on x86-64
+    """The class of CPU as far as it decides output bytes (docs/fidelity.md, "Reproducibility"): on x86-64
     every output is the same from AVX2 + FMA up (x86-64-v3: tested down from AVX-512), while
     OpenCV's float warps and blur round differently on CPUs without AVX2; elsewhere untested."""
     import platform
@@ -59,11 +61,11 @@ def cpu_class() -> str:
 def byte_versions() -> dict[str, str]:
     """Versions of what decides the output bytes, and the CPU class: a resumed run must have the
     same, and ``verify --source`` names what differs."""
+    import av
     import cv2
     import numba
     import numcodecs
     import numpy
-    import av
     import PIL
     import scipy
     import skimage
@@ -78,7 +80,7 @@ def byte_versions() -> dict[str, str]:
 
 @dataclass
 class Plan:
-    config: dict
+    config: RunConfig
     out: Path
     source: Source
     task: object
@@ -97,7 +99,7 @@ class Plan:
 
     @property
     def shard_size(self) -> int:
-        return self.config["shard_size"]
+        return self.config.shard_size
 
     def shard_items(self, shard: int) -> tuple:
         return self.items[shard * self.shard_size:(shard + 1) * self.shard_size]
@@ -106,13 +108,21 @@ class Plan:
         """What a resumed run must agree on: everything that decides which bytes go where. The
         corruptions and formats are not part of it: a key's record says what it wrote, so a run
         into a finished OUT with more corruptions or formats extends it."""
-        config = self.config
-        return {"task": config["task"], "name": config["name"], "reader": config["reader"],
-                "source_digest": self.source.digest(), "images": len(self.items), "variant": config["variant"],
-                "variant_sha256": load_variant(config["variant"]).sha256, "severities": config["severities"],
-                "seed": config["seed"], "shard_size": config["shard_size"], "max_pixels": config["max_pixels"],
-                "jpeg": config["outputs"]["jpeg"], "zarr": config["outputs"]["zarr"], "mp4": config["outputs"]["mp4"],
-                "versions": self.versions}
+        config = self.config.as_json()  # JSON values: compared with the identity stored in run.json
+        derived = {"source_digest": self.source.digest(), "images": len(self.items),
+                   "variant_sha256": load_variant(self.config.variant).sha256}
+        order = ("task", "name", "reader", "source_digest", "images", "variant", "variant_sha256", "severities", "seed",
+                 "shard_size", "max_pixels")
+        return {**{key: derived[key] if key in derived else config[key] for key in order},
+                **{name: config["outputs"][name] for name in formats.SETTINGS}, "versions": self.versions}
+
+    def layout(self) -> Layout:
+        """The template the writers lay their outputs out by."""
+        task = self.task
+        frames = {name: task.frame_count(name) for name in task.names} if tuple(task.dims) == SEQUENCE_DIMS else {}
+        return Layout(task.name, task.variant, tuple(task.names), tuple(task.levels), tuple(task.image_size),
+                      tuple(self.items), tuple(self.classes), frames, self.config.as_json(), self.config.seed,
+                      self.version, self.versions)
 
     def identity_digest(self) -> str:
         return hashlib.sha256(json.dumps(self.identity(), sort_keys=True).encode()).hexdigest()
@@ -132,45 +142,30 @@ class Summary:
 
 # ---------------------------------------------------------------- plan and prepare (client)
 
-def make_writers(config: dict, out: Path) -> tuple:
-    outputs = config["outputs"]
-    if config["task"] == "imagenet-p":
-        return tuple(_sequence_writer(name, config, out) for name in outputs["formats"])
-    writers = []
-    for name in outputs["formats"]:
-        if name == "jpeg":
-            writers.append(formats.jpeg_tree.Writer(str(out), outputs["jpeg"]["quality"], outputs["jpeg"]["optimize"]))
-        elif name == "zarr":
-            writers.append(formats.zarr_store.Writer(str(out / f"{config['name']}.zarr"), config["shard_size"],
-                                                     outputs["zarr"]["codec"], outputs["zarr"]["level"],
-                                                     outputs["jpeg"]["quality"], outputs["jpeg"]["optimize"]))
-        else:
-            writers.append(formats.cifar_npy.Writer(str(out)))
-    return tuple(writers)
+def make_writers(config, out: Path) -> tuple:
+    """Each of the run's formats' writer, for its task's blocks (``make_writer`` of the format's
+    module)."""
+    dims = task_spec(config.task).dims
+    return tuple(formats.FORMATS[name].make_writer(config, out, dims) for name in config.outputs.formats)
 
 
-def _sequence_writer(name: str, config: dict, out: Path):
-    outputs = config["outputs"]
-    if name == "mp4":
-        return formats.mp4_tree.Writer(str(out), *formats.mp4_tree.encodings(outputs["mp4"]))
-    if name == "zarr":
-        return formats.zarr_store.SequenceWriter(str(out / f"{config['name']}.zarr"), config["shard_size"],
-                                                 outputs["zarr"]["codec"], outputs["zarr"]["level"])
-    return formats.cifar_npy.SequenceWriter(str(out))
-
-
-def check_names(source: Source, task) -> None:
+def check_names(source: Source, format_names) -> None:
     """Every name that becomes part of an output path is one safe component, and no two items
-    land on the same output file: refused, with the names, before any work."""
+    land on the same output file of any of the run's formats (``item_file_name`` of the format
+    modules that write a file per item): refused, with the names, before any work."""
+    namers = [namer for namer in (getattr(formats.FORMATS[name], "item_file_name", None) for name in format_names)
+              if namer is not None]
     bad = [i for i in source.items if not (safe_component(i.wnid) and safe_component(i.name)
-                                           and safe_component(task.output_name(i)))]
+                                           and all(safe_component(namer(i)) for namer in namers))]
     if bad:
         raise RunError(f"{len(bad)} source images have class or file names that cannot be output names, e.g. "
                        f"{bad[0].where!r}: class {bad[0].wnid!r}, file {bad[0].name!r}")
-    outputs: dict = defaultdict(list)
-    for item in source.items:
-        outputs[(item.wnid, task.output_name(item))].append(item.where)
-    collisions = [paths for paths in outputs.values() if len(paths) > 1]
+    collisions = []
+    for namer in namers:
+        outputs: dict = defaultdict(list)
+        for item in source.items:
+            outputs[(item.wnid, namer(item))].append(item.where)
+        collisions += [paths for paths in outputs.values() if len(paths) > 1]
     ids = defaultdict(list)
     for item in source.items:
         ids[item.image_id].append(item.where)
@@ -195,17 +190,19 @@ def check_locations(out: Path, source_root: str) -> None:
             break
 
 
-def plan_run(config: dict) -> Plan:
-    if not config.get("source"):
+def plan_run(config) -> Plan:
+    """The plan of a run: its source listed, its task and writers, every check that can fail
+    before anything is created. ``config``: a resolved ``runconfig.RunConfig``."""
+    if not config.source:
         raise RunError("no source: give --source PATH (or `source:` in the run config)")
-    if not config.get("out"):
+    if not config.out:
         raise RunError("no output folder: give --out PATH (or `out:` in the run config)")
-    source = read_source(config["reader"], config["source"], config.get("labels"))
+    source = read_source(config.reader, config.source, config.labels)
     if not source.items:
-        raise RunError(f"source {config['source']} holds no images for reader {config['reader']!r}")
+        raise RunError(f"source {config.source} holds no images for reader {config.reader!r}")
     task = task_from_config(config)
-    check_names(source, task)
-    out = Path(config["out"]).expanduser().resolve()
+    check_names(source, config.outputs.formats)
+    out = Path(config.out).expanduser().resolve()
     check_locations(out, source.root)
     writers = make_writers(config, out)
     for writer in writers:
@@ -213,7 +210,7 @@ def plan_run(config: dict) -> Plan:
             raise RunError(f"format {writer.format!r} stores blocks of {writer.dims}, task {task.name!r} makes {task.dims}")
     check_assets(task)
     try:
-        task.image_size  # the variant file read and checked now, before anything is created
+        _ = task.image_size  # the variant file read and checked now, before anything is created
     except ValueError as exc:
         raise RunError(str(exc)) from None
     plan = Plan(config, out, source, task, writers)
@@ -300,13 +297,13 @@ def prepare(plan: Plan) -> dict[str, dict]:
                            f"{'; ' + detail if detail else ''}); use a new --out, or remove that folder")
     else:
         write_bytes(plan.out, RUN, json.dumps({"identity": identity, "identity_digest": digest,
-                                               "config": plan.config, "version": plan.version},
+                                               "config": plan.config.as_json(), "version": plan.version},
                                               indent=1, sort_keys=True).encode())
     for writer in plan.writers:
         relative = os.path.relpath(writer.root, plan.out)
         if relative != "." and not relative.startswith(".."):
             make_folders(plan.out, relative)  # a link planted as OUT/<store> or OUT/<corruption> is refused
-        writer.prepare(plan)
+        writer.prepare(plan.layout())
     return {k: r for k, r in read_manifest(plan.out).items() if r.get("run") == digest}
 
 
@@ -361,9 +358,7 @@ def execute(plan: Plan, client, todo: list[Key], on_done, watch=None) -> None:
     is without bound: ``watch`` (a ``cluster.WorkerWatch``) stops the run when no worker is left."""
     from distributed import as_completed
 
-    from .cluster import wait_for
-
-    from .cluster import WorkerSetup
+    from .cluster import WorkerSetup, wait_for
     client.register_plugin(WorkerSetup())  # on every worker, now and as they join
     by_shard: dict[int, list[Key]] = defaultdict(list)
     for key in todo:
@@ -483,11 +478,11 @@ def finalise(plan: Plan, records: dict[str, dict]) -> tuple[list[dict], list[str
     rejected = [{"image_id": r["path"], "row": -1, **r} for r in plan.source.rejected]
     everything = rejected + ordered
     write_bytes(plan.out, FAILURES, "".join(json.dumps(f, sort_keys=True) + "\n" for f in everything).encode())
-    complete = all(k.id in records and set(plan.config["outputs"]["formats"]) <= set(records[k.id]["outputs"])
+    complete = all(k.id in records and set(plan.config.outputs.formats) <= set(records[k.id]["outputs"])
                    for k in plan.keys)
     paths = []
     for writer in plan.writers:
-        paths += writer.finalise(plan, ordered, complete)
+        paths += writer.finalise(plan.layout(), ordered, complete)
     return everything, paths
 
 
@@ -555,7 +550,7 @@ def _run(plan: Plan, client, stream, written: list, watch=None) -> tuple[list[Ke
     """Prepare, then produce and write every key not done yet; ``written`` follows progress."""
     config = plan.config
     finished = prepare(plan)
-    wanted = set(config["outputs"]["formats"])
+    wanted = set(config.outputs.formats)
     # a key is done when all its outputs are written and every image of it could be read: an
     # image unreadable once (half-copied, a network hiccup) is tried again by every re-run
     todo = [k for k in plan.keys if not (k.id in finished and wanted <= set(finished[k.id]["outputs"])
@@ -595,7 +590,7 @@ LOGS = "logs"  # OUT/logs: the batch jobs' logs
 def job_name(plan: Plan) -> str:
     """The batch jobs' name: the run's name and a digest of OUT, so that ``squeue`` tells runs
     apart and ``scancel -n`` reaches this run's jobs only."""
-    return f"{plan.config['name']}-{hashlib.sha256(str(plan.out).encode()).hexdigest()[:6]}"
+    return f"{plan.config.name}-{hashlib.sha256(str(plan.out).encode()).hexdigest()[:6]}"
 
 
 def dashboard_line(link: str) -> str:
@@ -634,7 +629,7 @@ def check_out_is_shared(plan: Plan, client, watch) -> None:
                        "node's local /tmp or $TMPDIR)")
 
 
-def generate(config: dict, client=None, stream=sys.stderr) -> Summary:
+def generate(config, client=None, stream=sys.stderr) -> Summary:
     from .cluster import ClusterError, WorkerWatch
     started = time.monotonic()
     plan = plan_run(config)
@@ -646,11 +641,11 @@ def generate(config: dict, client=None, stream=sys.stderr) -> Summary:
             raise RunError(_space_message(plan, exc, 0, 1)) from None
         if client is None:
             from .cluster import BATCH_KINDS, open_client
-            logs = str(plan.out / LOGS) if config["cluster"]["kind"] in BATCH_KINDS else None
+            logs = str(plan.out / LOGS) if config.cluster.kind in BATCH_KINDS else None
             try:
-                client = stack.enter_context(open_client(config["cluster"], job_name(plan), logs))
+                client = stack.enter_context(open_client(config.cluster.model_dump(), job_name(plan), logs))
             except (OSError, TimeoutError) as exc:
-                raise RunError(f"cannot reach the Dask scheduler {config['cluster'].get('address')}: {exc}") from None
+                raise RunError(f"cannot reach the Dask scheduler {config.cluster.address}: {exc}") from None
             except ClusterError as exc:
                 raise RunError(str(exc)) from None
             if client.dashboard_link:
@@ -661,7 +656,7 @@ def generate(config: dict, client=None, stream=sys.stderr) -> Summary:
             raise RunError(str(exc)) from None
         except OSError as exc:
             raise RunError(_space_message(plan, exc, 0, 1)) from None
-        watch = WorkerWatch(client, config["cluster"]["no_worker_timeout"], logs,
+        watch = WorkerWatch(client, config.cluster.no_worker_timeout, logs,
                             say=lambda line: print(line, file=stream, flush=True))
         written = [0, 1]  # images done, images in all
         try:

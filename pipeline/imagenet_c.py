@@ -8,10 +8,10 @@ from typing import Sequence
 import numpy as np
 
 from corruptions import CORRUPTIONS, corrupt_severities, load_variant, rng_for
-from corruptions.preprocess import preprocess
+from corruptions.config import preprocess
 
 from .readers import DEFAULT_MAX_PIXELS, Item, deterministic, load_pixels, source_digest
-from .task import IMAGE_DIMS, Block, Key, Shard, shard_keys
+from .task import IMAGE_DIMS, Block, Key, Shard, TaskSpec, shard_keys
 
 DIMS = IMAGE_DIMS
 
@@ -59,11 +59,6 @@ class ImageNetC:
     def family(self, name: str) -> str:
         return self.registry.get(name).family
 
-    def output_name(self, item: Item) -> str:
-        """The file an item's image becomes (in every cell of the tree)."""
-        from .formats.jpeg_tree import jpeg_name
-        return jpeg_name(item.name)
-
     def rng(self, name: str, level: int, item: Item) -> np.random.Generator:
         return rng_for(self.seed, self.variant, name, level, item.image_id, task=self.name)
 
@@ -78,12 +73,8 @@ class ImageNetC:
         return Block(key, self.dims, self.levels, data, shard.items, shard.ok)
 
 
-def task_from_config(config: dict):
-    """The task a run config asks for (ImageNet-C, or ImageNet-P)."""
-    if config["task"] == "imagenet-c":
-        return ImageNetC(config["variant"], tuple(config["corruptions"]), tuple(config["severities"]), config["seed"],
-                         config["max_pixels"])
-    if config["task"] == "imagenet-p":
-        from .imagenet_p import ImageNetP
-        return ImageNetP(config["variant"], tuple(config["sequences"]), config["seed"], config["max_pixels"])
-    raise ValueError(f"unknown task {config['task']!r}")
+SPEC = TaskSpec(
+    name="imagenet-c", dims=DIMS, default_formats=("jpeg", "zarr"),
+    default_shard_size=64, lossless_store=False, names_key="corruptions", severities=True, noun="corrupted images",
+    build=lambda config: ImageNetC(config.variant, tuple(config.corruptions), tuple(config.severities), config.seed,
+                                   config.max_pixels))

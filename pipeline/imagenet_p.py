@@ -4,8 +4,8 @@ for every readable image of the shard (dims image, frame, y, x, channel).
 A shard's load decodes each source image once and makes the input stages its kinds need (the
 clean crop, the pre-crop image, the full-resolution photo): every kind of the shard then starts
 from them. Frames whose size depends on the image (imagenet64 / tiny motion blur: shorter side
-64, no crop, as the originals) stay so in ``frames``; fixed-shape formats take ``fixed(row)``,
-the centre crop to the variant's size (``FIXED_SHAPE_RULE``, recorded in their attributes).
+64, no crop, as the originals) stay so in ``frames``; fixed-shape formats crop them to the
+variant's size (``formats.common.fixed_frames``, whose rule they record in their attributes).
 """
 from __future__ import annotations
 
@@ -19,12 +19,8 @@ from corruptions.preprocess import to_rgb
 from perturbations import family, frames_from_input, load_sequences, stage_images
 
 from .readers import DEFAULT_MAX_PIXELS, Item, deterministic, load_pixels, source_digest
-from .formats.mp4_tree import relative_path
 from .task import SEQUENCE_DIMS as DIMS
-from .task import Key, Shard, shard_keys
-
-FIXED_SHAPE_RULE = ("frames whose size differs from the variant's (imagenet64 / tiny motion_blur: shorter side 64, "
-                    "as the originals) are centre-cropped to it, offsets int(round((side - size) / 2))")
+from .task import Key, Shard, TaskSpec, shard_keys
 
 
 @dataclass
@@ -37,21 +33,7 @@ class SequenceBlock:
     items: tuple[Item, ...]
     ok: np.ndarray
     family: str  # noise or temporal: the encoder settings differ
-    _fixed: dict = field(default_factory=dict, repr=False)
-
-    def fixed(self, row: int) -> np.ndarray:
-        """Row ``row``'s frames at the variant's size (centre crop where they differ)."""
-        frames = self.frames[row]
-        height, width = self.size
-        if frames.shape[1:3] == (height, width):
-            return frames
-        if row not in self._fixed:
-            top = int(round((frames.shape[1] - height) / 2.0))
-            left = int(round((frames.shape[2] - width) / 2.0))
-            if top < 0 or left < 0:
-                raise ValueError(f"frames of {frames.shape[1:3]} are smaller than the variant's {self.size}")
-            self._fixed[row] = np.ascontiguousarray(frames[:, top:top + height, left:left + width])
-        return self._fixed[row]
+    cropped: dict = field(default_factory=dict, repr=False)  # formats' cache (formats.common.fixed_frames)
 
 
 @dataclass(frozen=True)
@@ -98,10 +80,6 @@ class ImageNetP:
     def family(self, name: str) -> str:
         return family(name)
 
-    def output_name(self, item: Item) -> str:
-        """The file an item's sequence becomes (in every kind's folder)."""
-        return relative_path("_", item)[-1]
-
     def rng(self, kind: str, item: Item) -> np.random.Generator:
         return rng_for(self.seed, self.variant, kind, 1, item.image_id, task=self.name)
 
@@ -115,4 +93,19 @@ class ImageNetP:
                              shard.ok, family(key.name))
 
 
-__all__ = ["ImageNetP", "SequenceBlock", "DIMS", "FIXED_SHAPE_RULE"]
+def _resolve(config):
+    """``noise_tune: none`` is x264 without a tune (None), for the noise kinds' videos."""
+    mp4 = config.outputs.mp4
+    if mp4.noise_tune != "none":
+        return config
+    outputs = config.outputs.model_copy(update={"mp4": mp4.model_copy(update={"noise_tune": None})})
+    return config.model_copy(update={"outputs": outputs})
+
+
+SPEC = TaskSpec(
+    name="imagenet-p", dims=DIMS, default_formats=("mp4", "zarr"),
+    default_shard_size=16, lossless_store=True, names_key="sequences", severities=False, noun="sequences",
+    build=lambda config: ImageNetP(config.variant, tuple(config.sequences), config.seed, config.max_pixels),
+    resolve=_resolve)
+
+__all__ = ["ImageNetP", "SequenceBlock", "DIMS", "SPEC"]

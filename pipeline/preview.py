@@ -56,7 +56,7 @@ def main(argv=None) -> Path:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    from corruptions.preprocess import preprocess
+    from corruptions.config import preprocess
     variant = load_variant(args.variant)
     clean = preprocess(load_photo(args.photo), variant)
     sheet = contact_sheet(clean, args.variant, corruption_names(args.corruptions), args.seed, Path(args.photo).name)

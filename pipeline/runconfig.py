@@ -13,23 +13,23 @@ from typing import Any
 
 import yaml
 from dask.utils import parse_bytes
+from pydantic import create_model
 
 from corruptions import SEVERITIES, corruption_names, variant_names
 from corruptions.config import parse_yaml, read_yaml
+from corruptions.locations import CONFIG_DIR
 from corruptions.registry import GROUPS
-from corruptions.settings import (ConfigError, Settings, checked, flag, integer, listed, mapping, one_of, text,
-                                  validate)
+from corruptions.settings import ConfigError, Settings, checked, flag, integer, listed, mapping, one_of, text, validate
 
 from .cluster import BATCH_KINDS, check_cluster
-from .formats import DEFAULT_FORMATS, FORMATS, TASK_FORMATS
-from .formats.mp4_tree import PIXEL_FORMATS, PRESETS
+from .formats import FORMATS, formats_for
+from .formats import SETTINGS as FORMAT_SETTINGS
 from .formats.zarr_store import CODECS
 from .readers import DEFAULT_MAX_PIXELS, READERS
+from .tasks import TASKS, task_spec
 
 RunConfigError = ConfigError
-TASKS = ("imagenet-c", "imagenet-p")
 CLUSTER_KINDS = ("local", "address", "slurm", "pbs")
-from corruptions.locations import CONFIG_DIR  # noqa: E402
 
 
 def _memory(value):
@@ -85,31 +85,11 @@ def _formats(value):
     return tuple(value) if all(v in FORMATS for v in value) else None
 
 
-class Jpeg(Settings):
-    quality: integer("an integer from 1 to 100", 1, 100) = 85
-    optimize: flag() = True
-
-
-class Zarr(Settings):
-    codec: one_of(CODECS + ("default",)) = "default"  # default: jpeg, or zstd for raw-array benchmarks
-    level: integer("an integer from 0 to 22", 0, 22) = 1
-
-
-class Mp4(Settings):
-    """x264 settings of ImageNet-P's videos; the defaults are the originals' ffmpeg command."""
-    preset: one_of(PRESETS) = "veryslow"
-    crf: integer("an integer from 0 to 51", 0, 51) = 20
-    noise_crf: integer("an integer from 0 to 51, or null (libx264's default, 23)", 0, 51, nullable=True) = None
-    noise_tune: one_of(("grain", "film", "none")) = "grain"
-    pix_fmt: one_of(PIXEL_FORMATS) = "yuv444p"
-
-
-class Outputs(Settings):
-    # default: jpeg and zarr for ImageNet-C, mp4 and zarr for ImageNet-P
-    formats: checked(f"'default' or a list of distinct formats among {', '.join(FORMATS)}", _formats) = "default"
-    jpeg: Jpeg = Jpeg()
-    zarr: Zarr = Zarr()
-    mp4: Mp4 = Mp4()
+# ``outputs``: the formats to write ('default': the task's) and each format's own settings section
+Outputs = create_model(
+    "Outputs", __base__=Settings,
+    formats=(checked(f"'default' or a list of distinct formats among {', '.join(FORMATS)}", _formats), "default"),
+    **{name: (settings, settings()) for name, settings in FORMAT_SETTINGS.items()})
 
 
 class Cluster(Settings):
@@ -128,7 +108,7 @@ class Cluster(Settings):
 
 
 class RunConfig(Settings):
-    task: one_of(TASKS) = "imagenet-c"
+    task: one_of(tuple(TASKS)) = "imagenet-c"
     name: text("a plain file name for the outputs, at most 100 bytes", _safe_name) = "imagenet-c"
     reader: one_of(READERS) = "imagenet_folders"
     source: text("a path", nullable=True) = None
@@ -185,8 +165,10 @@ def resolve_config_path(name_or_path: str | Path) -> Path:
     raise ConfigError(f"run config {str(name_or_path)!r} not found; give a YAML path or one of {', '.join(names)}")
 
 
-def load_run_config(path: str | Path | None, overrides: list[dict] = (), workers: int | None = None) -> dict:
-    """Defaults, then the YAML file, then each override; validated and resolved to a plain dict.
+def load_run_config(path: str | Path | None, overrides: list[dict] = (), workers: int | None = None) -> RunConfig:
+    """Defaults, then the YAML file, then each override; validated, then resolved (the task's
+    defaults filled in) to a frozen ``RunConfig`` that travels as it is (``as_json()`` where it
+    is stored).
     ``workers`` (the command line's ``--workers``) sets ``cluster.workers`` for a local cluster and
     ``cluster.jobs`` for SLURM / PBS."""
     doc: dict = {}
@@ -203,42 +185,40 @@ def load_run_config(path: str | Path | None, overrides: list[dict] = (), workers
     if workers is not None:
         kind = (doc.get("cluster") or {}).get("kind", "local") if isinstance(doc.get("cluster"), dict) else "local"
         doc = _merge(doc, {"cluster": {"jobs" if kind in BATCH_KINDS else "workers": workers}})
-    config = validate(RunConfig, doc, where).model_dump(mode="python")
-    config = _plain(config)
+    config = validate(RunConfig, doc, where)
     given = set(doc["cluster"]) if isinstance(doc.get("cluster"), dict) else set()
-    mistake = check_cluster(config["cluster"], given, where)
+    mistake = check_cluster(config.cluster.model_dump(), given, where)
     if mistake:
         raise ConfigError(mistake)
-    task = config["task"]
-    if config["outputs"]["formats"] == "default":
-        config["outputs"]["formats"] = list(DEFAULT_FORMATS[task])
-    wrong = [f for f in config["outputs"]["formats"] if f not in TASK_FORMATS[task]]
+    spec, outputs = task_spec(config.task), config.outputs
+    formats = spec.default_formats if outputs.formats == "default" else outputs.formats
+    allowed = formats_for(spec.dims)
+    wrong = [f for f in formats if f not in allowed]
     if wrong:
-        raise ConfigError(f"{where}: key 'outputs.formats': {wrong[0]!r} is not a format of {task}; allowed: "
-                          f"{', '.join(TASK_FORMATS[task])}")
-    if config["shard_size"] is None:
-        config["shard_size"] = 16 if task == "imagenet-p" else 64
-    if task == "imagenet-p" and config["outputs"]["zarr"]["codec"] == "jpeg":
-        raise ConfigError(f"{where}: key 'outputs.zarr.codec': ImageNet-P's frames are stored losslessly; allowed: "
+        raise ConfigError(f"{where}: key 'outputs.formats': {wrong[0]!r} is not a format of {config.task}; allowed: "
+                          f"{', '.join(allowed)}")
+    if spec.lossless_store and outputs.zarr.codec == "jpeg":
+        raise ConfigError(f"{where}: key 'outputs.zarr.codec': {config.task}'s outputs are stored losslessly; allowed: "
                           f"{', '.join(c for c in CODECS if c != 'jpeg')}")
-    if task == "imagenet-p" and config["outputs"]["mp4"]["noise_tune"] == "none":
-        config["outputs"]["mp4"]["noise_tune"] = None
-    if "cifar_npy" in config["outputs"]["formats"] and config["reader"] not in ("cifar10", "cifar100"):
+    if "cifar_npy" in formats and config.reader not in ("cifar10", "cifar100"):
         raise ConfigError(f"{where}: key 'outputs.formats': cifar_npy only with the cifar10 / cifar100 readers")
-    if config["cluster"]["kind"] == "address" and not config["cluster"]["address"]:
+    if config.cluster.kind == "address" and not config.cluster.address:
         raise ConfigError(f"{where}: key 'cluster.address': expected a scheduler address such as "
                           "tcp://host:8786 for kind 'address'")
-    if config["outputs"]["zarr"]["codec"] == "default":
-        config["outputs"]["zarr"]["codec"] = "zstd" if config["variant"] == "cifar" or task == "imagenet-p" else "jpeg"
-    config["outputs"]["formats"] = sorted(config["outputs"]["formats"])
-    config["severities"] = sorted(config["severities"])
-    return config
+    codec = outputs.zarr.codec
+    if codec == "default":
+        codec = "zstd" if config.variant == "cifar" or spec.lossless_store else "jpeg"
+    outputs = outputs.model_copy(update={"formats": tuple(sorted(formats)),
+                                         "zarr": outputs.zarr.model_copy(update={"codec": codec})})
+    resolved = config.model_copy(update={
+        "outputs": outputs, "severities": tuple(sorted(config.severities)),
+        "shard_size": spec.default_shard_size if config.shard_size is None else config.shard_size})
+    return spec.resolve(resolved)
 
 
-def _plain(value):
-    """Tuples -> lists, recursively (the config is JSON)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+def stored_run_config(stored) -> RunConfig:
+    """The resolved run config a run recorded (``run.json``'s ``config``), as the object runs
+    pass around; a record that is not one raises ``ConfigError``."""
+    if not isinstance(stored, dict):
+        raise ConfigError("a run's recorded config: expected a mapping")
+    return validate(RunConfig, stored, "run.json config")

@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
@@ -51,15 +51,7 @@ class Block:
     data: np.ndarray
     items: tuple[Item, ...]
     ok: np.ndarray
-    _encoded: dict = field(default_factory=dict, repr=False)
-
-    def jpeg(self, level_index: int, row: int, quality: int, optimize: bool) -> bytes:
-        """The JPEG bytes of one image, encoded once however many formats store them."""
-        from .formats.zarr_codecs import encode_jpeg
-        key = (level_index, row, quality, optimize)
-        if key not in self._encoded:
-            self._encoded[key] = encode_jpeg(self.data[level_index, row], quality, optimize)
-        return self._encoded[key]
+    encoded: dict = field(default_factory=dict, repr=False)  # formats' cache (formats.common.jpeg_bytes)
 
 
 class Task(Protocol):
@@ -79,6 +71,23 @@ class Task(Protocol):
     def produce(self, key: Key, shard: Shard) -> Block: ...
 
     def family(self, name: str) -> str: ...
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What the run configs, the engine, publishing and the command line need to know of a
+    benchmark, declared once in its task module (``pipeline/tasks.py`` holds them by name), so
+    that none of them branches on a task's name."""
+    name: str  # the run config's ``task``
+    dims: tuple[str, ...]  # its blocks' dimensions
+    default_formats: tuple[str, ...]  # (the formats it can be written as: those storing its dims)
+    default_shard_size: int  # source images per key
+    lossless_store: bool  # its Zarr store holds lossless arrays only (no JPEG codec)
+    names_key: str  # the run config key naming its kernels (``--only`` sets it)
+    severities: bool  # whether ``--severities`` applies
+    noun: str  # what its outputs are called in messages
+    build: Callable[[Any], "Task"]  # the task a resolved run config (``runconfig.RunConfig``) asks for
+    resolve: Callable[[Any], Any] = lambda config: config  # a run config with the settings only it resolves
 
 
 def shard_keys(names: Sequence[str], count: int, shard_size: int) -> list[Key]:

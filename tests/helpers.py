@@ -31,7 +31,7 @@ def photo(name: str) -> Image.Image:
 
 @functools.lru_cache(maxsize=None)
 def clean(name: str, variant: str) -> np.ndarray:
-    from corruptions.preprocess import preprocess
+    from corruptions.config import preprocess
     out = preprocess(photo(name), variant)
     out.setflags(write=False)
     return out

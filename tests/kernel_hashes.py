@@ -12,7 +12,7 @@ import numpy as np
 
 
 def kernel_hashes(photos=("astronaut", "coffee")) -> dict[str, str]:
-    from corruptions import SEVERITIES, corruption_names, corrupt_severities, variant_names
+    from corruptions import SEVERITIES, corrupt_severities, corruption_names, variant_names
     from corruptions.runtime import producer_process
     from perturbations import perturb, sequence_names
 

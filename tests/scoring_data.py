@@ -222,9 +222,8 @@ def sequence_data(kinds, n_videos: int, size: int, variant: str, classes: int = 
 
 def write_sequences(writer, frames: dict, labels, wnids=None) -> None:
     """``frames`` written through one of the pipeline's ImageNet-P writers, one key per kind."""
-    from types import SimpleNamespace
-
     from perturbations import family
+    from pipeline.formats.common import Layout
     from pipeline.imagenet_p import SequenceBlock
     from pipeline.readers import Item, imagenet_wnids
     from pipeline.task import SEQUENCE_DIMS, Key
@@ -233,12 +232,11 @@ def write_sequences(writer, frames: dict, labels, wnids=None) -> None:
     items = tuple(Item(str(i), f"ILSVRC2012_val_{i:08d}.JPEG", wnids[i], int(labels[i]), "file", "")
                   for i in range(n))
     first = next(iter(frames.values()))
-    task = SimpleNamespace(name="imagenet-p", variant="custom", names=tuple(frames),
-                           image_size=tuple(first.shape[2:4]), frame_count=lambda kind: frames[kind].shape[1])
-    plan = SimpleNamespace(items=items, classes=tuple(imagenet_wnids()), task=task, version="arrays", versions={},
-                           config={"seed": None, "source": "arrays"})
-    writer.prepare(plan)
+    layout = Layout("imagenet-p", "custom", tuple(frames), (1,), tuple(first.shape[2:4]), items,
+                    tuple(imagenet_wnids()), {kind: array.shape[1] for kind, array in frames.items()},
+                    {"seed": None, "source": "arrays"}, version="arrays")
+    writer.prepare(layout)
     for kind, array in frames.items():
         writer.write(SequenceBlock(Key(kind, 0, 0, n), SEQUENCE_DIMS, tuple(array.shape[2:4]), array.shape[1],
                                    list(array), items, np.ones(n, bool), family(kind)))
-    writer.finalise(plan, [])
+    writer.finalise(layout, [])

@@ -1,11 +1,14 @@
 """Output formats. Each is one module holding its writer and its reader, so a layout is
 written and read by the same code: ``jpeg_tree`` (the official ImageNet-C tree), ``zarr_store``
-(sharded Zarr v3, one image per chunk) and ``cifar_npy`` (the official CIFAR-10-C arrays).
+(sharded Zarr v3, one image per chunk), ``cifar_npy`` (the official CIFAR-10-C / -P arrays) and
+``mp4_tree`` (the official ImageNet-P videos).
 
-Writers share one protocol, in phases: ``prepare(plan)`` once on the client, ``write(block)``
-on a worker for each key (the region follows from the key alone; returns the sha256 of every
-file or chunk it wrote), ``finalise(plan, failures)`` once at the end. Each format declares the
-block dimensions it stores.
+Each module offers ``make_writer(config, out, dims)``. Writers share one protocol, in phases:
+``prepare(layout)`` once on the client (``common.Layout``: a template of names, levels, sizes,
+items and attributes, not the engine's plan), ``write(block)`` on a worker for each key (the
+region follows from the key alone; returns the sha256 of every file or chunk it wrote),
+``finalise(layout, failures)`` once at the end. Each format declares the block dimensions it
+stores.
 """
 from __future__ import annotations
 
@@ -14,14 +17,20 @@ from pathlib import Path
 from typing import Protocol
 
 from . import cifar_npy, jpeg_tree, mp4_tree, zarr_store
-from .common import DataError, Files, Reader, SequenceReader, Videos
+from .common import DataError, Files, Layout, Reader, SequenceReader, Videos
 
+# a format is its module: make_writer, STORES (the block dimensions it stores), SETTINGS (its
+# run config section, if it has one), its reader, recognise, item_file_name (if it names a file
+# per source image); registering one is its line here (and its branch in open_data if scored)
 FORMATS = {"jpeg": jpeg_tree, "zarr": zarr_store, "cifar_npy": cifar_npy, "mp4": mp4_tree}
-# which formats each task writes (ImageNet-C's are images, ImageNet-P's frame sequences)
-TASK_FORMATS = {"imagenet-c": ("jpeg", "zarr", "cifar_npy"), "imagenet-p": ("mp4", "zarr", "cifar_npy")}
-DEFAULT_FORMATS = {"imagenet-c": ("jpeg", "zarr"), "imagenet-p": ("mp4", "zarr")}
-__all__ = ["FORMATS", "TASK_FORMATS", "DEFAULT_FORMATS", "Writer", "open_data", "DataError", "Files", "Reader", "SequenceReader", "Videos",
-           "cifar_npy", "jpeg_tree", "mp4_tree", "zarr_store"]
+SETTINGS = {name: module.SETTINGS for name, module in FORMATS.items() if hasattr(module, "SETTINGS")}
+
+
+def formats_for(dims: tuple[str, ...]) -> tuple[str, ...]:
+    """The formats that store blocks of ``dims`` (a task's), in ``FORMATS`` order."""
+    return tuple(name for name, module in FORMATS.items() if tuple(dims) in module.STORES)
+__all__ = ["FORMATS", "SETTINGS", "formats_for", "Writer", "Layout", "open_data", "DataError", "Files", "Reader",
+           "SequenceReader", "Videos", "cifar_npy", "jpeg_tree", "mp4_tree", "zarr_store"]
 
 
 class Writer(Protocol):
@@ -30,11 +39,11 @@ class Writer(Protocol):
     root: str  # the folder the names ``write`` returns are relative to (``name[region]``: a region of that file,
     # or of ``.name.part`` until ``finalise``)
 
-    def prepare(self, plan) -> None: ...
+    def prepare(self, layout: Layout) -> None: ...
 
     def write(self, block) -> dict[str, str]: ...
 
-    def finalise(self, plan, failures: list[dict], complete: bool = True) -> list[str]: ...
+    def finalise(self, layout: Layout, failures: list[dict], complete: bool = True) -> list[str]: ...
 
 
 def open_data(path: str | os.PathLike, classes=None, allow_partial: bool = False):

@@ -17,14 +17,19 @@ from corruptions import SEVERITIES
 
 from ..files import check_name, folder, make_folders, new_file, open_existing, sha256, write_bytes
 from ..task import IMAGE_DIMS, SEQUENCE_DIMS
-from .common import DataError
+from .common import DataError, Layout, Videos, fixed_frames
 from .common import Reader as BaseReader
 from .common import SequenceReader as BaseSequenceReader
-from .common import Videos
 
 DIMS = IMAGE_DIMS
+STORES = (IMAGE_DIMS, SEQUENCE_DIMS)
 LEVELS_FILE = "severities.json"
 OFFICIAL_LEVELS = SEVERITIES  # what the official files hold
+
+
+def make_writer(config, out: Path, dims: tuple[str, ...]):
+    """This format's writer for a resolved run config writing into ``out``."""
+    return SequenceWriter(str(out)) if tuple(dims) == SEQUENCE_DIMS else Writer(str(out))
 
 
 @dataclass(frozen=True)
@@ -67,16 +72,16 @@ class Writer:
         np.save(buffer, labels)
         write_bytes(self.root, "labels.npy", buffer.getvalue())
 
-    def prepare(self, plan) -> None:
+    def prepare(self, layout: Layout) -> None:
         make_folders(self.root)
-        levels = plan.task.levels
-        n, rows = len(plan.items), len(plan.items) * len(levels)
-        height, width = plan.task.image_size
-        for name in plan.task.names:
+        levels = layout.levels
+        n, rows = len(layout.items), len(layout.items) * len(levels)
+        height, width = layout.image_size
+        for name in layout.names:
             if not self._exists(name):
                 self._create(name, (rows, height, width, 3))
         # uint8, as make_cifar_c.py saves them (any label a byte holds; int64 beyond)
-        labels = np.asarray([i.label for i in plan.items], np.int64)
+        labels = np.asarray([i.label for i in layout.items], np.int64)
         wide = labels.size and (labels.min() < 0 or labels.max() > 255)
         self._labels(np.tile(labels.astype(np.int64 if wide else np.uint8), len(levels)))
         if tuple(levels) != OFFICIAL_LEVELS:
@@ -95,10 +100,10 @@ class Writer:
         array.flush()
         return digests
 
-    def finalise(self, plan, failures, complete: bool = True) -> list[str]:
+    def finalise(self, layout: Layout, failures, complete: bool = True) -> list[str]:
         done = []
         with folder(self.root) as descriptor:
-            for name in plan.task.names:
+            for name in layout.names:
                 part, final = self._name(name, True), self._name(name, False)
                 with contextlib.suppress(FileNotFoundError):
                     os.replace(part, final, src_dir_fd=descriptor, dst_dir_fd=descriptor)
@@ -112,18 +117,18 @@ class SequenceWriter(Writer):
     shape (N, T, 32, 32, 3) uint8 and ``labels.npy`` (N,). Files are finalised as ``Writer``'s."""
     dims = SEQUENCE_DIMS
 
-    def prepare(self, plan) -> None:
+    def prepare(self, layout: Layout) -> None:
         make_folders(self.root)
-        height, width = plan.task.image_size
-        for kind in plan.task.names:
+        height, width = layout.image_size
+        for kind in layout.names:
             if not self._exists(kind):
-                self._create(kind, (len(plan.items), plan.task.frame_count(kind), height, width, 3))
-        self._labels(np.asarray([i.label for i in plan.items], np.int64))
+                self._create(kind, (len(layout.items), layout.frame_counts[kind], height, width, 3))
+        self._labels(np.asarray([i.label for i in layout.items], np.int64))
 
     def write(self, block) -> dict[str, str]:
         key = block.key
         array = self._open(key.name)
-        data = np.stack([block.fixed(row) if good else np.zeros(array.shape[1:], np.uint8)
+        data = np.stack([fixed_frames(block, row) if good else np.zeros(array.shape[1:], np.uint8)
                          for row, good in enumerate(block.ok)])
         array[key.start:key.stop] = data
         array.flush()

@@ -1,13 +1,63 @@
 """What every format's reader offers the scorer, and the error it raises."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Mapping
 
 import numpy as np
 
 from corruptions import SEVERITIES
 
 LEVEL_NAMES = tuple(map(str, SEVERITIES))  # severity folders and array names: exactly these
+
+
+FIXED_SHAPE_RULE = ("frames whose size differs from the variant's (imagenet64 / tiny motion_blur: shorter side 64, "
+                    "as the originals) are centre-cropped to it, offsets int(round((side - size) / 2))")
+
+
+def jpeg_bytes(block, level_index: int, row: int, quality: int, optimize: bool) -> bytes:
+    """The JPEG bytes of one image of an image block, encoded once however many formats store
+    them (kept in the block's ``encoded`` slot)."""
+    from .zarr_codecs import encode_jpeg
+    key = (level_index, row, quality, optimize)
+    if key not in block.encoded:
+        block.encoded[key] = encode_jpeg(block.data[level_index, row], quality, optimize)
+    return block.encoded[key]
+
+
+def fixed_frames(block, row: int) -> np.ndarray:
+    """Row ``row``'s frames of a sequence block at the variant's size, for fixed-shape formats:
+    the centre crop where they differ (``FIXED_SHAPE_RULE``; kept in the block's ``cropped``)."""
+    frames = block.frames[row]
+    height, width = block.size
+    if frames.shape[1:3] == (height, width):
+        return frames
+    if row not in block.cropped:
+        top = int(round((frames.shape[1] - height) / 2.0))
+        left = int(round((frames.shape[2] - width) / 2.0))
+        if top < 0 or left < 0:
+            raise ValueError(f"frames of {frames.shape[1:3]} are smaller than the variant's {block.size}")
+        block.cropped[row] = np.ascontiguousarray(frames[:, top:top + height, left:left + width])
+    return block.cropped[row]
+
+
+@dataclass(frozen=True)
+class Layout:
+    """What a writer lays its outputs out by: a template (as xarray-beam's), not the engine's
+    plan. The engine makes it from a run (``engine.Plan.layout``); a store written from arrays
+    makes it directly (``zarr_store.from_arrays``)."""
+    task: str  # the task's name
+    variant: str
+    names: tuple[str, ...]  # corruptions or sequence kinds
+    levels: tuple[int, ...]  # severities (ImageNet-C), (1,) for sequences
+    image_size: tuple[int, int]  # (height, width) of every stored image or frame
+    items: tuple  # the source items, in row order (``readers.Item``)
+    classes: tuple[str, ...]
+    frame_counts: Mapping[str, int] = field(default_factory=dict)  # per sequence kind
+    run_config: Mapping[str, Any] = field(default_factory=dict)  # the run config, as JSON, for stores' attributes
+    seed: int | None = None
+    version: str = ""
+    versions: Mapping[str, str] = field(default_factory=dict)
 
 
 class DataError(ValueError):

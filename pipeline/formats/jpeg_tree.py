@@ -6,19 +6,36 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from corruptions.settings import Settings, flag, integer
+
 from ..files import make_folders, open_folder, sha256, split, write_in
 from ..readers import class_folder_images
 from ..task import IMAGE_DIMS
-from .common import LEVEL_NAMES, DataError, Files
+from .common import LEVEL_NAMES, DataError, Files, Layout, jpeg_bytes
 from .common import Reader as BaseReader
 
 DIMS = IMAGE_DIMS
+STORES = (IMAGE_DIMS,)  # the blocks it stores: ImageNet-C's
+
+
+class JpegSettings(Settings):
+    """``outputs.jpeg`` of a run config (also the Zarr store's JPEG codec): as the originals saved."""
+    quality: integer("an integer from 1 to 100", 1, 100) = 85
+    optimize: flag() = True
+
+
+SETTINGS = JpegSettings
 
 
 def jpeg_name(name: str) -> str:
     """The original file name; sources that are not JPEG files get a .JPEG suffix instead."""
     stem, suffix = os.path.splitext(name)
     return name if suffix.lower() in (".jpeg", ".jpg") else f"{stem}.JPEG"
+
+
+def item_file_name(item) -> str:
+    """The file an item's image becomes, in every cell of the tree."""
+    return jpeg_name(item.name)
 
 
 def relative_path(name: str, level: int, item) -> tuple[str, ...]:
@@ -35,6 +52,11 @@ def parse_path(path: str) -> tuple[str, int, str] | None:
     return parts[-4], int(parts[-3]), "/".join(parts[-2:])
 
 
+def make_writer(config, out: Path, dims: tuple[str, ...]):
+    """This format's writer for a resolved run config writing into ``out``."""
+    return Writer(str(out), config.outputs.jpeg.quality, config.outputs.jpeg.optimize)
+
+
 @dataclass(frozen=True)
 class Writer:
     root: str
@@ -43,7 +65,7 @@ class Writer:
     format = "jpeg"
     dims = DIMS
 
-    def prepare(self, plan) -> None:
+    def prepare(self, layout: Layout) -> None:
         make_folders(self.root)
 
     def write(self, block) -> dict[str, str]:
@@ -60,7 +82,7 @@ class Writer:
                     parent = "/".join(parts[:-1])
                     if parent not in folders:
                         folders[parent] = open_folder(self.root, parent)
-                    data = block.jpeg(level_index, row, self.quality, self.optimize)
+                    data = jpeg_bytes(block, level_index, row, self.quality, self.optimize)
                     write_in(folders[parent], parts[-1], data)
                     digests[relative] = sha256(data)
         finally:
@@ -68,7 +90,7 @@ class Writer:
                 os.close(descriptor)
         return digests
 
-    def finalise(self, plan, failures, complete: bool = True) -> list[str]:
+    def finalise(self, layout: Layout, failures, complete: bool = True) -> list[str]:
         return [str(Path(self.root))]
 
 

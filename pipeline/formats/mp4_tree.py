@@ -27,12 +27,15 @@ from pathlib import Path
 import numpy as np
 from numba import njit
 
+from corruptions.settings import Settings, integer, one_of
+
 from ..files import make_folders, sha256, split, write_bytes
 from ..task import SEQUENCE_DIMS as DIMS
-from .common import DataError, SequenceReader, Videos
+from .common import DataError, Layout, SequenceReader, Videos
 
 SUFFIX = ".mp4"
 PIXEL_FORMATS = ("yuv444p", "yuv420p")
+STORES = (DIMS,)  # ImageNet-P's sequences
 # x264's C macroblock-tree code instead of the CPU's assembly: see the module docstring
 X264_PARAMS = "cpu-independent=1"
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
@@ -58,10 +61,23 @@ class Encoding:
         return ", ".join(f"{k} {v}" for k, v in {"pix_fmt": self.pix_fmt, **self.options()}.items())
 
 
-def encodings(mp4: dict) -> tuple[Encoding, Encoding]:
-    """The (temporal, noise) settings of a run config's ``outputs.mp4``."""
-    return (Encoding(mp4["preset"], mp4["crf"], None, mp4["pix_fmt"]),
-            Encoding(mp4["preset"], mp4["noise_crf"], mp4["noise_tune"], mp4["pix_fmt"]))
+
+class Mp4Settings(Settings):
+    """``outputs.mp4`` of a run config: x264 settings of ImageNet-P's videos; the defaults are the
+    originals' ffmpeg command."""
+    preset: one_of(PRESETS) = "veryslow"
+    crf: integer("an integer from 0 to 51", 0, 51) = 20
+    noise_crf: integer("an integer from 0 to 51, or null (libx264's default, 23)", 0, 51, nullable=True) = None
+    noise_tune: one_of(("grain", "film", "none", None), "one of grain, film, none") = "grain"
+    pix_fmt: one_of(PIXEL_FORMATS) = "yuv444p"
+
+
+SETTINGS = Mp4Settings
+
+def encodings(mp4) -> tuple[Encoding, Encoding]:
+    """The (temporal, noise) settings of a run config's ``outputs.mp4`` (``runconfig.Mp4``)."""
+    return (Encoding(mp4.preset, mp4.crf, None, mp4.pix_fmt),
+            Encoding(mp4.preset, mp4.noise_crf, mp4.noise_tune, mp4.pix_fmt))
 
 
 def encode(frames: np.ndarray, settings: Encoding = Encoding(), container_format: str = "mp4",
@@ -221,11 +237,21 @@ def _yuv444_planes(y, u, v, out, luma, v_to_r, v_to_g, u_to_g, u_to_b):
             out[2, i, j] = np.uint8(min(max(b, zero), top) * scale)
 
 
-def relative_path(kind: str, item) -> tuple[str, ...]:
-    """Where an item's sequence of ``kind`` lies: the source file's stem plus .mp4 (the
-    originals' ``img_loc[:-5] + ".mp4"``)."""
+def item_file_name(item) -> str:
+    """The file an item's sequence becomes, in every kind's folder: the source file's stem plus
+    .mp4 (the originals' ``img_loc[:-5] + ".mp4"``)."""
     stem = item.name.rsplit(".", 1)[0] if "." in item.name else item.name
-    return (kind, item.wnid, stem + SUFFIX)
+    return stem + SUFFIX
+
+
+def relative_path(kind: str, item) -> tuple[str, ...]:
+    """Where an item's sequence of ``kind`` lies."""
+    return (kind, item.wnid, item_file_name(item))
+
+
+def make_writer(config, out: Path, dims: tuple[str, ...]):
+    """This format's writer for a resolved run config writing into ``out``."""
+    return Writer(str(out), *encodings(config.outputs.mp4))
 
 
 @dataclass(frozen=True)
@@ -236,7 +262,7 @@ class Writer:
     format = "mp4"
     dims = DIMS
 
-    def prepare(self, plan) -> None:
+    def prepare(self, layout: Layout) -> None:
         make_folders(self.root)
 
     def write(self, block) -> dict[str, str]:
@@ -252,7 +278,7 @@ class Writer:
             digests[relative] = sha256(data)
         return digests
 
-    def finalise(self, plan, failures, complete: bool = True) -> list[str]:
+    def finalise(self, layout: Layout, failures, complete: bool = True) -> list[str]:
         return [self.root]
 
 
@@ -278,6 +304,7 @@ class Reader(SequenceReader):
 
     def __init__(self, root: Path, classes, allow_partial: bool = False):
         from perturbations import sequence_names
+
         from .jpeg_tree import list_folder
         super().__init__()
         self.root, self.classes = Path(root), classes

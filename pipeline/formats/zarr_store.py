@@ -22,17 +22,28 @@ from pathlib import Path
 
 import numpy as np
 
+from corruptions.settings import Settings, integer, one_of
+
 from ..files import refuse_links, sha256, write_bytes
 from ..task import IMAGE_DIMS, SEQUENCE_DIMS
-from .common import LEVEL_NAMES, DataError
+from .common import FIXED_SHAPE_RULE, LEVEL_NAMES, DataError, Layout, Videos, fixed_frames, jpeg_bytes
 from .common import Reader as BaseReader
 from .common import SequenceReader as BaseSequenceReader
-from .common import Videos
 from .zarr_codecs import NAME as JPEG_CODEC
 from .zarr_codecs import JpegCodec
 
 DIMS = IMAGE_DIMS
 CODECS = ("jpeg", "zstd", "blosc", "gzip", "none")
+STORES = (IMAGE_DIMS, SEQUENCE_DIMS)
+
+
+class ZarrSettings(Settings):
+    """``outputs.zarr`` of a run config."""
+    codec: one_of(CODECS + ("default",)) = "default"  # default: jpeg, or zstd for raw-array benchmarks
+    level: integer("an integer from 0 to 22", 0, 22) = 1
+
+
+SETTINGS = ZarrSettings
 _EMPTY = 2**64 - 1  # the sharding index's "chunk absent"
 
 
@@ -66,6 +77,15 @@ def shard_file(inner: list[bytes | None]) -> bytes:
     return b"".join(body) + packed + struct.pack("<I", google_crc32c.value(packed))
 
 
+def make_writer(config, out: Path, dims: tuple[str, ...]):
+    """This format's writer for a resolved run config writing into ``out``: the store
+    ``OUT/<name>.zarr`` of image blocks, or of sequence blocks."""
+    path, settings, jpeg = str(out / f"{config.name}.zarr"), config.outputs.zarr, config.outputs.jpeg
+    if tuple(dims) == SEQUENCE_DIMS:
+        return SequenceWriter(path, config.shard_size, settings.codec, settings.level)
+    return Writer(path, config.shard_size, settings.codec, settings.level, jpeg.quality, jpeg.optimize)
+
+
 @dataclass(frozen=True)
 class Writer:
     path: str
@@ -77,32 +97,32 @@ class Writer:
     format = "zarr"
     dims = DIMS
 
-    def prepare(self, plan) -> None:
+    def prepare(self, layout: Layout) -> None:
         import zarr
         from zarr.codecs import BytesCodec
-        n = len(plan.items)
-        height, width = plan.task.image_size
+        n = len(layout.items)
+        height, width = layout.image_size
         refuse_links(self.path)  # zarr writes its metadata by path: no link may lie in its way
         root = zarr.open_group(self.path, mode="a", zarr_format=3)
         if self.codec == "jpeg":
             serializer, compressors = JpegCodec(quality=self.quality, optimize=self.optimize), []
         else:
             serializer, compressors = BytesCodec(), _lossless(self.codec, self.level)[0]
-        for name in plan.task.names:
+        for name in layout.names:
             group = root.require_group(name)
-            for level in plan.task.levels:
+            for level in layout.levels:
                 if str(level) in group:
                     continue
                 group.create_array(str(level), shape=(n, height, width, 3), dtype="uint8",
                                    shards=(self.shard_rows, height, width, 3), chunks=(1, height, width, 3),
                                    serializer=serializer, compressors=compressors, fill_value=0,
                                    dimension_names=("image", "y", "x", "channel"))
-        _write_items(root, plan)
+        _write_items(root, layout)
         root.attrs.update({"complete": False})
 
     def _chunk(self, block, level_index: int, row: int) -> bytes:
         if self.codec == "jpeg":
-            return block.jpeg(level_index, row, self.quality, self.optimize)
+            return jpeg_bytes(block, level_index, row, self.quality, self.optimize)
         codec = _lossless(self.codec, self.level)[1]
         image = np.ascontiguousarray(block.data[level_index, row])
         return image.tobytes() if codec is None else bytes(codec.encode(image))
@@ -130,13 +150,13 @@ class Writer:
             digests[relative] = sha256(data)
         return digests
 
-    def finalise(self, plan, failures, complete: bool = True) -> list[str]:
+    def finalise(self, layout: Layout, failures, complete: bool = True) -> list[str]:
         import zarr
         refuse_links(self.path)
         root = zarr.open_group(self.path, mode="r+", zarr_format=3)
-        root.attrs.update({"complete": bool(complete), "task": plan.task.name, "variant": plan.task.variant,
-                           "levels": list(plan.task.levels), "config": plan.config, "seed": plan.config["seed"],
-                           "version": plan.version, "versions": plan.versions, "classes": list(plan.classes),
+        root.attrs.update({"complete": bool(complete), "task": layout.task, "variant": layout.variant,
+                           "levels": list(layout.levels), "config": dict(layout.run_config), "seed": layout.seed,
+                           "version": layout.version, "versions": dict(layout.versions), "classes": list(layout.classes),
                            "codec": self.codec, "failed_images": [f["image_id"] for f in failures],
                            "failed_rows": sorted(f["row"] for f in failures)})
         with warnings.catch_warnings():  # zarr notes that consolidated metadata is not in the v3 spec yet
@@ -145,12 +165,12 @@ class Writer:
         return [self.path]
 
 
-def _write_items(root, plan) -> None:
+def _write_items(root, layout: Layout) -> None:
     """The per-image arrays every store holds: labels, file names, wnids."""
-    for key, values, dtype in (("labels", [i.label for i in plan.items], "int32"),
-                               ("filenames", [i.name for i in plan.items], str),
-                               ("wnids", [i.wnid for i in plan.items], str)):
-        array = (np.asarray(values, dtype=dtype) if dtype != str
+    for key, values, dtype in (("labels", [i.label for i in layout.items], "int32"),
+                               ("filenames", [i.name for i in layout.items], str),
+                               ("wnids", [i.wnid for i in layout.items], str)):
+        array = (np.asarray(values, dtype=dtype) if dtype is not str
                  else np.asarray(values, dtype=np.dtypes.StringDType()))
         if key not in root:
             root.create_array(key, shape=array.shape, dtype=array.dtype, chunks=(max(len(array), 1),),
@@ -174,25 +194,25 @@ class SequenceWriter:
     format = "zarr"
     dims = SEQUENCE_DIMS
 
-    def prepare(self, plan) -> None:
+    def prepare(self, layout: Layout) -> None:
         import zarr
         from zarr.codecs import BytesCodec
         if self.codec == "jpeg":
             raise ValueError("ImageNet-P stores its frames losslessly: outputs.zarr.codec must be one of "
                              f"{', '.join(c for c in CODECS if c != 'jpeg')}")
-        n = len(plan.items)
-        height, width = plan.task.image_size
+        n = len(layout.items)
+        height, width = layout.image_size
         refuse_links(self.path)  # zarr writes its metadata by path: no link may lie in its way
         root = zarr.open_group(self.path, mode="a", zarr_format=3)
-        for kind in plan.task.names:
+        for kind in layout.names:
             if kind in root:
                 continue
-            frames = plan.task.frame_count(kind)
+            frames = layout.frame_counts[kind]
             root.create_array(kind, shape=(n, frames, height, width, 3), dtype="uint8",
                               shards=(self.shard_rows, frames, height, width, 3), chunks=(1, frames, height, width, 3),
                               serializer=BytesCodec(), compressors=_lossless(self.codec, self.level)[0], fill_value=0,
                               dimension_names=sequence_dimension_names(frames))
-        _write_items(root, plan)
+        _write_items(root, layout)
         root.attrs.update({"complete": False})
 
     @property
@@ -208,21 +228,20 @@ class SequenceWriter:
         inner: list[bytes | None] = [None] * self.shard_rows
         for row, good in enumerate(block.ok):
             if good:
-                frames = np.ascontiguousarray(block.fixed(row))
+                frames = np.ascontiguousarray(fixed_frames(block, row))
                 inner[row] = frames.tobytes() if codec is None else bytes(codec.encode(frames))
         data = shard_file(inner)
         relative = f"{key.name}/c/{key.start // self.shard_rows}/0/0/0/0"
         write_bytes(self.path, relative, data)
         return {relative: sha256(data)}
 
-    def finalise(self, plan, failures, complete: bool = True) -> list[str]:
-        from ..imagenet_p import FIXED_SHAPE_RULE
+    def finalise(self, layout: Layout, failures, complete: bool = True) -> list[str]:
         import zarr
         refuse_links(self.path)
         root = zarr.open_group(self.path, mode="r+", zarr_format=3)
-        root.attrs.update({"complete": bool(complete), "task": plan.task.name, "variant": plan.task.variant,
-                           "sequences": list(plan.task.names), "config": plan.config, "seed": plan.config["seed"],
-                           "version": plan.version, "versions": plan.versions, "classes": list(plan.classes),
+        root.attrs.update({"complete": bool(complete), "task": layout.task, "variant": layout.variant,
+                           "sequences": list(layout.names), "config": dict(layout.run_config), "seed": layout.seed,
+                           "version": layout.version, "versions": dict(layout.versions), "classes": list(layout.classes),
                            "codec": self.codec, "fixed_shape_rule": FIXED_SHAPE_RULE,
                            "failed_images": [f["image_id"] for f in failures],
                            "failed_rows": sorted(f["row"] for f in failures)})
@@ -383,23 +402,19 @@ def from_arrays(path: str, items, classes, cells: dict, shard_rows: int = 64, co
                 level: int = 1) -> str:
     """A complete store holding ``cells[(corruption, severity)]`` (N x H x W x 3 uint8 arrays,
     rows in ``items``' order), written through the same writer as a run (benchmarks, tests)."""
-    from types import SimpleNamespace
-
     from ..task import Block, Key
     first = next(iter(cells.values()))
     names = tuple(dict.fromkeys(name for name, _ in cells))
     levels = tuple(sorted({lvl for _, lvl in cells}))
-    task = SimpleNamespace(name="imagenet-c", variant="custom", names=names, levels=levels,
-                           image_size=tuple(first.shape[1:3]))
-    plan = SimpleNamespace(items=tuple(items), classes=tuple(classes), task=task, version="arrays",
-                           versions={}, config={"seed": None, "source": "arrays"})
+    layout = Layout("imagenet-c", "custom", names, levels, tuple(first.shape[1:3]), tuple(items), tuple(classes),
+                    run_config={"seed": None, "source": "arrays"}, version="arrays")
     writer = Writer(path, shard_rows, codec, level)
-    writer.prepare(plan)
+    writer.prepare(layout)
     for name in names:
         for start in range(0, len(items), shard_rows):
             stop = min(start + shard_rows, len(items))
             data = np.stack([cells[(name, lvl)][start:stop] for lvl in levels])
             writer.write(Block(Key(name, start // shard_rows, start, stop), DIMS, levels, data,
                                tuple(items[start:stop]), np.ones(stop - start, bool)))
-    writer.finalise(plan, [])
+    writer.finalise(layout, [])
     return path

@@ -26,18 +26,18 @@ from .config import FAMILIES, for_family, load_baseline, load_scoring_config, wn
 from .errors import ScoreError
 from .evaluate import check_labels, check_model, evaluate
 from .loader import CLEAN, CleanFolder, batches, decode
-from .models import EAGER, Normaliser, load_model, model_name, optimise, pick_device
+from .models import EAGER, Normaliser, load_model, model_name, optimise, pick_device, pretrained_inputs
 from .report import compare, markdown_tables, p_tables, write_results
 
 __all__ = ["score", "ScoreError", "DataError", "load_scoring_config", "compare", "markdown_tables", "p_tables", "load_model",
            "optimise", "pick_device", "Normaliser", "batches", "evaluate", "decode", "open_data"]
 
 
-def data_family(data, on_the_fly: dict | None) -> str:
+def data_family(data, on_the_fly) -> str:
     """The dataset family whose input convention applies (``config.FAMILIES``): CIFAR arrays or a
     CIFAR / Tiny / 64 px run config produced on the fly; ImageNet otherwise."""
-    if on_the_fly is not None and on_the_fly.get("variant") in FAMILIES:
-        return on_the_fly["variant"]
+    if on_the_fly is not None and on_the_fly.variant in FAMILIES:
+        return on_the_fly.variant
     if data.kind == "cifar_npy":
         return "cifar"
     return "imagenet"
@@ -77,17 +77,19 @@ def read_classes(path: str) -> list[str]:
 
 
 def score(model_spec: str, data_path: str, clean_path: str | None = None, out: str | None = None,
-          weights: str | None = None, config: dict | None = None, classes_file: str | None = None,
+          weights: str | None = None, config=None, classes_file: str | None = None,
           allow_partial: bool = False, stream=sys.stderr, name: str | None = None,
-          random_weights: bool = False, on_the_fly: dict | None = None, mp4_round_trip: bool = False) -> dict:
+          random_weights: bool = False, on_the_fly=None, mp4_round_trip: bool = False) -> dict:
     """Score ``model_spec`` on the data at ``data_path`` or, with ``on_the_fly`` (a resolved run
     config whose ``source`` is the clean set), on the benchmark produced in the loader
     (ImageNet-P: its lossless frames, or with ``mp4_round_trip`` its MP4s' pixels)."""
     import torch
     config = config or load_scoring_config(auto=True)
-    device = pick_device(config["device"])
-    model = load_model(model_spec, weights, random_weights).to(device)
-    if config["channels_last"]:
+    device = pick_device(config.device)
+    model = load_model(model_spec, weights, random_weights)
+    model_inputs = pretrained_inputs(model, model_spec)
+    model = model.to(device)
+    if config.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
@@ -98,11 +100,11 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
         data_path = data.source.root
         if data.task == "imagenet-p":
             clean_path = None  # the source; ImageNet-P's clean error comes from its sequences
-        elif clean_path is None and on_the_fly["reader"] == "imagenet_folders":
+        elif clean_path is None and on_the_fly.reader == "imagenet_folders":
             clean_path = data.source.root  # the clean set is the source itself
     else:
         data = open_data(data_path, classes, allow_partial)
-    config = for_family(config, data_family(data, on_the_fly))
+    config = for_family(config, data_family(data, on_the_fly), model_inputs)
     normalise = Normaliser(config, device)
     if data.task == "imagenet-p":
         return _score_imagenet_p(model, data, data_path, clean_path, out, config, device, normalise, classes,
@@ -117,7 +119,7 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
     cells = [c for c in cells if c not in empty]
     num_classes, example = check_model(model, data, cells[0], config, device, normalise)
     inference = EAGER
-    if config["optimize"]:
+    if config.optimize:
         model, inference = optimise(model, example, say=lambda line: print(line, file=stream, flush=True))
     if classes is None and data.kind == "jpeg_tree":
         wnid_class_folders({os.path.basename(os.path.dirname(p)) for p in data.files(cells[0]).paths}, num_classes)
@@ -135,7 +137,7 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
     if clean is not None:
         check_model(model, clean, CLEAN, config, device, normalise)
         check_labels(clean, [CLEAN], num_classes)
-    baseline = load_baseline(config["baseline"], num_classes, metrics.Baseline)  # checked before the pass
+    baseline = load_baseline(config.baseline, num_classes, metrics.Baseline)  # checked before the pass
     total = sum(data.count(c) for c in cells) + (clean.count(CLEAN) if clean else 0)
     bar = progress(total, stream=stream)
     errors: dict[str, dict[str, float]] = {}
@@ -160,7 +162,7 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
                  **({"on_the_fly": data.identity()} if on_the_fly is not None else {})},
         "device": str(device), "seconds": round(seconds, 3), "images_per_second": round(total / max(seconds, 1e-9), 1),
         "clean_error": clean_error, "errors": errors, **summary,
-        "preprocessing": config["preprocessing"], "inference": inference,
+        "preprocessing": config.preprocessing, "inference": inference,
     }
     if out:
         write_results(results, Path(out))
@@ -179,7 +181,7 @@ def _score_imagenet_p(model, data, data_path, clean_path, out, config, device, n
                                  lambda known: open_data(data_path, known, allow_partial), stream)
     if data.kind == "on_the_fly":
         results["data"]["on_the_fly"] = data.identity()
-    results = {"model": model_info, **results, "preprocessing": config["preprocessing"]}
+    results = {"model": model_info, **results, "preprocessing": config.preprocessing}
     if out:
         write_results(results, Path(out))
     return results

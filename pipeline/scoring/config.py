@@ -7,11 +7,10 @@ from pathlib import Path
 import yaml
 
 from corruptions.config import parse_yaml
+from corruptions.locations import CONFIG_DIR
 from corruptions.settings import _NULL, ConfigError, Settings, checked, flag, integer, one_of, validate
 
 from .errors import ScoreError
-
-from corruptions.locations import CONFIG_DIR  # noqa: E402
 
 SCORING_DEFAULTS = CONFIG_DIR / "scoring.yaml"
 
@@ -34,16 +33,20 @@ class ScoringConfig(Settings):
     resize: integer("null or an integer from 1 to 4096", 1, 4096, nullable=True)
     mean: checked("null or a list of 3 numbers", _three(False))
     std: checked("null or a list of 3 positive numbers", _three(True))
+    interpolation: checked("null, bilinear or bicubic",
+                           lambda v: _NULL if v is None else (v if v in ("bilinear", "bicubic") else None))
     batch_size: integer("an integer from 1 to 65536", 1, 65536)
     workers: integer("null (one per core) or an integer >= 0", 0, nullable=True)
     device: one_of(("auto", "cuda", "cpu"), "auto, cuda or cpu")
     channels_last: flag()
-    amp: checked("null, bf16 or fp16", lambda v: "none" if v is None else (v if v in ("bf16", "fp16") else None))
+    amp: checked("null, bf16 or fp16", lambda v: _NULL if v is None else (v if v in ("bf16", "fp16") else None))
     optimize: flag()
     baseline: checked("'alexnet' or the path of a results.json", lambda v: v if isinstance(v, str) and v else None)
+    # what the preprocessing keys were resolved to and from where (``for_family``), not a setting
+    preprocessing: checked("null (the scorer records it)", lambda v: _NULL if v is None else None) = None
 
 
-def load_scoring_config(path=None, overrides: dict | None = None, auto: bool = False) -> dict:
+def load_scoring_config(path=None, overrides: dict | None = None, auto: bool = False) -> ScoringConfig:
     """configs/scoring.yaml, then the YAML at ``path``, then ``overrides`` (None values
     ignored); every key checked before any work, the message naming it and what it must be.
     Preprocessing keys left null are the dataset family's: with ``auto`` they stay null for
@@ -63,19 +66,16 @@ def load_scoring_config(path=None, overrides: dict | None = None, auto: bool = F
         where = str(path)
     config.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
-        checked_config = validate(ScoringConfig, config, where).model_dump()
+        checked_config = validate(ScoringConfig, config, where)
     except ConfigError as exc:
         raise ScoreError(str(exc).replace("key '", "scoring key '").replace("unknown key", "unknown scoring key")) \
             from None
-    checked_config["amp"] = None if checked_config["amp"] == "none" else checked_config["amp"]
-    for key in ("mean", "std"):
-        checked_config[key] = None if checked_config[key] is None else list(checked_config[key])
     return checked_config if auto else for_family(checked_config, "imagenet")
 
 
 IMAGENET_MEAN, IMAGENET_STD = [0.485, 0.456, 0.406], [0.229, 0.224, 0.225]
 # The inputs each dataset family's reference evaluation feeds a model, where the scoring config
-# leaves them null. ImageNet (ImageNet-C/test.py, ImageNet-P/test.py): Resize(256),
+# leaves them null. ImageNet (ImageNet-C/test.py, ImageNet-P/test.py): Resize(256) bilinear,
 # CenterCrop(224), the ImageNet mean and std. CIFAR (RobustBench's CIFAR-10-C / -100-C
 # evaluation, the field's reference for CIFAR): the 32 px arrays as they are, in [0, 1], no
 # mean or std (models normalise inside). Tiny ImageNet and ImageNet 64x64: 64 px as they are,
@@ -86,18 +86,32 @@ FAMILIES = {
     "tiny": {"input_size": 64, "resize": 64, "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
     "imagenet64": {"input_size": 64, "resize": 64, "mean": IMAGENET_MEAN, "std": IMAGENET_STD},
 }
-PREPROCESSING = ("input_size", "resize", "mean", "std")
+for _family in FAMILIES.values():
+    _family["interpolation"] = "bilinear"  # the generator's clean stage (PIL bilinear)
+PREPROCESSING = ("input_size", "resize", "mean", "std", "interpolation")
+PIXEL_STAGE = ("input_size", "resize", "interpolation")
 
 
-def for_family(config: dict, family: str) -> dict:
-    """``config`` with its null preprocessing keys taken from ``family``'s convention; the
-    choice is recorded under ``preprocessing`` (what was used, and which keys came from where)."""
+def for_family(config: ScoringConfig, family: str, model_inputs: dict | None = None) -> ScoringConfig:
+    """``config`` with its null preprocessing keys filled, recorded under ``preprocessing``
+    (what was used, and which keys came from where). Each key: the scoring config's if given;
+    else the model's pretrained configuration's (``models.pretrained_inputs``: timm's
+    ``pretrained_cfg``, torchvision's weights transforms); else ``family``'s convention.
+    The model's mean and std always apply; its pixel stage (input size, resize, filter) only
+    where its input size differs from the data's, since the corrupted images were made from the
+    family's clean stage and the clean images must take that same stage to be comparable."""
     defaults = FAMILIES.get(family, FAMILIES["imagenet"])
-    given = [k for k in PREPROCESSING if config.get(k) is not None]
-    resolved = {**config, **{k: defaults[k] for k in PREPROCESSING if config.get(k) is None}}
-    resolved["preprocessing"] = {**{k: resolved[k] for k in PREPROCESSING}, "family": family,
-                                 "from_config": given}
-    return resolved
+    set_keys = {k: getattr(config, k) for k in PREPROCESSING if getattr(config, k) is not None}
+    model_inputs = model_inputs or {}
+    from_model = [k for k in ("mean", "std") if k in model_inputs]
+    if model_inputs.get("input_size") not in (None, defaults["input_size"]) and "input_size" not in set_keys:
+        from_model += [k for k in PIXEL_STAGE if k in model_inputs]
+    from_model = [k for k in from_model if k not in set_keys]
+    resolved = {**defaults, **{k: model_inputs[k] for k in from_model}, **set_keys}
+    resolved = {k: list(v) if isinstance(v, tuple) else v for k, v in resolved.items() if k in PREPROCESSING}
+    record = {**resolved, "family": family, "from_config": list(set_keys), "from_model": from_model,
+              **({"model_config": model_inputs} if model_inputs else {})}
+    return config.model_copy(update={**resolved, "preprocessing": record})
 
 
 def load_baseline(setting: str | None, num_classes: int, kind):
@@ -105,7 +119,6 @@ def load_baseline(setting: str | None, num_classes: int, kind):
     ImageNet-C, ``metrics.FlipBaseline`` for ImageNet-P) for ImageNet models; none for CIFAR or
     Tiny ImageNet (the paper gives no AlexNet figures for them: results stay unnormalised),
     unless ``setting`` is another model's results.json of the same benchmark."""
-    import json
     if setting in (None, "alexnet"):
         return kind.alexnet() if num_classes == 1000 else None
     from .report import read_results

@@ -14,7 +14,7 @@ def check_model(model, data, cell, config, device, normalise):
     """Run one small batch before the long run: the output must be N x num_classes.
     Returns the number of classes and the normalised batch (an example for ``optimise``)."""
     import torch
-    first = next(batches(data, [cell], dict(config, batch_size=2, workers=0), False, unreadable=[]), None)
+    first = next(batches(data, [cell], config.model_copy(update={"batch_size": 2, "workers": 0}), False, unreadable=[]), None)
     if first is None:
         raise DataError(f"{data.kind} at {cell[0]}/{cell[1]}: no readable image")
     images = first[0]
@@ -43,8 +43,8 @@ def evaluate(model, data, cells, config, device, normalise, progress,
     while the next batch is read and launched, so the device never waits on the host."""
     import torch
     wrong, total = np.zeros(len(cells)), np.zeros(len(cells))
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16 if config["amp"] == "bf16" else torch.float16)
-                if config["amp"] else contextlib.nullcontext())
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16 if config.amp == "bf16" else torch.float16)
+                if config.amp else contextlib.nullcontext())
 
     def account(predictions, ready, labels, positions, finite, number):
         if ready is not None:

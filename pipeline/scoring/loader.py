@@ -111,28 +111,33 @@ def decode_bytes(data: np.ndarray, path: str) -> np.ndarray:
                         f"({type(exc).__name__})") from None
 
 
-def decode(path: str, input_size: int, resize: int, clean: bool = False) -> np.ndarray:
+def decode(path: str, input_size: int, resize: int, clean: bool = False,
+           interpolation: str = "bilinear") -> np.ndarray:
     """RGB uint8 as the generator decodes it, at the model's input size (see ``fit``). Any file
     that cannot be read or decoded raises ``DataError`` naming it."""
-    return fit(decode_rgb(path), input_size, resize, clean)
+    return fit(decode_rgb(path), input_size, resize, clean, interpolation)
 
 
-def fit(image: np.ndarray, input_size: int, resize: int, clean: bool = False) -> np.ndarray:
+def fit(image: np.ndarray, input_size: int, resize: int, clean: bool = False,
+        interpolation: str = "bilinear") -> np.ndarray:
     """An RGB image at the model's input size. A ``clean`` image always takes the clean stage
-    (shorter side to ``resize``, bilinear, then the centre ``input_size`` crop), whatever its
-    size, as ImageNet-C/test.py's clean loader and the generator do: a 224 x 224 source file is
-    resized to 256 and cropped like every other. A corrupted image already at the input size is
-    taken as it is (test.py: ``CenterCrop(224)`` of a 224 image); any other is fitted likewise."""
+    (shorter side to ``resize``, then the centre ``input_size`` crop), whatever its size, as
+    ImageNet-C/test.py's clean loader and the generator do: a 224 x 224 source file is resized
+    to 256 and cropped like every other. A corrupted image already at the input size is taken
+    as it is (test.py: ``CenterCrop(224)`` of a 224 image); any other is fitted likewise.
+    ``interpolation`` is the resize's filter (PIL's bilinear, the generator's, or bicubic)."""
     height, width = image.shape[:2]
     if clean or (height, width) != (input_size, input_size):
         from PIL import Image
 
-        from corruptions.preprocess import apply_step
-        pil = Image.fromarray(image)
-        pil = apply_step(pil, {"op": "resize_shorter", "size": resize})
+        from corruptions.preprocess import apply_step, resize_shorter
+        pil = resize_shorter(Image.fromarray(image), resize, RESAMPLE[interpolation])
         pil = apply_step(pil, {"op": "center_crop", "size": input_size})
         return np.array(pil)
     return image
+
+
+RESAMPLE = {"bilinear": 2, "bicubic": 3}  # PIL's Image.BILINEAR, Image.BICUBIC
 
 
 class CleanFolder(Reader):
@@ -163,9 +168,10 @@ class _FileBatches:
     are left out of the batch and named in its fourth element."""
 
     def __init__(self, files: list[tuple[str, int, int]], batch_size: int, input_size: int, resize: int,
-                 clean: bool = False):
+                 clean: bool = False, interpolation: str = "bilinear"):
         self.files, self.batch_size = files, batch_size  # (path, label, cell position)
         self.input_size, self.resize, self.clean = input_size, resize, clean
+        self.interpolation = interpolation
 
     def __len__(self):
         return -(-len(self.files) // self.batch_size)
@@ -177,7 +183,7 @@ class _FileBatches:
         read, unreadable = [], []
         for path, label, position in files:
             try:
-                images[len(read)] = decode(path, self.input_size, self.resize, self.clean)
+                images[len(read)] = decode(path, self.input_size, self.resize, self.clean, self.interpolation)
                 read.append((label, position))
             except DataError as exc:
                 unreadable.append(str(exc))
@@ -219,7 +225,7 @@ def before_fork(workers: int) -> None:
         cv2.setNumThreads(1)
 
 
-def batches(data: Reader, cells: list, config: dict, pin: bool, unreadable: list | None = None):
+def batches(data: Reader, cells: list, config, pin: bool, unreadable: list | None = None):
     """Yield (uint8 NHWC tensor, int64 labels, int64 cell indices) over ``cells``. All cells go
     through one loader, so its worker processes start once per run. Files are decoded in
     worker processes; stored arrays are read there only for a GPU, since on a CPU the model
@@ -227,18 +233,18 @@ def batches(data: Reader, cells: list, config: dict, pin: bool, unreadable: list
     are appended to ``unreadable`` ("path: reason") and skipped; without that list, the
     first one raises ``DataError``."""
     import torch
-    workers = config["workers"] if config["workers"] is not None else (os.cpu_count() or 1)
+    workers = config.workers if config.workers is not None else (os.cpu_count() or 1)
     if hasattr(data, "produced_batches"):  # corrupted in the loader (on the fly)
         dataset = data.produced_batches(cells, config)
     elif data.files(cells[0]) is None:
         dataset = _SliceBatches(data, [(position, cell, start, stop) for position, cell in enumerate(cells)
-                                       for start, stop in data.slices(cell, config["batch_size"])])
+                                       for start, stop in data.slices(cell, config.batch_size)])
         workers = workers if pin else 0
     else:
         dataset = _FileBatches([(path, label, position) for position, cell in enumerate(cells)
                                 for path, label in zip(data.files(cell).paths, data.files(cell).labels)],
-                               config["batch_size"], config["input_size"], config["resize"],
-                               getattr(data, "clean", False))
+                               config.batch_size, config.input_size, config.resize,
+                               getattr(data, "clean", False), config.interpolation)
     workers = min(workers, len(dataset))
     before_fork(workers)
     loader = torch.utils.data.DataLoader(

@@ -17,12 +17,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..formats import DataError
-from ..formats import mp4_tree
-from ..formats.common import SequenceReader, Videos
-from ..imagenet_c import task_from_config
+from ..formats import DataError, mp4_tree
+from ..formats.common import SequenceReader, Videos, fixed_frames, jpeg_bytes
 from ..readers import read_source
-from ..task import Key
+from ..task import SEQUENCE_DIMS, Key
+from ..tasks import task_from_config, task_spec
 from .loader import decode_bytes, fit
 
 
@@ -30,12 +29,12 @@ class _FromSource:
     """What both tasks share: the run config, its generation task and its clean source."""
     kind = "on_the_fly"
 
-    def _open(self, config: dict, classes) -> None:
+    def _open(self, config, classes) -> None:
         self.config = config
         self.generator = task_from_config(config)
-        self.source = read_source(config["reader"], config["source"], config.get("labels"))
+        self.source = read_source(config.reader, config.source, config.labels)
         if not self.source.items:
-            raise DataError(f"{config['source']}: no images for reader {config['reader']!r}")
+            raise DataError(f"{config.source}: no images for reader {config.reader!r}")
         self.classes = list(classes) if classes is not None else list(self.source.classes)
         self._index = None if self.classes == list(self.source.classes) else {c: i for i, c in enumerate(self.classes)}
 
@@ -48,8 +47,8 @@ class _FromSource:
         from corruptions import load_variant
 
         from ..engine import byte_versions
-        return {"task": self.generator.name, "run_config": self.config["name"], "variant": self.config["variant"],
-                "variant_sha256": load_variant(self.config["variant"]).sha256, "seed": self.config["seed"],
+        return {"task": self.generator.name, "run_config": self.config.name, "variant": self.config.variant,
+                "variant_sha256": load_variant(self.config.variant).sha256, "seed": self.config.seed,
                 "source": self.source.root, "source_digest": self.source.digest(),
                 "stored_as": self.stored_as(), "versions": byte_versions()}
 
@@ -58,10 +57,10 @@ class OnTheFly(_FromSource):
     """An ImageNet-C scorer's data source made from a run config and its clean source."""
     task = "imagenet-c"
 
-    def __init__(self, config: dict, classes=None):
+    def __init__(self, config, classes=None):
         self._open(config, classes)
         # what the materialised benchmark holds: JPEG files, or CIFAR's raw arrays
-        self.jpeg = "cifar_npy" not in config["outputs"]["formats"]
+        self.jpeg = "cifar_npy" not in config.outputs.formats
 
     def stored_as(self) -> str:
         return "jpeg" if self.jpeg else "raw"
@@ -75,15 +74,16 @@ class OnTheFly(_FromSource):
     def count(self, cell) -> int:
         return len(self.source.items)
 
-    def produced_batches(self, cells: list, config: dict):
-        return _Produced(self, cells, config["input_size"], config["resize"])
+    def produced_batches(self, cells: list, config):
+        return _Produced(self, cells, config.input_size, config.resize, config.interpolation)
 
 
 class _Produced:
     """Item i: every cell's image of source image i, one batch (decoded once, 1 x cells)."""
 
-    def __init__(self, data: OnTheFly, cells: list, input_size: int, resize: int):
+    def __init__(self, data: OnTheFly, cells: list, input_size: int, resize: int, interpolation: str):
         self.data, self.cells, self.input_size, self.resize = data, cells, input_size, resize
+        self.interpolation = interpolation
 
     def __len__(self):
         return len(self.data.source.items)
@@ -99,17 +99,18 @@ class _Produced:
                     [f"{item.where}: {shard.failures[0]['reason']}"])
         images = np.empty((len(self.cells), self.input_size, self.input_size, 3), np.uint8)
         position = {cell: i for i, cell in enumerate(self.cells)}
-        jpeg = data.config["outputs"]["jpeg"]
+        jpeg = data.config.outputs.jpeg
         for name in dict.fromkeys(name for name, _ in self.cells):
             block = task.produce(Key(name, index, index, index + 1), shard)
             for level_index, level in enumerate(block.levels):
                 if (name, level) not in position:
                     continue
                 # decoded by the very function that reads the JPEG tree's files
-                image = (decode_bytes(np.frombuffer(block.jpeg(level_index, 0, jpeg["quality"], jpeg["optimize"]),
+                image = (decode_bytes(np.frombuffer(jpeg_bytes(block, level_index, 0, jpeg.quality, jpeg.optimize),
                                                     np.uint8), f"{name}/{level}/{item.name}") if data.jpeg
                          else block.data[level_index, 0])
-                images[position[(name, level)]] = fit(image, self.input_size, self.resize)
+                images[position[(name, level)]] = fit(image, self.input_size, self.resize,
+                                                      interpolation=self.interpolation)
         return (torch.from_numpy(images), torch.full((len(self.cells),), data.label(item), dtype=torch.int64),
                 torch.arange(len(self.cells), dtype=torch.int64), [])
 
@@ -121,13 +122,13 @@ class OnTheFlySequences(_FromSource, SequenceReader):
     in_workers = True
     by_source = True
 
-    def __init__(self, config: dict, classes=None, mp4_round_trip: bool = False):
-        if mp4_round_trip and "mp4" not in config["outputs"]["formats"]:
-            raise DataError(f"--mp4-round-trip: run config {config['name']!r} stores no MP4s (formats: "
-                            f"{', '.join(config['outputs']['formats'])}); its benchmark is the lossless frames")
+    def __init__(self, config, classes=None, mp4_round_trip: bool = False):
+        if mp4_round_trip and "mp4" not in config.outputs.formats:
+            raise DataError(f"--mp4-round-trip: run config {config.name!r} stores no MP4s (formats: "
+                            f"{', '.join(config.outputs.formats)}); its benchmark is the lossless frames")
         SequenceReader.__init__(self)
         self._open(config, classes)
-        self.encodings = mp4_tree.encodings(config["outputs"]["mp4"]) if mp4_round_trip else None
+        self.encodings = mp4_tree.encodings(config.outputs.mp4) if mp4_round_trip else None
         # named as the MP4 tree names them: <kind>/<class>/<stem>.mp4
         self._names = tuple("/".join(mp4_tree.relative_path("", item)[1:]) for item in self.source.items)
         self._labels = tuple(self.label(item) for item in self.source.items)
@@ -155,7 +156,7 @@ class OnTheFlySequences(_FromSource, SequenceReader):
             raise DataError(f"{self.source.items[index].where}: {shard.failures[0]['reason']}")
         block = task.produce(Key(kind, index, index, index + 1), shard)
         if self.encodings is None:
-            return block.fixed(0)
+            return fixed_frames(block, 0)
         temporal, noise = self.encodings
         return mp4_tree.decode(mp4_tree.encode(block.frames[0], noise if block.family == "noise" else temporal))
 
@@ -164,9 +165,9 @@ class OnTheFlySequences(_FromSource, SequenceReader):
             mp4_tree.yuv444_conversion()
 
 
-def on_the_fly_data(config: dict, classes=None, mp4_round_trip: bool = False):
+def on_the_fly_data(config, classes=None, mp4_round_trip: bool = False):
     """The scorer's data source for a run config's task."""
-    if config["task"] == "imagenet-p":
+    if task_spec(config.task).dims == SEQUENCE_DIMS:
         return OnTheFlySequences(config, classes, mp4_round_trip)
     if mp4_round_trip:
         raise DataError("--mp4-round-trip is for ImageNet-P run configs; ImageNet-C is stored as JPEG or raw arrays")

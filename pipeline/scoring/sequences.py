@@ -141,16 +141,16 @@ def _chunks(reader: SequenceReader, table: list[Video], batch_size: int) -> list
     return chunks + ([current] if current else [])
 
 
-def _loader(reader: SequenceReader, table: list[Video], chunks: list[list[int]], config: dict, pin: bool):
+def _loader(reader: SequenceReader, table: list[Video], chunks: list[list[int]], config, pin: bool):
     import torch
-    workers = config["workers"] if config["workers"] is not None else (os.cpu_count() or 1)
+    workers = config.workers if config.workers is not None else (os.cpu_count() or 1)
     if not reader.in_workers and not pin:
         workers = 0  # stored arrays on a CPU: reading costs next to nothing, the model needs the cores
     workers = min(workers, len(chunks))
     reader.prepare()
     before_fork(workers)
     return torch.utils.data.DataLoader(
-        _VideoBatches(reader, table, chunks, config["batch_size"]), batch_size=None, num_workers=workers,
+        _VideoBatches(reader, table, chunks, config.batch_size), batch_size=None, num_workers=workers,
         pin_memory=pin, shuffle=False,
         prefetch_factor=4 if workers else None, worker_init_fn=worker_settings if workers else None,
         multiprocessing_context="fork" if workers and sys.platform == "linux" else None)
@@ -170,14 +170,14 @@ class _PerVideo:
         self.failed: dict[int, str] = {}
 
 
-def evaluate_sequences(model, reader: SequenceReader, table: list[Video], config: dict, device, normalise,
+def evaluate_sequences(model, reader: SequenceReader, table: list[Video], config, device, normalise,
                        bar) -> _PerVideo:
     """Run the model over every video of ``table``; per-video results. Each batch's reductions
     are copied back while the next batch is read and launched, so the device never waits."""
     import torch
     kept = _PerVideo(len(table))
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16 if config["amp"] == "bf16" else torch.float16)
-                if config["amp"] else contextlib.nullcontext())
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16 if config.amp == "bf16" else torch.float16)
+                if config.amp else contextlib.nullcontext())
 
     def account(done):
         ready, finite, entries = done
@@ -195,7 +195,7 @@ def evaluate_sequences(model, reader: SequenceReader, table: list[Video], config
             bar.update(len(ids))
 
     pending = None
-    for groups, failed in _loader(reader, table, _chunks(reader, table, config["batch_size"]), config,
+    for groups, failed in _loader(reader, table, _chunks(reader, table, config.batch_size), config,
                                   device.type == "cuda"):
         for video_id, reason in failed:
             kept.failed[int(video_id)] = reason
@@ -326,7 +326,7 @@ def check_sequence_model(model, frames: np.ndarray, normalise):
     return int(out.shape[1]), example
 
 
-def score_sequences(model, data: SequenceReader, data_path, config: dict, device, normalise, classes,
+def score_sequences(model, data: SequenceReader, data_path, config, device, normalise, classes,
                     reopen, stream=sys.stderr) -> tuple[dict, object]:
     """ImageNet-P results of ``model`` on ``data`` (without the model's description), and the
     model as run. ``reopen(classes)`` opens the data again with a class list."""
@@ -339,7 +339,7 @@ def score_sequences(model, data: SequenceReader, data_path, config: dict, device
     table = video_table(data)
     num_classes, example = check_sequence_model(model, _first_video(data, table), normalise)
     inference = EAGER
-    if config["optimize"]:
+    if config.optimize:
         model, inference = optimise(model, example, say=lambda line: print(line, file=stream, flush=True))
     if classes is None and data.classes is None and data.kind == "mp4_tree":
         if wnid_class_folders({Path(name).parent.name for name in data.videos(kinds[0]).names}, num_classes):
@@ -349,7 +349,7 @@ def score_sequences(model, data: SequenceReader, data_path, config: dict, device
     if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
         raise ScoreError(f"{data.kind}: labels outside the model's {num_classes} classes (min {int(labels.min())}, "
                          f"max {int(labels.max())})")
-    baseline = load_baseline(config["baseline"], num_classes, metrics.FlipBaseline)
+    baseline = load_baseline(config.baseline, num_classes, metrics.FlipBaseline)
     bar = progress(len(table), unit="videos", stream=stream)
     started = time.monotonic()
     kept = evaluate_sequences(model, data, table, config, device, normalise, bar)

@@ -2,7 +2,7 @@
 import numpy as np
 import pytest
 
-from corruptions import _native
+from corruptions import native as _native
 from corruptions.motion import motion_blur
 
 from ..helpers import clean
@@ -164,7 +164,7 @@ def test_snow_layer_zoom_is_scipys_bit_for_bit(factor):
 
     from scipy.ndimage import zoom
 
-    from corruptions._ops import scipy_clipped_zoom
+    from corruptions.ops import scipy_clipped_zoom
     rng = np.random.default_rng(int(factor * 10))
     for height, width in [(224, 224), (299, 299), (64, 64), (32, 32), (57, 90), (5, 7)]:
         layer = rng.normal(0.05, 0.3, (height, width))

@@ -10,8 +10,8 @@ from PIL import Image
 from scipy.ndimage import gaussian_filter
 from scipy.special import ndtr
 
-from corruptions._ops import gaussian_kernel
 from corruptions.motion import motion_blur, motion_blur_angles, motion_taps
+from corruptions.ops import gaussian_kernel
 from perturbations import PERTURBATIONS, _native
 from perturbations.geometry import affine, bilinear_affine_frames, tilt_matrix
 from perturbations.noise import CUMULATIVE, level_table, level_weights
@@ -228,7 +228,7 @@ def test_gaussian_blur_levels_are_scipys_filter(shape, sigma):
 def test_sparse_motion_blur_is_the_dense_sum_and_imagemagick(wand):
     """A sparse one-channel layer (snow's flakes) is blurred by scattering its nonzero pixels:
     the same bytes as the dense sum, and as ImageMagick itself, at every angle of a sweep."""
-    from corruptions import _native as shared
+    from corruptions import native as shared
     rng = np.random.default_rng(5)
     layer = ((rng.random((70, 45)) > 0.985) * rng.integers(128, 256, (70, 45))).astype(np.uint8)
     layer[0, :3] = 255  # nonzero at the edge: the padding repeats it

@@ -17,7 +17,7 @@ import json
 import numpy as np
 import pytest
 
-from corruptions import variant_names, rng_for
+from corruptions import rng_for, variant_names
 from perturbations import load_sequences, perturb, sequence_names
 
 from ..helpers import PHOTOS, p_photo, read_png, reference_dir

@@ -502,7 +502,7 @@ def test_cifar_arrays_of_the_wrong_type_or_layout_are_refused(tmp_path, model):
     pixels = np.load(folder / "contrast.npy")
     cases = {"float32": ((pixels / 255.0).astype(np.float32), "uint8"),
              "channels first": (np.ascontiguousarray(pixels.transpose(0, 3, 1, 2)), "channels first")}
-    for what, (array, message) in cases.items():
+    for _what, (array, message) in cases.items():
         np.save(folder / "contrast.npy", array)
         with pytest.raises(DataError, match=message):
             score(f"{model}:cifar", str(folder), config=cpu_config(input_size=32, resize=32), allow_partial=True)
@@ -565,7 +565,7 @@ def test_decompression_bombs_are_refused_from_their_header_when_scored(tmp_path)
 
 
 def test_a_long_mp4_is_refused_as_it_decodes(tmp_path):
-    from pipeline.formats.mp4_tree import Encoding, MAX_FRAMES, decode, encode
+    from pipeline.formats.mp4_tree import MAX_FRAMES, Encoding, decode, encode
     frames = np.zeros((MAX_FRAMES + 5, 16, 16, 3), np.uint8)
     data = encode(frames, Encoding(preset="ultrafast"))
     with pytest.raises(DataError, match="frames"):

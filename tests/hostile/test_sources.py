@@ -221,7 +221,7 @@ def test_the_store_and_the_tree_give_the_scorer_the_same_pixels(tmp_path, client
 
 @pytest.mark.parametrize("kind", ["exif", "sixteen", "cmyk", "palette", "grey", "alpha"])
 def test_the_scorer_decodes_clean_images_as_the_generator_does(tmp_path, kind):
-    from corruptions.preprocess import preprocess
+    from corruptions.config import preprocess
     from pipeline.readers import Item, load_pixels
     from pipeline.scoring.loader import decode
     photo = fx.small_photos(1)[0].resize((300, 260))

@@ -169,5 +169,5 @@ def test_config_mistakes_name_the_key(tmp_path, override, key):
 def test_every_shipped_p_config_loads():
     for name in ("imagenet-p", "imagenet-p-inception", "imagenet-64-p", "tiny-imagenet-p", "cifar-10-p", "cifar-100-p"):
         config = load_run_config(name)
-        assert config["task"] == "imagenet-p" and config["sequences"] == sequence_names("all")
-        assert config["outputs"]["zarr"]["codec"] == "zstd"
+        assert config.task == "imagenet-p" and list(config.sequences) == sequence_names("all")
+        assert config.outputs.zarr.codec == "zstd"

@@ -9,7 +9,6 @@ import sys
 import zipfile
 from pathlib import Path
 
-
 from .. import sources as fx
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -78,7 +78,7 @@ def test_full_run_both_formats_read_back(source, tmp_path, client):
     # the JPEG file is the PIL encoding (quality 85, optimised) of a direct call of the kernel
     # with the image's derived generator, and the store decodes to exactly its pixels
     from corruptions import corrupt, rng_for
-    from corruptions.preprocess import preprocess
+    from corruptions.config import preprocess
     from pipeline.formats.zarr_codecs import decode_jpeg, pil_jpeg
     item = read_source("imagenet_folders", source).items[5]
     expected = corrupt(preprocess(load_pixels(item), "imagenet"), "glass_blur", 4,
@@ -357,7 +357,7 @@ def test_each_format_reads_back_what_it_wrote(tmp_path, client, formats, severit
     data = open_data(out, list(read_source("cifar10", source).classes))
     assert sorted(data.cells()) == sorted((c, s) for c in ("contrast", "fog") for s in severities)
     from corruptions import corrupt, rng_for
-    from corruptions.preprocess import preprocess
+    from corruptions.config import preprocess
     items = read_source("cifar10", source).items
     for name, level in data.cells():
         expected = np.stack([corrupt(preprocess(load_pixels(i), "cifar"), name, level,

@@ -227,3 +227,63 @@ def test_an_unfinished_run_is_not_published(release, tmp_path):
     problems = verify(tmp_path / "unchecked", log=lambda *a: None)
     assert any(victim.name in p and "differs from its listed sha256" in p for p in problems), problems
     assert json.loads((dist / "run.json").read_text())["config"]["seed"] == 0
+
+
+def test_the_webdataset_form_streams_every_cell_with_the_trees_bytes(release, tmp_path):
+    """``publish --format tree webdataset``: read back by the real ``webdataset`` library, each
+    cell's shards yield every image of that cell, the JPEG bytes equal to the tree's, with its
+    class index, corruption and level; the wids index counts them; verify passes, and the tree
+    part of the release is the tree-only release byte for byte."""
+    import webdataset as wds
+
+    from pipeline.readers import imagenet_wnids
+    root, source, out, dist = release
+    both = tmp_path / "both"
+    publish(out, both, forms=("tree", "webdataset"), shard_bytes=10 << 10)  # small shards: cells span several
+    tree_sums = {line for line in digests(dist).splitlines() if not line.endswith(("README.md", "croissant.json"))}
+    assert tree_sums <= set(digests(both).splitlines())
+    index = json.loads((both / "webdataset" / "index.json").read_text())
+    assert index["__kind__"] == "wids-shard-index-v1"
+    assert sum(shard["nsamples"] for shard in index["shardlist"]) == 7 * 2 * len(SETTINGS["corruptions"])
+    assert any(not brace.endswith("{000000..000000}.tar") for brace in index["cells"].values())  # split cells
+    standard = {wnid: i for i, wnid in enumerate(imagenet_wnids())}
+    for cell, brace in index["cells"].items():
+        corruption, level = cell.split("/")
+        samples = list(wds.WebDataset(str(both / "webdataset" / brace), shardshuffle=False))
+        tree = sorted((out / corruption / level).rglob("*.JPEG"))
+        assert len(samples) == len(tree) == 7
+        for sample in samples:
+            meta = json.loads(sample["json"])
+            assert (meta["corruption"], meta["level"]) == (corruption, int(level))
+            assert sample["jpg"] == (out / corruption / level / meta["wnid"] / meta["source_file"]).read_bytes()
+            assert int(sample["cls"]) == meta["label"] == standard[meta["wnid"]]
+    assert verify(both, log=lambda *a: None) == []
+    again = tmp_path / "again"
+    publish(out, again, forms=("webdataset",), shard_bytes=10 << 10, workers=1)
+    shards = {line for line in digests(both).splitlines() if "webdataset/" in line}
+    assert shards and shards <= set(digests(again).splitlines())  # reproducible, whatever else is published
+    assert not list(again.glob("*.tar")) and verify(again, log=lambda *a: None) == []
+
+
+def test_a_damaged_shard_or_a_lying_index_is_named_by_verify(release, tmp_path):
+    root, source, out, dist = release
+    wds_dist = tmp_path / "wds"
+    publish(out, wds_dist, forms=("webdataset",))
+    shard = sorted((wds_dist / "webdataset").glob("*.tar"))[0]
+    data = bytearray(shard.read_bytes())
+    data[1024] ^= 0xFF  # a byte inside the first sample
+    shard.write_bytes(bytes(data))
+    index = wds_dist / "webdataset" / "index.json"
+    index.write_text(index.read_text().replace('"nsamples": 7', '"nsamples": 8', 1))
+    problems = verify(wds_dist, log=lambda *a: None)
+    assert any(p.startswith(f"webdataset/{shard.name}: sha256 differs") for p in problems)
+    assert any(p.startswith("webdataset/index.json: sha256 differs") for p in problems)
+    # the same lie with SHA256SUMS made to agree: the index is checked against the member lists
+    sums = wds_dist / "SHA256SUMS"
+    import hashlib
+    lines = [f"{hashlib.sha256(index.read_bytes()).hexdigest()}  webdataset/index.json" if line.endswith(
+        "webdataset/index.json") else line for line in sums.read_text().splitlines()]
+    sums.write_text("\n".join(lines) + "\n")
+    assert any("samples, the index says 8" in p for p in verify(wds_dist, log=lambda *a: None))
+    with pytest.raises(PublishError, match="shard-mb"):
+        publish(out, tmp_path / "none", forms=("webdataset",), shard_bytes=0)

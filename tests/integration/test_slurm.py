@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.engine import RunError, generate
-from pipeline.runconfig import load_run_config
+from pipeline.runconfig import Cluster, load_run_config
 
 from .. import sources as fx
 from ..helpers import ROOT
@@ -52,9 +52,9 @@ def config(source, out, run=None, **cluster):
     return load_run_config("imagenet-p" if run else "imagenet-c", overrides)
 
 
-def local(config_: dict) -> dict:
-    return {**config_, "cluster": {"kind": "local", "workers": 2, "threads_per_worker": 1, "memory_limit": "2GiB",
-                                   "address": None, "jobs": 4, "jobqueue": {}, "no_worker_timeout": 120}}
+def local(config_):
+    return config_.model_copy(update={"cluster": Cluster(kind="local", workers=2, threads_per_worker=1,
+                                                         memory_limit="2GiB", jobs=4, no_worker_timeout=120)})
 
 
 def files(out: Path, suffix: str) -> dict[str, bytes]:

@@ -8,12 +8,12 @@ import numpy as np
 import pytest
 
 from corruptions import corruption_names
+from pipeline.__main__ import main
 from pipeline.engine import generate
 from pipeline.formats import open_data
 from pipeline.readers import imagenet_wnids
 from pipeline.runconfig import load_run_config
 from pipeline.scoring import batches, load_scoring_config, score
-from pipeline.__main__ import main
 from pipeline.scoring.on_the_fly import OnTheFly, OnTheFlySequences
 
 from .. import scoring_data

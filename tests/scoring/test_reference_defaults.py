@@ -1,7 +1,8 @@
 """The scorer's defaults give the reference evaluators' numbers: the clean loader of
 ImageNet-C/test.py, the model's own logits, RobustBench's CIFAR convention, the originals'
 label dtype, a store xarray opens, and torch.export programs as models. Each reference is
-restated here from its source, not taken from the scorer."""
+restated here from its source, not taken from the scorer; and a model's own pretrained
+configuration (timm's ``pretrained_cfg``) against timm's evaluation transform restated."""
 from __future__ import annotations
 
 import json
@@ -39,17 +40,22 @@ def defaults(**overrides):
     return load_scoring_config(None, {"device": "cpu", "batch_size": 4, "workers": 0, **overrides}, auto=True)
 
 
-def restated_clean_input(path) -> torch.Tensor:
-    """ImageNet-C/test.py's clean loader restated: PIL RGB, Resize(256) (shorter side, bilinear,
-    the longer side truncated), CenterCrop(224) (offsets rounded), ToTensor, Normalize."""
+def torchvision_eval_input(path, resize: int, crop: int, resample, mean, std) -> torch.Tensor:
+    """torchvision's eval transforms restated: PIL RGB, Resize(resize) (shorter side, the longer
+    side truncated), CenterCrop(crop) (offsets rounded), ToTensor, Normalize(mean, std)."""
     image = Image.open(path).convert("RGB")
     w, h = image.size
-    size = (256, int(256 * h / w)) if w <= h else (int(256 * w / h), 256)
-    image = image.resize(size, Image.BILINEAR)
-    left, top = int(round((size[0] - 224) / 2.0)), int(round((size[1] - 224) / 2.0))
-    image = image.crop((left, top, left + 224, top + 224))
+    size = (resize, int(resize * h / w)) if w <= h else (int(resize * w / h), resize)
+    image = image.resize(size, resample)
+    left, top = int(round((size[0] - crop) / 2.0)), int(round((size[1] - crop) / 2.0))
+    image = image.crop((left, top, left + crop, top + crop))
     x = torch.from_numpy(np.array(image)).permute(2, 0, 1).float().div(255)
-    return (x - MEAN) / STD
+    return (x - mean) / std
+
+
+def restated_clean_input(path) -> torch.Tensor:
+    """ImageNet-C/test.py's clean loader: Resize(256) bilinear, CenterCrop(224), ImageNet's mean, std."""
+    return torchvision_eval_input(path, 256, 224, Image.BILINEAR, MEAN, STD)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +95,7 @@ def test_clean_error_equals_test_pys_clean_loader_on_224_pixel_files(tree):
 def test_default_logits_are_the_eager_models_bit_for_bit(tree):
     root, _, corrupted, clean = tree
     config = defaults()
-    assert config["optimize"] is False and config["channels_last"] is False
+    assert config.optimize is False and config.channels_last is False
     from pipeline.scoring.config import for_family
     config = for_family(config, "imagenet")
     model = fx_model("tiny_cnn")
@@ -103,7 +109,7 @@ def test_default_logits_are_the_eager_models_bit_for_bit(tree):
     results = score(f"{tree[1]}:imagenet", str(corrupted), config=defaults(), allow_partial=True)
     assert results["inference"]["path"] == "eager"
     fast = score(f"{tree[1]}:imagenet", str(corrupted), config=defaults(optimize=True), allow_partial=True)
-    assert fast["inference"]["path"] == "torchscript-frozen"
+    assert fast["inference"]["path"] == "torch.compile" and fast["inference"]["freezing"] is True
     assert fast["inference"]["check"]["top1_agreement"] == 1.0 and fast["errors"] == results["errors"]
 
 
@@ -145,6 +151,7 @@ def test_cifar_cells_scored_with_defaults_equal_robustbench_convention(tmp_path)
 
 def test_the_imagenet_p_store_opens_in_xarray_at_its_root(tmp_path):
     import xarray
+
     from perturbations import sequence_names
     from pipeline.formats import zarr_store
     frames, _, labels = fx.sequence_data(["rotate", "translate"], 2, 32, "imagenet")  # 31 and 41 frames
@@ -166,3 +173,64 @@ def test_a_torch_export_program_is_scored_as_its_module(tree, tmp_path):
     module = score(f"{model_path}:imagenet", str(corrupted), config=defaults(), allow_partial=True)
     assert exported["errors"] == module["errors"] and exported["model"]["name"] == "reader"
     json.dumps(exported)  # the record is plain JSON
+
+
+TIMM_STYLE_MODEL = '''
+import torch
+
+CFG = {"input_size": (3, 240, 240), "crop_pct": 0.875, "interpolation": "bicubic",
+       "mean": (0.5, 0.5, 0.5), "std": (0.25, 0.25, 0.25)}
+
+
+class OwnInputs(torch.nn.Module):
+    """Reads the class code of a 240 px input normalised by its own mean and std (timm's
+    pretrained_cfg convention); any other input size is refused."""
+    pretrained_cfg = CFG
+
+    def forward(self, x):
+        assert x.shape[-1] == 240, x.shape
+        mean, std = torch.tensor(CFG["mean"]).view(1, 3, 1, 1), torch.tensor(CFG["std"]).view(1, 3, 1, 1)
+        pixels = (x * std + mean) * 255.0
+        block = pixels[:, :, 100:140, 100:140].mean(dim=(2, 3))
+        code = torch.floor(block[:, 0] / 8.0 + 0.5) * 32 + torch.floor(block[:, 1] / 8.0 + 0.5)
+        return torch.nn.functional.one_hot(code.clamp(0, 999).long(), 1000).float() + 1e-3 * block[:, 2:3]
+
+
+def own_inputs():
+    return OwnInputs()
+'''
+
+
+def restated_timm_input(path) -> torch.Tensor:
+    """timm's eval transform for input_size 240, crop_pct 0.875, bicubic: Resize(floor(240 /
+    0.875) = 274) of the shorter side (torchvision's rule: the longer side truncated), bicubic;
+    CenterCrop(240); ToTensor; Normalize(the model's mean, std)."""
+    return torchvision_eval_input(path, 274, 240, Image.BICUBIC, 0.5, 0.25)
+
+
+def test_a_models_pretrained_configuration_sets_its_inputs(tree, tmp_path):
+    root, _, corrupted, clean = tree
+    model_path = tmp_path / "own.py"
+    model_path.write_text(TIMM_STYLE_MODEL)
+    results = score(f"{model_path}:own_inputs", str(corrupted), str(clean), config=defaults(), allow_partial=True)
+    used = results["preprocessing"]
+    assert (used["input_size"], used["resize"], used["interpolation"]) == (240, 274, "bicubic")
+    assert used["mean"] == [0.5] * 3 and used["std"] == [0.25] * 3
+    assert sorted(used["from_model"]) == ["input_size", "interpolation", "mean", "resize", "std"]
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("own", model_path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = module.own_inputs()
+    from pipeline.readers import imagenet_wnids
+    index = {w: i for i, w in enumerate(imagenet_wnids())}
+    for folder, got in ((clean, results["clean_error"]), (corrupted / "fog" / "1", results["errors"]["fog"]["1"])):
+        files = sorted(folder.rglob("*.JPEG"))
+        with torch.inference_mode():
+            predictions = model(torch.stack([restated_timm_input(p) for p in files])).argmax(1).numpy()
+        assert got == float(np.mean(predictions != np.array([index[p.parent.name] for p in files]))), folder
+    # a key the scoring config gives wins over the model's
+    given = score(f"{model_path}:own_inputs", str(corrupted), config=defaults(interpolation="bilinear"),
+                  allow_partial=True)
+    assert given["preprocessing"]["interpolation"] == "bilinear" and "interpolation" in given["preprocessing"][
+        "from_config"]

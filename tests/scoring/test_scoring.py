@@ -275,7 +275,7 @@ def test_scoring_config_file_is_checked(tmp_path):
         load_scoring_config(tmp_path / "s.yaml")
     with pytest.raises(ScoreError, match="not found"):
         load_scoring_config(tmp_path / "missing.yaml")
-    assert load_scoring_config(None)["batch_size"] == 128  # the shipped defaults pass their own checks
+    assert load_scoring_config(None).batch_size == 128  # the shipped defaults pass their own checks
 
 
 def test_a_baseline_results_file_replaces_alexnet_in_report_and_chart(workspace, tmp_path):

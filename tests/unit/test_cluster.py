@@ -70,8 +70,8 @@ def test_keys_of_another_kind_are_refused_for_a_local_cluster_too():
 
 
 def test_workers_on_the_command_line_is_the_number_of_jobs_under_slurm():
-    assert load_run_config("imagenet-c", [{"cluster": SLURM}], workers=6)["cluster"]["jobs"] == 6
-    assert load_run_config("imagenet-c", [], workers=6)["cluster"]["workers"] == 6
+    assert load_run_config("imagenet-c", [{"cluster": SLURM}], workers=6).cluster.jobs == 6
+    assert load_run_config("imagenet-c", [], workers=6).cluster.workers == 6
 
 
 def test_a_misspelt_jobqueue_key_is_one_error_line_before_out_is_made(tmp_path):

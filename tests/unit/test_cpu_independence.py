@@ -5,7 +5,7 @@ Every ImageNet-C corruption x severity and every ImageNet-P kind of every varian
 glibc dispatch is lowered to an older CPU's, and compared with the run on this CPU:
 - x86-64-v3 (AVX2 and FMA, no AVX-512: Haswell to Ice Lake, AMD Zen 1-3): every output equal;
 - x86-64-v2 (SSE4.2, no AVX: before 2013): every output equal but those that go through OpenCV's
-  float warps and float blur, whose SSE code rounds differently from its AVX2 code (README,
+  float warps and float blur, whose SSE code rounds differently from its AVX2 code (docs/fidelity.md,
   "Reproducibility"); this test names them, so any other change fails it.
 """
 from __future__ import annotations

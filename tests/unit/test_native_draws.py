@@ -3,7 +3,7 @@ every output seeded from them stays the same bytes."""
 import numpy as np
 import pytest
 
-from corruptions import _native
+from corruptions import native as _native
 
 
 @pytest.mark.parametrize("shape", [(224, 224, 3), (3, 64, 64, 3), (7, 5), (1,)])

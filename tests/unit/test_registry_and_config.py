@@ -4,9 +4,8 @@ import numpy as np
 import pytest
 import yaml
 
-from corruptions import ConfigError, corrupt, corruption_names, load_variant, load_variant_file, variant_names
+from corruptions import ConfigError, corrupt, corruption_names, load_variant, load_variant_file, rng_for, variant_names
 from corruptions.config import VARIANT_DIR
-from corruptions import rng_for
 from corruptions.registry import register, registered
 
 PAPER_ORDER = ["gaussian_noise", "shot_noise", "impulse_noise", "defocus_blur", "glass_blur", "motion_blur",

@@ -11,7 +11,7 @@ import math
 import cv2
 import numpy as np
 
-from . import _native
+from . import native
 
 
 def to_unit(image: np.ndarray) -> np.ndarray:
@@ -53,11 +53,11 @@ def _correlate2d(image: np.ndarray, weights: np.ndarray, reflect: bool, store=No
     channels = image.shape[2] if image.ndim == 3 else 1
     source = np.ascontiguousarray(image, np.float64).reshape(height, width * channels)
     down = np.empty_like(source)
-    _native.correlate_down(source, weights, reflect, down)
+    native.correlate_down(source, weights, reflect, down)
     if store is not None:
         down = down.astype(store).astype(np.float64)
     out = np.empty_like(source)
-    _native.correlate_across(down, weights, channels, reflect, out)
+    native.correlate_across(down, weights, channels, reflect, out)
     return out.reshape(image.shape)
 
 
@@ -110,7 +110,7 @@ def smooth_reflect(field: np.ndarray, sigma: float, truncate: float) -> np.ndarr
         return _correlate2d(field, weights, reflect=True)
     rows = reflect_smoothing_matrix(field.shape[0], float(sigma), float(truncate))
     cols = reflect_smoothing_matrix(field.shape[1], float(sigma), float(truncate))
-    return _native.ordered_matmul(_native.ordered_matmul(rows, field), np.ascontiguousarray(cols.T))
+    return native.ordered_matmul(native.ordered_matmul(rows, field), np.ascontiguousarray(cols.T))
 
 
 def correlate_reflect101(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
@@ -121,7 +121,7 @@ def correlate_reflect101(image: np.ndarray, kernel: np.ndarray) -> np.ndarray:
     height, width, channels = image.shape
     padded = np.pad(image, ((radius, radius), (radius, radius), (0, 0)), mode="reflect")  # numpy's reflect is 101
     rows, cols = np.nonzero(kernel)
-    out = _native.correlate2d_taps(padded.reshape(padded.shape[0], -1), rows, cols, kernel[rows, cols], height, width,
+    out = native.correlate2d_taps(padded.reshape(padded.shape[0], -1), rows, cols, kernel[rows, cols], height, width,
                                    channels)
     return out.reshape(image.shape)
 
@@ -138,7 +138,7 @@ def clipped_zoom(image: np.ndarray, factor: float) -> np.ndarray:
                          for c in range(image.shape[2])], axis=-1).astype(np.float32)
     top, left = (height - crop_h) // 2, (width - crop_w) // 2
     crop = np.ascontiguousarray(image[top:top + crop_h, left:left + crop_w], np.float32)
-    return _native.linear_zoom_window_channels(crop, zoomed_h, zoomed_w, (zoomed_h - height) // 2,
+    return native.linear_zoom_window_channels(crop, zoomed_h, zoomed_w, (zoomed_h - height) // 2,
                                                (zoomed_w - width) // 2, height, width)
 
 
@@ -157,7 +157,7 @@ def disk_kernel(radius: float, alias_blur: float, min_grid_radius: int, small_ks
     aliased = np.array((xx ** 2 + yy ** 2) <= radius ** 2, dtype=np.float32)
     aliased /= np.sum(aliased)
     # OpenCV's float32 blur, as the originals: its AVX2 code fuses multiplies and adds, its SSE code
-    # does not, and one golden output tells them apart (the one CPU-dependent step left; README)
+    # does not, and one golden output tells them apart (one of the CPU-dependent steps left; docs/fidelity.md)
     kernel = cv2.GaussianBlur(aliased, ksize=ksize, sigmaX=alias_blur)
     kernel.setflags(write=False)
     return kernel
@@ -178,5 +178,5 @@ def scipy_clipped_zoom(layer: np.ndarray, factor: float) -> np.ndarray:
         trim_top, trim_left = (zoomed.shape[0] - height) // 2, (zoomed.shape[1] - width) // 2
         return zoomed[trim_top:trim_top + height, trim_left:trim_left + width]
     # only the kept window of scipy's zoom, computed as scipy computes it (tested bit for bit)
-    return _native.linear_zoom_window(crop, zoomed_h, zoomed_w, (zoomed_h - height) // 2, (zoomed_w - width) // 2,
+    return native.linear_zoom_window(crop, zoomed_h, zoomed_w, (zoomed_h - height) // 2, (zoomed_w - width) // 2,
                                       height, width)

@@ -646,7 +646,7 @@ def ordered_matmul(a, b):
                 t2[j] = (((t2[j] + v0 * w20) + v1 * w21) + v2 * w22) + v3 * w23
                 t3[j] = (((t3[j] + v0 * w30) + v1 * w31) + v2 * w32) + v3 * w33
             k += 4
-        for k in range(k, inner):
+        for k in range(k, inner):  # noqa: B020 - the rows the four-row loop left
             for target, weights in ((t0, r0), (t1, r1), (t2, r2), (t3, r3)):
                 _add_four(target, b[k], b[k], b[k], b[k], weights[k], 0.0, 0.0, 0.0)
     for i in range(full, rows):
@@ -674,7 +674,7 @@ def correlate2d_taps(padded, rows, cols, weights, height, width, channels):
             s3 = padded[y + rows[t + 3], cols[t + 3] * channels:cols[t + 3] * channels + length]
             _add_four(target, s0, s1, s2, s3, weights[t], weights[t + 1], weights[t + 2], weights[t + 3])
             t += 4
-        for t in range(t, taps):
+        for t in range(t, taps):  # noqa: B020 - the taps the four-tap loop left
             source = padded[y + rows[t], cols[t] * channels:cols[t] * channels + length]
             _add_four(target, source, source, source, source, weights[t], 0.0, 0.0, 0.0)
     return out

@@ -1,0 +1,104 @@
+"""What goes where in a release: the run's members, grouped into the official tarballs,
+with their names checked."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from corruptions import CORRUPTIONS
+
+from ..files import (
+    UnsafePath,
+    read_bytes,
+    split,
+)
+from ..runconfig import ConfigError, RunConfig, stored_run_config
+from ..tasks import task_from_config
+
+SUMS, CARD, CROISSANT, MEMBERS, RUN = "SHA256SUMS", "README.md", "croissant.json", "MEMBERS", "run.json"
+# runs published as one tarball under a top folder, as their official releases are
+SINGLE_RELEASES = {"cifar-10-c": "CIFAR-10-C", "cifar-100-c": "CIFAR-100-C", "tiny-imagenet-c": "Tiny-ImageNet-C"}
+TITLES = {"imagenet-c": "ImageNet-C", "imagenet-c-inception": "ImageNet-C (Inception-sized, 299 x 299)",
+          "imagenet-64-c": "ImageNet 64x64-C", **SINGLE_RELEASES}
+
+class PublishError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Member:
+    name: str  # path inside the tarball
+    source: str | None  # file under OUT, relative to it (opened without following links); None: ``data``
+    sha256: str | None  # from the manifest, checked while streaming (None: computed then)
+    data: bytes | None = None  # a member made in memory (a WebDataset sample's .cls and .json)
+
+# ---------------------------------------------------------------- what goes where
+
+def tarball_of(name: str) -> str:
+    """The release tarball of a corruption: its family for the 15 benchmark corruptions
+    (noise, blur, weather, digital), ``extra`` for the four others: from the task's registry."""
+    return CORRUPTIONS.get(name).family if name in CORRUPTIONS.names("benchmark") else "extra"
+
+
+def plan_release(out: Path) -> tuple[dict, RunConfig, dict[str, list[Member]]]:
+    """(run.json, its run config, tarball name -> sorted members) for the run in OUT."""
+    from ..engine import MANIFEST, read_manifest
+    from ..engine import RUN as RUN_FILE
+    try:
+        run = json.loads(read_bytes(out, RUN_FILE, limit=64 << 20))
+        config = stored_run_config(run["config"])
+        run["identity"]["images"]
+    except FileNotFoundError:
+        raise PublishError(f"{out}: no {RUN_FILE}; publish takes the OUT folder of a generate run") from None
+    except (ValueError, KeyError, TypeError, RecursionError, ConfigError):
+        raise PublishError(f"{out / RUN_FILE} is damaged (not a generate run's record); regenerate OUT") from None
+    records = read_manifest(out)
+    if not records:
+        raise PublishError(f"{out}: {MANIFEST} lists no finished keys")
+    names = config.corruptions
+    expected = {key.id for key in task_from_config(config).keys(run["identity"]["images"], config.shard_size)}
+    missing = sorted(expected - set(records))
+    if missing:
+        raise PublishError(f"{out}: the run is not finished ({len(missing)} keys missing, e.g. {missing[0]}); "
+                           "re-run the same generate command first")
+    top = SINGLE_RELEASES.get(config.name)
+    tarballs: dict[str, list[Member]] = {}
+    if "cifar_npy" in config.outputs.formats:
+        extras = ["labels.npy"] + (["severities.json"] if os.path.lexists(out / "severities.json") else [])
+        files = [f"{name}.npy" for name in names] + extras
+        tarballs[f"{top or config.name}.tar"] = [Member(f"{top or config.name}/{f}", f, None)
+                                                    for f in sorted(files)]
+    elif "jpeg" in config.outputs.formats:
+        for record in records.values():
+            if record["name"] not in names:
+                continue
+            group = f"{top}.tar" if top else f"{tarball_of(record['name'])}.tar"
+            for path, digest in record["outputs"]["jpeg"].items():
+                member = f"{top}/{path}" if top else path
+                tarballs.setdefault(group, []).append(Member(member, path, digest))
+    else:
+        raise PublishError(f"{out}: the run wrote neither a JPEG tree nor CIFAR .npy files: nothing to release "
+                           "in an official layout")
+    check_member_names([m for group in tarballs.values() for m in group], out)
+    return run, config, {name: sorted(members, key=lambda m: m.name) for name, members in sorted(tarballs.items())}
+
+
+def check_member_names(members: list[Member], out: Path) -> None:
+    """Every member is a safe relative name (no '..', not absolute, no line breaks: the member
+    lists are one line a member), and no two are one file where names fold case or Unicode
+    form (macOS, Windows): refused before anything is written."""
+    import unicodedata
+    seen: dict[str, str] = {}
+    for member in members:
+        try:
+            split(member.name, out)
+            split(member.source, out)
+        except UnsafePath as exc:
+            raise PublishError(f"{out}: the manifest names an output that cannot be published: {exc}") from None
+        folded = unicodedata.normalize("NFC", member.name).casefold()
+        if folded in seen:
+            raise PublishError(f"{out}: {seen[folded]!r} and {member.name!r} are one file on case-insensitive or "
+                               "Unicode-normalising file systems; rename one of their sources and regenerate")
+        seen[folded] = member.name
