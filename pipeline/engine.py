@@ -299,11 +299,12 @@ def prepare(plan: Plan) -> dict[str, dict]:
         write_bytes(plan.out, RUN, json.dumps({"identity": identity, "identity_digest": digest,
                                                "config": plan.config.as_json(), "version": plan.version},
                                               indent=1, sort_keys=True).encode())
+    layout = plan.layout()
     for writer in plan.writers:
         relative = os.path.relpath(writer.root, plan.out)
         if relative != "." and not relative.startswith(".."):
             make_folders(plan.out, relative)  # a link planted as OUT/<store> or OUT/<corruption> is refused
-        writer.prepare(plan.layout())
+        writer.prepare(layout)
     return {k: r for k, r in read_manifest(plan.out).items() if r.get("run") == digest}
 
 
@@ -480,9 +481,9 @@ def finalise(plan: Plan, records: dict[str, dict]) -> tuple[list[dict], list[str
     write_bytes(plan.out, FAILURES, "".join(json.dumps(f, sort_keys=True) + "\n" for f in everything).encode())
     complete = all(k.id in records and set(plan.config.outputs.formats) <= set(records[k.id]["outputs"])
                    for k in plan.keys)
-    paths = []
+    paths, layout = [], plan.layout()
     for writer in plan.writers:
-        paths += writer.finalise(plan.layout(), ordered, complete)
+        paths += writer.finalise(layout, ordered, complete)
     return everything, paths
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..files import Busy, FolderLock, UnsafePath, make_folders, read_bytes, write_bytes
 from . import webdataset
 from .card import croissant, dataset_card, member_counts
-from .plan import CARD, CROISSANT, MEMBERS, RUN, SINGLE_RELEASES, SUMS, TITLES, Member, PublishError, plan_release
+from .plan import CARD, CROISSANT, MEMBERS, RUN, SINGLE_RELEASES, SUMS, TITLES, Member, PublishError, member_size, plan_release
 from .tar import file_sha256, write_tarball
 from .verify import verify
 
@@ -66,7 +66,7 @@ def _publish(out: Path, dist: Path, run: dict, config, members: dict[str, list[M
     # (name written, members, gzip): the tree's tarballs as asked, WebDataset shards plain
     jobs = [(f"{name}{suffix}", group, bool(suffix)) for name, group in members.items()]
     jobs += [(name, group, False) for name, group in shards.items()]
-    jobs.sort(key=lambda job: -sum(webdataset._size(out, m) for m in job[1]))
+    jobs.sort(key=lambda job: -sum(member_size(out, m) for m in job[1]))
     if shards:
         make_folders(dist, webdataset.FOLDER)
         make_folders(dist, f"{MEMBERS}/{webdataset.FOLDER}")

@@ -14,7 +14,7 @@ from ..files import (
     read_bytes,
     split,
 )
-from ..runconfig import ConfigError, RunConfig, stored_run_config
+from ..runconfig import RunConfig, stored_run_config
 from ..tasks import task_from_config
 
 SUMS, CARD, CROISSANT, MEMBERS, RUN = "SHA256SUMS", "README.md", "croissant.json", "MEMBERS", "run.json"
@@ -52,7 +52,7 @@ def plan_release(out: Path) -> tuple[dict, RunConfig, dict[str, list[Member]]]:
         run["identity"]["images"]
     except FileNotFoundError:
         raise PublishError(f"{out}: no {RUN_FILE}; publish takes the OUT folder of a generate run") from None
-    except (ValueError, KeyError, TypeError, RecursionError, ConfigError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # ConfigError is a ValueError
         raise PublishError(f"{out / RUN_FILE} is damaged (not a generate run's record); regenerate OUT") from None
     records = read_manifest(out)
     if not records:
@@ -85,6 +85,17 @@ def plan_release(out: Path) -> tuple[dict, RunConfig, dict[str, list[Member]]]:
     return run, config, {name: sorted(members, key=lambda m: m.name) for name, members in sorted(tarballs.items())}
 
 
+def member_size(out: Path, member: Member) -> int:
+    """A member's size: its bytes, or its file's under OUT (not following a link)."""
+    if member.data is not None:
+        return len(member.data)
+    try:
+        return os.lstat(out / member.source).st_size
+    except FileNotFoundError:
+        raise PublishError(f"{out / member.source}: listed in the manifest but missing; re-run the same generate "
+                           "command to make it again") from None
+
+
 def check_member_names(members: list[Member], out: Path) -> None:
     """Every member is a safe relative name (no '..', not absolute, no line breaks: the member
     lists are one line a member), and no two are one file where names fold case or Unicode
@@ -94,7 +105,8 @@ def check_member_names(members: list[Member], out: Path) -> None:
     for member in members:
         try:
             split(member.name, out)
-            split(member.source, out)
+            if member.source is not None:
+                split(member.source, out)
         except UnsafePath as exc:
             raise PublishError(f"{out}: the manifest names an output that cannot be published: {exc}") from None
         folded = unicodedata.normalize("NFC", member.name).casefold()

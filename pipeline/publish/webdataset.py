@@ -15,12 +15,11 @@ videos are not packed this way yet.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from ..formats.jpeg_tree import parse_path
 from ..readers import imagenet_wnids
-from .plan import Member, PublishError
+from .plan import Member, PublishError, check_member_names, member_size
 
 FOLDER = "webdataset"
 INDEX = f"{FOLDER}/index.json"
@@ -61,13 +60,15 @@ def plan_shards(out: Path, run: dict, config, records: dict, shard_bytes: int = 
             sample = [Member(f"{key}.cls", None, None, str(labels[wnid]).encode()),
                       Member(f"{key}.jpg", path, digest),
                       Member(f"{key}.json", None, None, json.dumps(extra, sort_keys=True, separators=(",", ":")).encode())]
-            grows = sum(512 + _padded(_size(out, m)) for m in sample)
+            grows = sum(512 + _padded(member_size(out, m)) for m in sample)
             if members and size + grows > shard_bytes:
                 shards[shard_name(name, level, index)] = members
                 index, size, members = index + 1, 0, []
             members += sample
             size += grows
         shards[shard_name(name, level, index)] = members
+    for members in shards.values():  # names repeat across cells, never within a shard
+        check_member_names(members, out)
     return shards
 
 
@@ -114,16 +115,6 @@ def _labels(config, wnids: set[str]) -> dict[str, int]:
     if unknown:
         raise PublishError(f"--format webdataset: {unknown[0]!r} is not an ImageNet wnid: no class index for .cls")
     return {wnid: standard[wnid] for wnid in wnids}
-
-
-def _size(out: Path, member: Member) -> int:
-    if member.data is not None:
-        return len(member.data)
-    try:
-        return os.lstat(out / member.source).st_size
-    except FileNotFoundError:
-        raise PublishError(f"{out / member.source}: listed in the manifest but missing; re-run the same generate "
-                           "command to make it again") from None
 
 
 def _padded(size: int) -> int:

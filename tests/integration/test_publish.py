@@ -287,3 +287,15 @@ def test_a_damaged_shard_or_a_lying_index_is_named_by_verify(release, tmp_path):
     assert any("samples, the index says 8" in p for p in verify(wds_dist, log=lambda *a: None))
     with pytest.raises(PublishError, match="shard-mb"):
         publish(out, tmp_path / "none", forms=("webdataset",), shard_bytes=0)
+
+
+def test_a_link_planted_as_the_webdataset_folder_is_refused(release, tmp_path):
+    """DIST/webdataset linked elsewhere: publish stops with an error, nothing lands there."""
+    root, source, out, dist = release
+    elsewhere, target = tmp_path / "elsewhere", tmp_path / "target"
+    elsewhere.mkdir()
+    target.mkdir()
+    (target / "webdataset").symlink_to(elsewhere)
+    with pytest.raises(PublishError):
+        publish(out, target, forms=("webdataset",))
+    assert list(elsewhere.iterdir()) == []
