@@ -7,7 +7,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from . import native
+from . import fixed_float, native
 from .ops import smooth_reflect, to_unit, unit_to_uint8
 from .registry import register
 from .settings import FRACTION, NONNEGATIVE, NUMBER, POSITIVE, POSITIVE_INT, integer
@@ -90,7 +90,7 @@ def elastic_transform(image, params, draws):
     half = np.float32(min(height, width) // int(params["affine_square_divisor"]))
     source = np.float32([[cx + half, cy + half], [cx + half, cy - half], [cx - half, cy - half]])
     matrix = cv2.getAffineTransform(source, source + moves)
-    x = cv2.warpAffine(x, matrix, (width, height), borderMode=cv2.BORDER_REFLECT_101)
+    x = fixed_float.warp_affine(x, matrix, (width, height))  # cv2.warpAffine, reflect-101, as its AVX2 code rounds
     truncate = float(params["smoothing_truncate"])
     dx = (smooth_reflect(field_x, sigma, truncate) * alpha).astype(np.float32)
     dy = (smooth_reflect(field_y, sigma, truncate) * alpha).astype(np.float32)

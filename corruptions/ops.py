@@ -8,10 +8,9 @@ import decimal
 import functools
 import math
 
-import cv2
 import numpy as np
 
-from . import native
+from . import fixed_float, native
 
 
 def to_unit(image: np.ndarray) -> np.ndarray:
@@ -156,9 +155,8 @@ def disk_kernel(radius: float, alias_blur: float, min_grid_radius: int, small_ks
     xx, yy = np.meshgrid(coords, coords)
     aliased = np.array((xx ** 2 + yy ** 2) <= radius ** 2, dtype=np.float32)
     aliased /= np.sum(aliased)
-    # OpenCV's float32 blur, as the originals: its AVX2 code fuses multiplies and adds, its SSE code
-    # does not, and one golden output tells them apart (one of the CPU-dependent steps left; docs/fidelity.md)
-    kernel = cv2.GaussianBlur(aliased, ksize=ksize, sigmaX=alias_blur)
+    # the originals' cv2.GaussianBlur, as OpenCV's AVX2 code rounds it, on any CPU
+    kernel = fixed_float.gaussian_blur(aliased, ksize[0], alias_blur)
     kernel.setflags(write=False)
     return kernel
 

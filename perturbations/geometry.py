@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import math
 
-import cv2
 import numpy as np
 from PIL import Image
 
+from corruptions import fixed_float
 from corruptions.settings import NUMBER, POSITIVE, integer
 
 from . import _native
@@ -120,18 +120,15 @@ def tilt_matrix(width: int, height: int, degrees: float) -> np.ndarray:
 @register("tilt", family="temporal", shared={"centre": CENTRE, "angle_scale": NUMBER}, windowed=True)
 def tilt(image, params, draws, window=None):
     """Frame i: ``cv2.warpPerspective`` (bilinear, black border) by the tilt matrix at
-    ``angle_scale * (i - centre)`` degrees about both the x and y axes. The image is warped with
-    a fourth channel: OpenCV's four-channel path is faster and interpolates each channel alone,
-    so the three kept are the same bytes (tested). OpenCV's result depends on the output size, so
-    the whole frame is warped and the window cut from it."""
+    ``angle_scale * (i - centre)`` degrees about both the x and y axes, as OpenCV's AVX2 code
+    rounds it (``corruptions.fixed_float``: the same bytes on any CPU). Its result at a pixel
+    depends on the whole output's width, which the window is computed within."""
     height, width = image.shape[:2]
     top, left, rows, cols = full_window(image, window)
-    with_alpha = cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_RGB2RGBA)
     frames = np.empty((params["frames"], rows, cols, 3), np.uint8)
-    for i, frame in enumerate(frames):
+    for i in range(len(frames)):
         matrix = tilt_matrix(width, height, params["angle_scale"] * (i - params["centre"]))
-        warped = cv2.warpPerspective(with_alpha, matrix, (width, height))
-        cv2.cvtColor(warped[top:top + rows, left:left + cols], cv2.COLOR_RGBA2RGB, dst=frame)  # a fast strided copy
+        frames[i] = fixed_float.warp_perspective(image, matrix, (width, height), (top, left, rows, cols))
     return frames
 
 

@@ -44,23 +44,19 @@ class RunError(RuntimeError):
 
 
 def cpu_class() -> str:
-    """The class of CPU as far as it decides output bytes (docs/fidelity.md, "Reproducibility"): on x86-64
-    every output is the same from AVX2 + FMA up (x86-64-v3: tested down from AVX-512), while
-    OpenCV's float warps and blur round differently on CPUs without AVX2; elsewhere untested."""
+    """The machine as far as it decides output bytes (docs/fidelity.md, "Reproducibility"): on
+    x86-64 every output is the same from SSE4.2 to AVX-512 (tested with lowered dispatch), so the
+    class of CPU does not matter; other architectures are untested."""
     import platform
-
-    import cv2
     machine = platform.machine().lower()
     if machine not in ("x86_64", "amd64"):
         return f"{machine} (untested: bytes may differ from x86-64's)"
-    avx2, fma3 = 11, 12  # OpenCV's CV_CPU_AVX2, CV_CPU_FMA3 (cvdef.h; not exported to Python)
-    simd = cv2.checkHardwareSupport(avx2) and cv2.checkHardwareSupport(fma3)
-    return "x86-64-v3 or newer (AVX2, FMA)" if simd else "x86-64 without AVX2 / FMA"
+    return "x86-64"
 
 
 def byte_versions() -> dict[str, str]:
-    """Versions of what decides the output bytes, and the CPU class: a resumed run must have the
-    same, and ``verify --source`` names what differs."""
+    """Versions of what decides the output bytes, and the architecture: a resumed run must have
+    the same, and ``verify --source`` names what differs."""
     import av
     import cv2
     import numba

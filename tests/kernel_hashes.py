@@ -1,7 +1,7 @@
 """Prints, as JSON, the sha256 of every kernel output for a few photos: every ImageNet-C
-corruption and severity and every ImageNet-P kind, of every variant. The CPU-independence test
-runs it in subprocesses whose numpy, OpenCV, numba and OpenBLAS dispatch is lowered, and
-compares with the native run."""
+corruption and severity (and its JPEG bytes as the JPEG tree writes them) and every ImageNet-P
+kind, of every variant. The CPU-independence test runs it in subprocesses whose numpy, OpenCV,
+numba, OpenBLAS, glibc and libjpeg-turbo dispatch is lowered, and compares with the native run."""
 from __future__ import annotations
 
 import hashlib
@@ -15,6 +15,7 @@ def kernel_hashes(photos=("astronaut", "coffee")) -> dict[str, str]:
     from corruptions import SEVERITIES, corrupt_severities, corruption_names, variant_names
     from corruptions.runtime import producer_process
     from perturbations import perturb, sequence_names
+    from pipeline.formats.zarr_codecs import encode_jpeg
 
     from .helpers import clean, p_photo
     producer_process()
@@ -26,6 +27,8 @@ def kernel_hashes(photos=("astronaut", "coffee")) -> dict[str, str]:
                 rngs = [np.random.default_rng([index, severity]) for severity in SEVERITIES]
                 for severity, result in zip(SEVERITIES, corrupt_severities(image, name, SEVERITIES, rngs, variant)):
                     out[f"c/{variant}/{photo}/{name}/{severity}"] = hashlib.sha256(result).hexdigest()
+                    out[f"jpeg/{variant}/{photo}/{name}/{severity}"] = hashlib.sha256(
+                        encode_jpeg(result, 85, True)).hexdigest()
             for index, kind in enumerate(sequence_names("all")):
                 frames = perturb(p_photo(photo, variant), kind, np.random.default_rng([index]), variant)
                 out[f"p/{variant}/{photo}/{kind}"] = hashlib.sha256(frames).hexdigest()

@@ -625,9 +625,9 @@ def test_score_out_never_writes_through_links(tmp_path, model, victim):
 
 def test_a_stopped_worker_is_dropped_and_its_work_redone_within_worker_ttl(tmp_path):
     import psutil
-    source = fx.class_folders(tmp_path / "val", count=40)
+    source = fx.class_folders(tmp_path / "val", count=24)
     out = tmp_path / "out"
-    total = 40 * 19
+    total = 24 * 19
     process = subprocess.Popen([sys.executable, "-m", "pipeline", "generate", "imagenet-c", "--source", str(source),
                                 "--out", str(out), "--workers", "2", "--shard-size", "1", "--severities", "3",
                                 "--set", "cluster.worker_ttl=10"],

@@ -30,6 +30,13 @@ P_RUN = {"task": "imagenet-p", "name": "imagenet-p", "sequences": ["rotate", "ga
                                                                     "speckle_noise", "gaussian_noise_2", "shot_noise",
                                                                     "speckle_noise_2", "brightness"],
          "shard_size": 1, "outputs": {"formats": ["mp4"]}}
+# half of it (40 sequences): still long enough to cancel or interrupt mid-run with two jobs
+P_HALF = {**P_RUN, "sequences": P_RUN["sequences"][:5]}
+
+
+def kinds_of(reference: dict[str, bytes], run: dict) -> dict[str, bytes]:
+    """The reference MP4s of a run's kinds (each kind's MP4s are the same whichever others run)."""
+    return {path: data for path, data in reference.items() if path.split("/")[0] in run["sequences"]}
 
 
 @pytest.fixture(scope="module")
@@ -120,14 +127,14 @@ def test_out_that_the_workers_do_not_share_is_refused(slurm, source, tmp_path):
 
 
 def test_jobs_cancelled_mid_run_are_replaced_and_the_bytes_hold(slurm, source, tmp_path, p_reference):
-    path = write_config(tmp_path / "run.yaml", P_RUN)
+    path = write_config(tmp_path / "run.yaml", P_HALF)
     out = tmp_path / "out"
     process = cli(path, out, source)
     wait_for_units(out / "manifest.jsonl", 4, process)
     slurm.cancel_all()  # every job of the run, as `scancel -u` would
     stdout, stderr = process.communicate(timeout=600)
     assert process.returncode == 0, stderr[-3000:]
-    assert files(out, ".mp4") == p_reference
+    assert files(out, ".mp4") == kinds_of(p_reference, P_HALF)
     slurm.wait_until_no_jobs()
 
 
@@ -144,7 +151,7 @@ def test_a_run_longer_than_the_walltime_finishes_by_itself(slurm, source, tmp_pa
 
 
 def test_ctrl_c_exits_130_and_the_run_resumes(slurm, source, tmp_path, p_reference):
-    path = write_config(tmp_path / "run.yaml", P_RUN)
+    path = write_config(tmp_path / "run.yaml", P_HALF)
     out = tmp_path / "out"
     process = cli(path, out, source)
     wait_for_units(out / "manifest.jsonl", 2, process)
@@ -157,7 +164,7 @@ def test_ctrl_c_exits_130_and_the_run_resumes(slurm, source, tmp_path, p_referen
     stdout, stderr = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, stderr[-3000:]
     assert "already done" in stdout
-    assert files(out, ".mp4") == p_reference
+    assert files(out, ".mp4") == kinds_of(p_reference, P_HALF)
     slurm.wait_until_no_jobs()
 
 
