@@ -10,10 +10,10 @@ import threading
 
 from corruptions.settings import ConfigError
 
-from .formats import formats_for
+from .formats import formats_for, mp4_tree
 from .readers import SourceError
 from .runconfig import SEQUENCE_GROUPS, load_run_config, parse_override
-from .tasks import task_spec
+from .tasks import scoring_kind, task_spec
 
 
 def run_overrides(args, **values) -> list[dict]:
@@ -41,7 +41,7 @@ def _on_the_fly_config(args) -> dict:
         raise ScoreError("--on-the-fly needs --clean VAL: the clean source, read as the run config's reader reads it")
     spec = task_spec(load_run_config(args.on_the_fly).task)
     if spec.names_key == "corruptions":
-        if args.mp4_round_trip and "mp4" not in formats_for(spec.dims):
+        if args.mp4_round_trip and mp4_tree.NAME not in formats_for(spec.dims):
             raise ScoreError(f"--mp4-round-trip is for ImageNet-P run configs; {args.on_the_fly} is {spec.name}")
         return load_run_config(args.on_the_fly, run_overrides(args, source=args.clean))
     if args.severities and not spec.severities:
@@ -93,7 +93,7 @@ def _score(args) -> int:
     results = score(args.model, args.data, args.clean, args.out, args.weights, config, args.classes,
                     args.allow_partial, name=args.name, random_weights=args.random_weights, on_the_fly=on_the_fly,
                     mp4_round_trip=args.mp4_round_trip)
-    if results["task"] == "imagenet-p":
+    if scoring_kind(results["task"]) == "sequences":
         print(p_tables([results]))
         chart, bad = "fr.png", results["data"]["left_out"]
         what = "videos or folders could not be scored and were left out"

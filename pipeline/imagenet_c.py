@@ -76,5 +76,6 @@ class ImageNetC:
 SPEC = TaskSpec(
     name="imagenet-c", dims=DIMS, default_formats=("jpeg", "zarr"),
     default_shard_size=64, lossless_store=False, names_key="corruptions", severities=True, noun="corrupted images",
+    scoring="images",
     build=lambda config: ImageNetC(config.variant, tuple(config.corruptions), tuple(config.severities), config.seed,
                                    config.max_pixels))

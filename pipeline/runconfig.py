@@ -22,7 +22,7 @@ from corruptions.registry import GROUPS
 from corruptions.settings import ConfigError, Settings, checked, flag, integer, listed, mapping, one_of, text, validate
 
 from .cluster import BATCH_KINDS, check_cluster
-from .formats import FORMATS, formats_for
+from .formats import FORMATS, formats_for, reader_mistake
 from .formats import SETTINGS as FORMAT_SETTINGS
 from .formats.zarr_store import CODECS
 from .readers import DEFAULT_MAX_PIXELS, READERS
@@ -200,8 +200,9 @@ def load_run_config(path: str | Path | None, overrides: list[dict] = (), workers
     if spec.lossless_store and outputs.zarr.codec == "jpeg":
         raise ConfigError(f"{where}: key 'outputs.zarr.codec': {config.task}'s outputs are stored losslessly; allowed: "
                           f"{', '.join(c for c in CODECS if c != 'jpeg')}")
-    if "cifar_npy" in formats and config.reader not in ("cifar10", "cifar100"):
-        raise ConfigError(f"{where}: key 'outputs.formats': cifar_npy only with the cifar10 / cifar100 readers")
+    mistake = reader_mistake(formats, config.reader)
+    if mistake:
+        raise ConfigError(f"{where}: key 'outputs.formats': {mistake}")
     if config.cluster.kind == "address" and not config.cluster.address:
         raise ConfigError(f"{where}: key 'cluster.address': expected a scheduler address such as "
                           "tcp://host:8786 for kind 'address'")

@@ -86,6 +86,7 @@ class TaskSpec:
     names_key: str  # the run config key naming its kernels (``--only`` sets it)
     severities: bool  # whether ``--severities`` applies
     noun: str  # what its outputs are called in messages
+    scoring: str  # how a model is scored on it: "images" (error per cell, CE, mCE) or "sequences" (FR, T5D)
     build: Callable[[Any], "Task"]  # the task a resolved run config (``runconfig.RunConfig``) asks for
     resolve: Callable[[Any], Any] = lambda config: config  # a run config with the settings only it resolves
 

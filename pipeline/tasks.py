@@ -16,6 +16,11 @@ def task_spec(name: str) -> TaskSpec:
     return TASKS[name]
 
 
+def scoring_kind(task: str) -> str:
+    """How results of ``task`` are scored and reported: "images" or "sequences" (``TaskSpec.scoring``)."""
+    return task_spec(task).scoring
+
+
 def task_from_config(config):
     """The task a resolved run config (``runconfig.RunConfig``) asks for."""
     return task_spec(config.task).build(config)

@@ -19,18 +19,46 @@ from typing import Protocol
 from . import cifar_npy, jpeg_tree, mp4_tree, zarr_store
 from .common import DataError, Files, Layout, Reader, SequenceReader, Videos
 
-# a format is its module: make_writer, STORES (the block dimensions it stores), SETTINGS (its
-# run config section, if it has one), its reader, recognise, item_file_name (if it names a file
-# per source image); registering one is its line here (and its branch in open_data if scored)
-FORMATS = {"jpeg": jpeg_tree, "zarr": zarr_store, "cifar_npy": cifar_npy, "mp4": mp4_tree}
+# a format is its module: NAME (its outputs.formats key), make_writer, STORES (the block dimensions
+# it stores), SETTINGS (its run config section, if it has one), READERS (the sources it needs, if
+# limited), its reader, recognise, item_file_name (if it names a file per source image), and
+# release_files with RELEASE_* (if an official release packs it); registering one is its module in
+# the tuple here (and its branch in open_data if scored)
+FORMATS = {module.NAME: module for module in (jpeg_tree, zarr_store, cifar_npy, mp4_tree)}
 SETTINGS = {name: module.SETTINGS for name, module in FORMATS.items() if hasattr(module, "SETTINGS")}
+
+
+def release_format(formats):
+    """The format whose files a run's official release packs (the lowest ``RELEASE_RANK`` among
+    the run's formats that can be released), or None."""
+    releasable = [FORMATS[name] for name in formats if hasattr(FORMATS[name], "release_files")]
+    return min(releasable, key=lambda module: module.RELEASE_RANK) if releasable else None
+
+
+def images_as_stored(formats) -> str:
+    """What a model reads of an image benchmark as its release stores it: "raw" arrays where the
+    release packs arrays (CIFAR), JPEG bytes otherwise."""
+    release = release_format(formats)
+    return "raw" if release is not None and release.RELEASE_ARRAYS else "jpeg"
+
+
+def reader_mistake(formats, reader: str) -> str | None:
+    """Why a source reader cannot feed these formats, or None."""
+    for name in formats:
+        allowed = getattr(FORMATS[name], "READERS", None)
+        if allowed is not None and reader not in allowed:
+            return f"{name} only with the {' / '.join(allowed)} readers"
+    return None
 
 
 def formats_for(dims: tuple[str, ...]) -> tuple[str, ...]:
     """The formats that store blocks of ``dims`` (a task's), in ``FORMATS`` order."""
     return tuple(name for name, module in FORMATS.items() if tuple(dims) in module.STORES)
-__all__ = ["FORMATS", "SETTINGS", "formats_for", "Writer", "Layout", "open_data", "DataError", "Files", "Reader",
-           "SequenceReader", "Videos", "cifar_npy", "jpeg_tree", "mp4_tree", "zarr_store"]
+
+
+__all__ = ["FORMATS", "SETTINGS", "formats_for", "release_format", "images_as_stored", "reader_mistake", "Writer",
+           "Layout", "open_data", "DataError", "Files", "Reader", "SequenceReader", "Videos", "cifar_npy", "jpeg_tree",
+           "mp4_tree", "zarr_store"]
 
 
 class Writer(Protocol):

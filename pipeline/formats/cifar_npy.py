@@ -21,8 +21,12 @@ from .common import DataError, Layout, Videos, fixed_frames
 from .common import Reader as BaseReader
 from .common import SequenceReader as BaseSequenceReader
 
+NAME = "cifar_npy"  # its key in a run config's outputs.formats
 DIMS = IMAGE_DIMS
 STORES = (IMAGE_DIMS, SEQUENCE_DIMS)
+READERS = ("cifar10", "cifar100")  # the sources it can be written from (it stores their labels)
+# what an official release packs of it: the arrays and labels, one tarball (CIFAR-10-C's own)
+RELEASE_RANK, RELEASE_ONE_TARBALL, RELEASE_ARRAYS, RELEASE_PER_IMAGE = 0, True, True, False
 LEVELS_FILE = "severities.json"
 OFFICIAL_LEVELS = SEVERITIES  # what the official files hold
 
@@ -216,6 +220,8 @@ def stored_levels(root: Path, rows: int) -> tuple[int, ...]:
 
 class Reader(BaseReader):
     kind = "cifar_npy"
+    family = "cifar"
+    label_counts = (10, 100)
 
     def __init__(self, root: Path, classes, allow_partial: bool = False):
         from corruptions import corruption_names
@@ -268,6 +274,8 @@ class SequenceReader(BaseSequenceReader):
     """``<sequence kind>.npy`` (N, T, 32, 32, 3) uint8 and ``labels.npy`` (N,), as
     ``make_cifar_p.py`` saved them (ours alike)."""
     kind = "cifar_npy"
+    family = "cifar"
+    label_counts = (10, 100)
 
     def __init__(self, root: Path, classes, allow_partial: bool = False):
         from perturbations import sequence_names
@@ -298,3 +306,10 @@ class SequenceReader(BaseSequenceReader):
 
     def load(self, kind, index):
         return np.array(np.load(self.root / f"{kind}.npy", mmap_mode="r")[index])
+
+
+def release_files(out: Path, config, records: dict) -> list[tuple[str, str | None, str | None]]:
+    """What a release packs of a run's arrays: (path under OUT, digest or None, kernel name or None)."""
+    names = list(getattr(config, "corruptions", ()))
+    extras = ["labels.npy"] + ([LEVELS_FILE] if os.path.lexists(out / LEVELS_FILE) else [])
+    return [(f"{name}.npy", None, name) for name in names] + [(extra, None, None) for extra in extras]

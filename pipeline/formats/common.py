@@ -78,6 +78,9 @@ class Reader:
     task = "imagenet-c"
     kind = "?"
     classes: list[str] | None = None
+    family: str | None = None  # the input convention its arrays imply (CIFAR's), if any
+    class_folders = False  # classes are folder names (wnids when a 1000-class model reads them)
+    label_counts: tuple[int, ...] | None = None  # the class counts its labels can index, if fixed
 
     def cells(self) -> list[tuple[str, int]]:
         raise NotImplementedError
@@ -115,6 +118,9 @@ class SequenceReader:
     task = "imagenet-p"
     kind = "?"
     classes: list[str] | None = None
+    family: str | None = None  # as Reader's
+    class_folders = False
+    label_counts: tuple[int, ...] | None = None
     in_workers = False
     by_source = False
 

@@ -15,7 +15,10 @@ from .common import LEVEL_NAMES, DataError, Files, Layout, jpeg_bytes
 from .common import Reader as BaseReader
 
 DIMS = IMAGE_DIMS
+NAME = "jpeg"  # its key in a run config's outputs.formats
 STORES = (IMAGE_DIMS,)  # the blocks it stores: ImageNet-C's
+# what an official release packs of it: every image file, in family tarballs (ImageNet-C's own)
+RELEASE_RANK, RELEASE_ONE_TARBALL, RELEASE_ARRAYS, RELEASE_PER_IMAGE = 1, False, False, True
 
 
 class JpegSettings(Settings):
@@ -123,6 +126,7 @@ def recognise(path: Path) -> bool:
 class Reader(BaseReader):
     """``root/<corruption>/<severity>/<class>/<image>``: ours or the official download."""
     kind = "jpeg_tree"
+    class_folders = True
 
     def __init__(self, root: Path, classes: list[str] | None, allow_partial: bool = False):
         from corruptions import corruption_names
@@ -141,3 +145,11 @@ class Reader(BaseReader):
 
     def count(self, cell):
         return len(self.files(cell).paths)
+
+
+def release_files(out: Path, config, records: dict) -> list[tuple[str, str | None, str | None]]:
+    """What a release packs of a run's tree: (path under OUT, its manifest digest, corruption) of
+    every image of the run's corruptions, from the manifest ``records``."""
+    names = set(getattr(config, "corruptions", ()))
+    return [(path, digest, record["name"]) for record in records.values() if record["name"] in names
+            for path, digest in record["outputs"][NAME].items()]

@@ -35,6 +35,7 @@ from .common import DataError, Layout, SequenceReader, Videos
 
 SUFFIX = ".mp4"
 PIXEL_FORMATS = ("yuv444p", "yuv420p")
+NAME = "mp4"  # its key in a run config's outputs.formats
 STORES = (DIMS,)  # ImageNet-P's sequences
 # x264's C macroblock-tree code instead of the CPU's assembly: see the module docstring
 X264_PARAMS = "cpu-independent=1"
@@ -300,6 +301,7 @@ class Reader(SequenceReader):
     listed per kind in ImageFolder's order; a kind folder without videos and a folder that is
     no sequence kind are reported in ``problems`` and left out."""
     kind = "mp4_tree"
+    class_folders = True
     in_workers = True
 
     def __init__(self, root: Path, classes, allow_partial: bool = False):

@@ -34,6 +34,7 @@ from .zarr_codecs import JpegCodec
 
 DIMS = IMAGE_DIMS
 CODECS = ("jpeg", "zstd", "blosc", "gzip", "none")
+NAME = "zarr"  # its key in a run config's outputs.formats
 STORES = (IMAGE_DIMS, SEQUENCE_DIMS)
 
 

@@ -17,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from ..files import Busy, FolderLock, UnsafePath, make_folders, read_bytes, write_bytes
+from ..formats import release_format
 from . import webdataset
 from .card import croissant, dataset_card, member_counts
 from .plan import CARD, CROISSANT, MEMBERS, RUN, SINGLE_RELEASES, SUMS, TITLES, Member, PublishError, member_size, plan_release
@@ -81,7 +82,7 @@ def _publish(out: Path, dist: Path, run: dict, config, members: dict[str, list[M
     everything = sorted(done)
     written_shards = [entry for entry in everything if entry[0].startswith(f"{webdataset.FOLDER}/")]
     single = config.name in SINGLE_RELEASES
-    npy = "cifar_npy" in config.outputs.formats
+    npy = release_format(config.outputs.formats).RELEASE_ARRAYS
     try:
         failures = sum(1 for line in read_bytes(out, "failures.jsonl").splitlines() if line.strip())
     except FileNotFoundError:

@@ -14,6 +14,7 @@ from ..files import (
     read_bytes,
     split,
 )
+from ..formats import release_format
 from ..runconfig import RunConfig, stored_run_config
 from ..tasks import task_from_config
 
@@ -57,30 +58,22 @@ def plan_release(out: Path) -> tuple[dict, RunConfig, dict[str, list[Member]]]:
     records = read_manifest(out)
     if not records:
         raise PublishError(f"{out}: {MANIFEST} lists no finished keys")
-    names = config.corruptions
     expected = {key.id for key in task_from_config(config).keys(run["identity"]["images"], config.shard_size)}
     missing = sorted(expected - set(records))
     if missing:
         raise PublishError(f"{out}: the run is not finished ({len(missing)} keys missing, e.g. {missing[0]}); "
                            "re-run the same generate command first")
     top = SINGLE_RELEASES.get(config.name)
-    tarballs: dict[str, list[Member]] = {}
-    if "cifar_npy" in config.outputs.formats:
-        extras = ["labels.npy"] + (["severities.json"] if os.path.lexists(out / "severities.json") else [])
-        files = [f"{name}.npy" for name in names] + extras
-        tarballs[f"{top or config.name}.tar"] = [Member(f"{top or config.name}/{f}", f, None)
-                                                    for f in sorted(files)]
-    elif "jpeg" in config.outputs.formats:
-        for record in records.values():
-            if record["name"] not in names:
-                continue
-            group = f"{top}.tar" if top else f"{tarball_of(record['name'])}.tar"
-            for path, digest in record["outputs"]["jpeg"].items():
-                member = f"{top}/{path}" if top else path
-                tarballs.setdefault(group, []).append(Member(member, path, digest))
-    else:
+    release = release_format(config.outputs.formats)
+    if release is None:
         raise PublishError(f"{out}: the run wrote neither a JPEG tree nor CIFAR .npy files: nothing to release "
                            "in an official layout")
+    tarballs: dict[str, list[Member]] = {}
+    for path, digest, name in release.release_files(out, config, records):
+        # one tarball named for the release (its files under that folder), or one per family
+        base = top or config.name if release.RELEASE_ONE_TARBALL else top or tarball_of(name)
+        member = f"{base}/{path}" if release.RELEASE_ONE_TARBALL or top else path
+        tarballs.setdefault(f"{base}.tar", []).append(Member(member, path, digest))
     check_member_names([m for group in tarballs.values() for m in group], out)
     return run, config, {name: sorted(members, key=lambda m: m.name) for name, members in sorted(tarballs.items())}
 

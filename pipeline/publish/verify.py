@@ -16,6 +16,7 @@ from ..files import (
     read_bytes,
     sha256,
 )
+from ..formats import release_format
 from ..formats.common import LEVEL_NAMES, jpeg_bytes
 from ..formats.jpeg_tree import parse_path, relative_path
 from ..runconfig import stored_run_config
@@ -236,7 +237,8 @@ def audit(dist: Path, source: str, published: dict[str, str], sample: int, log) 
         config = stored_run_config(run["config"])
     except (ValueError, KeyError, TypeError) as exc:
         return [f"{RUN}: cannot be read as a run record ({exc})"]
-    if "jpeg" not in config.outputs.formats or "cifar_npy" in config.outputs.formats:
+    release = release_format(config.outputs.formats)
+    if release is None or not release.RELEASE_PER_IMAGE:
         return ["--source: the regeneration audit covers JPEG releases (this one holds .npy arrays)"]
     listing = read_source(config.reader, source, config.labels)
     by_output = {"/".join(relative_path("_", 1, item)[2:]): item for item in listing.items}

@@ -22,6 +22,7 @@ from .. import metrics
 from ..formats import DataError, open_data
 from ..progress import progress
 from ..readers import imagenet_wnids
+from ..tasks import scoring_kind
 from .config import FAMILIES, for_family, load_baseline, load_scoring_config, wnid_class_folders
 from .errors import ScoreError
 from .evaluate import check_labels, check_model, evaluate
@@ -38,9 +39,7 @@ def data_family(data, on_the_fly) -> str:
     CIFAR / Tiny / 64 px run config produced on the fly; ImageNet otherwise."""
     if on_the_fly is not None and on_the_fly.variant in FAMILIES:
         return on_the_fly.variant
-    if data.kind == "cifar_npy":
-        return "cifar"
-    return "imagenet"
+    return data.family or "imagenet"
 
 
 def default_classes(num_outputs: int, data) -> list[str] | None:
@@ -98,7 +97,7 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
         from .on_the_fly import on_the_fly_data
         data = on_the_fly_data(on_the_fly, classes, mp4_round_trip)
         data_path = data.source.root
-        if data.task == "imagenet-p":
+        if scoring_kind(data.task) == "sequences":
             clean_path = None  # the source; ImageNet-P's clean error comes from its sequences
         elif clean_path is None and on_the_fly.reader == "imagenet_folders":
             clean_path = data.source.root  # the clean set is the source itself
@@ -106,7 +105,7 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
         data = open_data(data_path, classes, allow_partial)
     config = for_family(config, data_family(data, on_the_fly), model_inputs)
     normalise = Normaliser(config, device)
-    if data.task == "imagenet-p":
+    if scoring_kind(data.task) == "sequences":
         return _score_imagenet_p(model, data, data_path, clean_path, out, config, device, normalise, classes,
                                  allow_partial, stream, _model_info(model_spec, name, weights))
     cells = data.cells()
@@ -121,11 +120,13 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
     inference = EAGER
     if config.optimize:
         model, inference = optimise(model, example, say=lambda line: print(line, file=stream, flush=True))
-    if classes is None and data.kind == "jpeg_tree":
+    if classes is None and data.class_folders:
         wnid_class_folders({os.path.basename(os.path.dirname(p)) for p in data.files(cells[0]).paths}, num_classes)
-    if classes is None and data.kind == "cifar_npy" and num_classes not in (10, 100):
-        raise ScoreError(f"CIFAR data, but the model gives N x {num_classes} outputs, not N x 10 or N x 100; give "
-                         "--classes (one class name per output) to map its outputs")
+    if classes is None and data.label_counts and num_classes not in data.label_counts:
+        counts = " or ".join(f"N x {n}" for n in data.label_counts)
+        raise ScoreError(f"{data.family.upper() if data.family else data.kind} data, but the model gives N x "
+                         f"{num_classes} outputs, not {counts}; give --classes (one class name per output) to map "
+                         "its outputs")
     if classes is None:
         classes = default_classes(num_classes, data)
         if classes is not None and data.classes is None and on_the_fly is None:
@@ -156,7 +157,7 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
     summary = metrics.summarize_c({c: {int(s): e for s, e in v.items()} for c, v in errors.items()}, clean_error,
                                   baseline, allow_partial)
     results = {
-        "task": "imagenet-c", "model": _model_info(model_spec, name, weights),
+        "task": data.task, "model": _model_info(model_spec, name, weights),
         "data": {"path": str(Path(data_path).resolve()), "kind": data.kind, "images": counts,
                  "clean": str(Path(clean_path).resolve()) if clean_path else None, "unreadable": unreadable,
                  **({"on_the_fly": data.identity()} if on_the_fly is not None else {})},

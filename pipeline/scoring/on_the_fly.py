@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..formats import DataError, mp4_tree
+from ..formats import DataError, images_as_stored, mp4_tree
 from ..formats.common import SequenceReader, Videos, fixed_frames, jpeg_bytes
 from ..readers import read_source
 from ..task import SEQUENCE_DIMS, Key
@@ -28,6 +28,9 @@ from .loader import decode_bytes, fit
 class _FromSource:
     """What both tasks share: the run config, its generation task and its clean source."""
     kind = "on_the_fly"
+    family = None  # the run config's variant says it (scoring.data_family)
+    class_folders = False  # labels are the source's own
+    label_counts = None
 
     def _open(self, config, classes) -> None:
         self.config = config
@@ -60,7 +63,7 @@ class OnTheFly(_FromSource):
     def __init__(self, config, classes=None):
         self._open(config, classes)
         # what the materialised benchmark holds: JPEG files, or CIFAR's raw arrays
-        self.jpeg = "cifar_npy" not in config.outputs.formats
+        self.jpeg = images_as_stored(config.outputs.formats) == "jpeg"
 
     def stored_as(self) -> str:
         return "jpeg" if self.jpeg else "raw"
@@ -123,7 +126,7 @@ class OnTheFlySequences(_FromSource, SequenceReader):
     by_source = True
 
     def __init__(self, config, classes=None, mp4_round_trip: bool = False):
-        if mp4_round_trip and "mp4" not in config.outputs.formats:
+        if mp4_round_trip and mp4_tree.NAME not in config.outputs.formats:
             raise DataError(f"--mp4-round-trip: run config {config.name!r} stores no MP4s (formats: "
                             f"{', '.join(config.outputs.formats)}); its benchmark is the lossless frames")
         SequenceReader.__init__(self)

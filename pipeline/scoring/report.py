@@ -11,6 +11,13 @@ import numpy as np
 from corruptions import corruption_names
 
 from ..files import make_folders, write_bytes
+from ..tasks import TASKS
+
+
+def scored_as(results: dict) -> str | None:
+    """How a results record was scored ("images" or "sequences", its task's ``TaskSpec.scoring``)."""
+    spec = TASKS.get(results.get("task"))
+    return spec.scoring if spec is not None else None
 
 SHORT = {"gaussian_noise": "Gauss.", "shot_noise": "Shot", "impulse_noise": "Impulse", "defocus_blur": "Defocus",
          "glass_blur": "Glass", "motion_blur": "Motion", "zoom_blur": "Zoom", "snow": "Snow", "frost": "Frost",
@@ -152,7 +159,7 @@ def bar_chart(results_list: list[dict], path: Path) -> None:
 
 
 def write_results(results: dict, out: Path) -> None:
-    if results.get("task") == "imagenet-p":
+    if scored_as(results) == "sequences":
         return write_p_results(results, out)
     make_folders(out)
     write_bytes(out, "results.json", json.dumps(results, indent=1, sort_keys=True).encode())
@@ -324,7 +331,9 @@ def _malformed(results: dict) -> str | None:
         return "clean_error is not a number"
     if not isinstance(results.get("data", {}), dict) or not isinstance(results.get("missing", []), list):
         return "data or missing is malformed"
-    if results["task"] == "imagenet-c":
+    if scored_as(results) is None:
+        return f"task {results['task']!r} is not a benchmark of this version"
+    if scored_as(results) == "images":
         for key, depth in (("errors", 2), ("ce", 1), ("relative_ce", 1)):
             if not numbers(results.get(key), depth):
                 return f"{key} is not a table of numbers"
@@ -353,7 +362,7 @@ def leaderboard(results_list: list[dict]) -> tuple[str, list[dict]]:
     models: dict[str, dict] = {}
     for results in results_list:
         row = models.setdefault(results["model"]["name"], {"name": results["model"]["name"]})
-        if results["task"] == "imagenet-c":
+        if scored_as(results) == "images":
             row.update(error=results["clean_error"], mce=results["mce"], relative_mce=results["relative_mce"])
         else:
             row.update(mfr=results["mfr"], mt5d=results["mt5d"])
@@ -395,8 +404,8 @@ def compare(paths: list[str], out: str | None) -> str:
     """ImageNet-C and ImageNet-P results of several models in one comparison: a leaderboard,
     the paper's tables for each benchmark present, charts."""
     results_list = [read_results(p) for p in paths]
-    c_results = [r for r in results_list if r["task"] == "imagenet-c"]
-    p_results = [r for r in results_list if r["task"] == "imagenet-p"]
+    c_results = [r for r in results_list if scored_as(r) == "images"]
+    p_results = [r for r in results_list if scored_as(r) == "sequences"]
     board, rows = leaderboard(results_list)
     parts = [board] if p_results or len(c_results) > 1 else []
     if c_results:

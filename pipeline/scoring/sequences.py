@@ -341,7 +341,7 @@ def score_sequences(model, data: SequenceReader, data_path, config, device, norm
     inference = EAGER
     if config.optimize:
         model, inference = optimise(model, example, say=lambda line: print(line, file=stream, flush=True))
-    if classes is None and data.classes is None and data.kind == "mp4_tree":
+    if classes is None and data.classes is None and data.class_folders:
         if wnid_class_folders({Path(name).parent.name for name in data.videos(kinds[0]).names}, num_classes):
             data = reopen(list(imagenet_wnids()))
             table = video_table(data)
@@ -359,7 +359,7 @@ def score_sequences(model, data: SequenceReader, data_path, config, device, norm
     left_out = list(data.problems) + left_out
     frames = int(kept.frames.sum())
     results = {
-        "task": "imagenet-p",
+        "task": data.task,
         "data": {"path": str(Path(data_path).resolve()), "kind": data.kind, "sequences": per_kind,
                  "left_out": left_out},
         "device": str(device), "seconds": round(seconds, 3), "frames": frames,
