@@ -18,7 +18,6 @@ mFR and mT5D (``metrics.summarize_p``).
 from __future__ import annotations
 
 import collections
-import contextlib
 import os
 import sys
 import time
@@ -34,6 +33,7 @@ from ..formats import DataError, SequenceReader
 from ..progress import progress
 from .config import load_baseline, wnid_class_folders
 from .errors import ScoreError
+from .evaluate import check_logits, run_model
 from .loader import before_fork, worker_settings
 
 STEPS = (1, 2, 3)  # frame distances measured for temporal kinds (test.py's --difficulty)
@@ -172,20 +172,29 @@ class _PerVideo:
 
 def evaluate_sequences(model, reader: SequenceReader, table: list[Video], config, device, normalise,
                        bar) -> _PerVideo:
-    """Run the model over every video of ``table``; per-video results. Each batch's reductions
-    are copied back while the next batch is read and launched, so the device never waits."""
+    """Run the model over every video of ``table`` (``evaluate.run_model``, reducing each batch
+    to its videos' measures on the device); per-video results."""
     import torch
     kept = _PerVideo(len(table))
-    autocast = (torch.autocast(device.type, dtype=torch.bfloat16 if config.amp == "bf16" else torch.float16)
-                if config.amp else contextlib.nullcontext())
 
-    def account(done):
-        ready, finite, entries = done
-        if ready is not None:
-            ready.synchronize()
-        if not bool(finite):
-            raise ScoreError(f"the model's outputs hold NaN or infinite values (videos {table[entries[0][0][0]].name} "
-                             "...); a result from them would be meaningless")
+    def reduce(logits, context):
+        frames, lengths, ids = context
+        entries = []
+        lengths_list, ids_list = lengths.tolist(), ids.tolist()
+        noise = family(table[ids_list[0]].kind) == "noise"
+        offsets = np.concatenate([[0], np.cumsum(lengths_list)])
+        by_length = collections.defaultdict(list)
+        for position, length in enumerate(lengths_list):
+            by_length[length].append(position)
+        for length, positions in by_length.items():
+            stacked = torch.stack([logits[offsets[p]:offsets[p] + length] for p in positions])
+            per_step, first = video_metrics(stacked, noise)
+            per_step = {s: [v.to("cpu", non_blocking=True) for v in values] for s, values in per_step.items()}
+            entries.append(([ids_list[p] for p in positions], tuple(frames.shape[1:3]), [length] * len(positions),
+                            per_step, first.to("cpu", non_blocking=True)))
+        return entries
+
+    def account(entries, context):
         for ids, size, lengths, per_step, first in entries:
             kept.frames[ids] = lengths
             kept.size[ids] = size
@@ -194,38 +203,16 @@ def evaluate_sequences(model, reader: SequenceReader, table: list[Video], config
                 kept.values[ids, STEPS.index(step)] = torch.stack(values, 1).numpy()
             bar.update(len(ids))
 
-    pending = None
-    for groups, failed in _loader(reader, table, _chunks(reader, table, config.batch_size), config,
-                                  device.type == "cuda"):
-        for video_id, reason in failed:
-            kept.failed[int(video_id)] = reason
-        for frames, lengths, ids in groups:
-            with torch.inference_mode(), autocast:
-                logits = model(normalise(frames))
-            with torch.inference_mode():
-                finite = torch.isfinite(logits).all().to("cpu", non_blocking=True)
-                entries = []
-                lengths_list, ids_list = lengths.tolist(), ids.tolist()
-                noise = family(table[ids_list[0]].kind) == "noise"
-                offsets = np.concatenate([[0], np.cumsum(lengths_list)])
-                by_length = collections.defaultdict(list)
-                for position, length in enumerate(lengths_list):
-                    by_length[length].append(position)
-                for length, positions in by_length.items():
-                    stacked = torch.stack([logits[offsets[p]:offsets[p] + length] for p in positions])
-                    per_step, first = video_metrics(stacked, noise)
-                    per_step = {s: [v.to("cpu", non_blocking=True) for v in values] for s, values in per_step.items()}
-                    entries.append(([ids_list[p] for p in positions], tuple(frames.shape[1:3]), [length] * len(positions),
-                                    per_step, first.to("cpu", non_blocking=True)))
-            ready = None
-            if device.type == "cuda":
-                ready = torch.cuda.Event()
-                ready.record()
-            if pending is not None:
-                account(pending)
-            pending = (ready, finite, entries)
-    if pending is not None:
-        account(pending)
+    def inputs():
+        for groups, failed in _loader(reader, table, _chunks(reader, table, config.batch_size), config,
+                                      device.type == "cuda"):
+            for video_id, reason in failed:
+                kept.failed[int(video_id)] = reason
+            for frames, lengths, ids in groups:
+                yield frames, (frames, lengths, ids)
+
+    run_model(model, inputs(), config, device, normalise, reduce, account,
+              lambda context: f"(videos {table[int(context[2][0])].name} ...)")
     return kept
 
 
@@ -315,15 +302,9 @@ def _first_video(reader: SequenceReader, table: list[Video]) -> np.ndarray:
 
 
 def check_sequence_model(model, frames: np.ndarray, normalise):
+    """``evaluate.check_logits`` on a video's first two frames."""
     import torch
-    example = normalise(torch.from_numpy(np.ascontiguousarray(frames[:2])))
-    with torch.inference_mode():
-        out = model(example)
-    if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != example.shape[0]:
-        shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-        raise ScoreError(f"the model's output must be N x num_classes logits; for N = {example.shape[0]} frames "
-                         f"it gave {shape}")
-    return int(out.shape[1]), example
+    return check_logits(model, torch.from_numpy(np.ascontiguousarray(frames[:2])), normalise, " frames")
 
 
 def score_sequences(model, data: SequenceReader, data_path, config, device, normalise, classes,
