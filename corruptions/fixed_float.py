@@ -60,6 +60,35 @@ def _fma(typingctx, a, b, c):
     return signature, codegen
 
 
+@intrinsic
+def _fma64(typingctx, a, b, c):
+    """``a * b + c`` rounded once to float64 (LLVM's ``llvm.fma.f64``)."""
+    signature = types.float64(types.float64, types.float64, types.float64)
+
+    def codegen(context, builder, sig, args):
+        f64 = ir.DoubleType()
+        function = cgutils.get_or_insert_function(builder.module, ir.FunctionType(f64, [f64, f64, f64]),
+                                                  "llvm.fma.f64")
+        return builder.call(function, args)
+    return signature, codegen
+
+
+@njit(cache=True, nogil=True)
+def _fma64_arrays(a, b, c, out):
+    for i in range(out.size):
+        out.flat[i] = _fma64(a.flat[i], b.flat[i], c.flat[i])
+
+
+def fma64(a, b, c) -> np.ndarray:
+    """Elementwise ``a * b + c`` in float64 with one rounding, broadcast like numpy (OpenBLAS's
+    FMA kernels compute, for instance, ``np.linalg.norm`` of a 2-vector as
+    ``sqrt(fma(y, y, x * x))``; this gives those bits on any CPU)."""
+    a, b, c = np.broadcast_arrays(*(np.asarray(v, np.float64) for v in (a, b, c)))
+    out = np.empty(a.shape, np.float64)
+    _fma64_arrays(np.ascontiguousarray(a), np.ascontiguousarray(b), np.ascontiguousarray(c), out)
+    return out
+
+
 @njit(cache=True, nogil=True)
 def fma32(a, b, c):
     """``a * b + c`` in float32 with one rounding (for tests and callers outside numba)."""
