@@ -40,6 +40,9 @@ class VariantFile(Settings):
     # one entry per perturbation
     sequence_stages: Any = None
     perturbations: Any = None
+    # ImageNet-C-bar's / CIFAR-10-C-bar's constants (read by corruptions.bar.config): the variant's
+    # benchmark, one entry per corruption in its order
+    c_bar: Any = None
 
 
 @dataclass(frozen=True)
