@@ -12,7 +12,8 @@ PREVIEW ?= .demo/preview-$(VARIANT)-$(PHOTO).png
 .PHONY: setup system-deps test test-all preview bench bench-pipeline bench-scoring bench-publish demo score publish \
 	verify clean \
 	imagenet-c imagenet-c-inception imagenet-64-c tiny-imagenet-c cifar-10-c cifar-100-c \
-	imagenet-p imagenet-p-inception imagenet-64-p tiny-imagenet-p cifar-10-p cifar-100-p bench-perturbations
+	imagenet-p imagenet-p-inception imagenet-64-p tiny-imagenet-p cifar-10-p cifar-100-p bench-perturbations \
+	imagenet-c-bar cifar-10-c-bar
 
 $(VENV)/.installed: pyproject.toml
 	$(MAKE) system-deps
@@ -72,9 +73,10 @@ score: setup
 	$(PY) -m pipeline score --model "$(MODEL)" --data "$(DATA)" $(if $(CLEAN),--clean "$(CLEAN)") --out "$(RESULTS)" $(ARGS)
 
 # The datasets: make imagenet-c SOURCE=/data/imagenet/val OUT=/data/imagenet-c [ARGS="--workers 16"]
-# (and make imagenet-p SOURCE=... OUT=...: all 20 ImageNet-P sequence kinds)
+# (and make imagenet-p SOURCE=... OUT=...: all 20 ImageNet-P sequence kinds; make imagenet-c-bar / cifar-10-c-bar:
+# ImageNet-C-bar's and CIFAR-10-C-bar's ten corruptions x five levels)
 DATASETS := imagenet-c imagenet-c-inception imagenet-64-c tiny-imagenet-c cifar-10-c cifar-100-c \
-	imagenet-p imagenet-p-inception imagenet-64-p tiny-imagenet-p cifar-10-p cifar-100-p
+	imagenet-p imagenet-p-inception imagenet-64-p tiny-imagenet-p cifar-10-p cifar-100-p imagenet-c-bar cifar-10-c-bar
 $(DATASETS): setup
 	@test -n "$(SOURCE)" -a -n "$(OUT)" || { echo "usage: make $@ SOURCE=path OUT=path [ARGS='--workers N ...']"; exit 2; }
 	$(PY) -m pipeline generate $@ --source "$(SOURCE)" --out "$(OUT)" $(ARGS)

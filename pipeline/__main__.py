@@ -16,13 +16,13 @@ from .runconfig import SEQUENCE_GROUPS, load_run_config, parse_override
 from .tasks import scoring_kind, task_spec
 
 
-def run_overrides(args, **values) -> list[dict]:
+def run_overrides(args, names_key: str = "corruptions", **values) -> list[dict]:
     """Run config overrides from the flags generate and score --on-the-fly share (--seed,
-    --variant, --only, --severities) and from ``values`` (None: not given)."""
+    --variant, --only: the task's ``names_key``, --severities) and from ``values`` (None: not given)."""
     values.update(seed=args.seed, variant=args.variant)
     overrides = [{key: value} for key, value in values.items() if value is not None]
     if args.only:
-        overrides.append({"corruptions": list(args.only)})
+        overrides.append({names_key: list(args.only)})
     if args.severities:
         overrides.append({"severities": list(args.severities)})
     return overrides
@@ -40,10 +40,10 @@ def _on_the_fly_config(args) -> dict:
     if not args.clean:
         raise ScoreError("--on-the-fly needs --clean VAL: the clean source, read as the run config's reader reads it")
     spec = task_spec(load_run_config(args.on_the_fly).task)
-    if spec.names_key == "corruptions":
+    if spec.names_key != "sequences":
         if args.mp4_round_trip and mp4_tree.NAME not in formats_for(spec.dims):
             raise ScoreError(f"--mp4-round-trip is for ImageNet-P run configs; {args.on_the_fly} is {spec.name}")
-        return load_run_config(args.on_the_fly, run_overrides(args, source=args.clean))
+        return load_run_config(args.on_the_fly, run_overrides(args, spec.names_key, source=args.clean))
     if args.severities and not spec.severities:
         raise ScoreError("--severities: ImageNet-P has no severities; its noise difficulties are sequence kinds "
                          "(--only gaussian_noise_2 ...)")
@@ -54,11 +54,13 @@ def _on_the_fly_config(args) -> dict:
 
 def _generate(args) -> int:
     from .engine import generate
-    if args.only and task_spec(load_run_config(args.config).task).names_key == "sequences":  # one meaning of --only
+    spec = task_spec(load_run_config(args.config).task)
+    if args.only and spec.names_key == "sequences":  # one meaning of --only
         if args.sequences:
             raise ConfigError("give the ImageNet-P sequence kinds with --only or with --sequences, not both")
         args.sequences, args.only = args.only, None
-    overrides = run_overrides(args, source=args.source, out=args.out, shard_size=args.shard_size, labels=args.labels)
+    overrides = run_overrides(args, spec.names_key, source=args.source, out=args.out, shard_size=args.shard_size,
+                              labels=args.labels)
     if args.formats:
         overrides.append({"outputs": {"formats": list(args.formats)}})
     if args.sequences:

@@ -105,7 +105,7 @@ def _resolve(config):
 SPEC = TaskSpec(
     name="imagenet-p", dims=DIMS, default_formats=("mp4", "zarr"),
     default_shard_size=16, lossless_store=True, names_key="sequences", severities=False, noun="sequences",
-    scoring="sequences",
+    scoring="sequences", title="ImageNet-P",
     build=lambda config: ImageNetP(config.variant, tuple(config.sequences), config.seed, config.max_pixels),
     resolve=_resolve)
 

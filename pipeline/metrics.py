@@ -12,8 +12,18 @@ from typing import Mapping
 
 import numpy as np
 
-from corruptions import SEVERITIES, corruption_names
+from corruptions import CORRUPTIONS, SEVERITIES
 from perturbations import TEST
+
+
+def image_names(task: str = "imagenet-c") -> tuple[list[str], list[str]]:
+    """(every corruption in its benchmark's order, those the means run over) of an image
+    benchmark: ImageNet-C's 19 and 15; C-bar's 15 (ImageNet-C-bar's ten, then CIFAR-10-C-bar's
+    other five) and whichever of them were scored (the variant's ten)."""
+    from corruptions.bar import BAR
+    if task == BAR.task:
+        return BAR.names("all"), BAR.names("all")
+    return CORRUPTIONS.names("all"), CORRUPTIONS.names("benchmark")
 
 # AlexNet's top-1 error on clean ImageNet validation (the paper).
 ALEXNET_CLEAN_ERROR = 0.435
@@ -96,19 +106,26 @@ def relative_corruption_error(errors: Mapping[int, float], clean_error: float, b
 
 
 def summarize_c(errors: Mapping[str, Mapping[int, float]], clean_error: float | None,
-                baseline: Baseline | None | str = "alexnet", allow_partial: bool = False) -> dict:
+                baseline: Baseline | None | str = "alexnet", allow_partial: bool = False,
+                task: str = "imagenet-c") -> dict:
     """CE and relative CE per corruption, mCE and relative mCE over the 15 benchmark
-    corruptions. Cells that are missing are listed; the means are left out (None) unless
-    every benchmark corruption is complete, or ``allow_partial``. Without a baseline (CIFAR,
-    Tiny ImageNet: the paper gives no AlexNet errors) there are no CEs, only the errors."""
+    corruptions (``image_names(task)``: C-bar's present ones). Cells that are missing are listed;
+    the means are left out (None) unless every benchmark corruption is complete, or
+    ``allow_partial``. Without a baseline (CIFAR, Tiny ImageNet: the paper gives no AlexNet errors;
+    C-bar) there are no CEs, only the errors and their mean."""
     if baseline == "alexnet":
         baseline = Baseline.alexnet()
+    names, benchmark_names = image_names(task)
+    if task != CORRUPTIONS.task:
+        benchmark_names = [name for name in benchmark_names if name in errors]
+    if baseline is not None and not any(name in baseline.mean_errors for name in benchmark_names):
+        baseline = None  # it knows none of these corruptions (AlexNet and C-bar): errors only
     ce, relative, missing = {}, {}, []
-    for name in corruption_names("all"):
+    for name in names:
         cells = errors.get(name, {})
         absent = [s for s in SEVERITIES if s not in cells]
         if absent:
-            if cells or name in corruption_names("benchmark"):
+            if cells or name in benchmark_names:
                 missing += [f"{name}/{s}" for s in absent]
             continue
         if baseline is None or name not in baseline.mean_errors:
@@ -117,10 +134,14 @@ def summarize_c(errors: Mapping[str, Mapping[int, float]], clean_error: float | 
         if clean_error is not None:
             relative[name] = relative_corruption_error(cells, clean_error, baseline.mean_errors[name],
                                                        baseline.clean_error)
-    benchmark = [n for n in corruption_names("benchmark") if n in ce]
-    complete = len(benchmark) == len(corruption_names("benchmark"))
+    benchmark = [n for n in benchmark_names if n in ce]
+    complete = len(benchmark) == len(benchmark_names)
     use = complete or (allow_partial and benchmark)
+    whole = [n for n in benchmark_names if all(s in errors.get(n, {}) for s in SEVERITIES)]
+    whole_complete = len(whole) == len(benchmark_names)
     return {
+        "mean_error": (float(np.mean([np.mean([errors[n][s] for s in SEVERITIES]) for n in whole]))
+                       if whole and (whole_complete or allow_partial) else None),
         "baseline": baseline.name if baseline else None,
         "baseline_clean_error": baseline.clean_error if baseline else None,
         "ce": ce,

@@ -71,6 +71,17 @@ def _names(value):
 SEQUENCE_GROUPS = ("test", "validation", "difficulties", "all")
 
 
+def _bar_names(value):
+    """``benchmark`` (the variant's C-bar corruptions, resolved by the task) or a list of
+    distinct C-bar corruption names."""
+    from corruptions.bar import bar_names
+    if value == "benchmark":
+        return value
+    if not isinstance(value, (list, tuple)) or not value or len(set(value)) != len(value):
+        return None
+    return tuple(value) if all(isinstance(v, str) and v in bar_names() for v in value) else None
+
+
 def _sequences(value):
     """A group name or a list of ImageNet-P sequence kinds -> the kinds, in the paper's order."""
     from perturbations import sequence_names
@@ -120,6 +131,8 @@ class RunConfig(Settings):
     severities: listed(SEVERITIES, "a list of distinct values among 1, 2, 3, 4, 5") = SEVERITIES
     sequences: checked(f"one of {', '.join(SEQUENCE_GROUPS)} or a list of distinct ImageNet-P sequence kinds",
                        _sequences) = "all"
+    bar_corruptions: checked("benchmark or a list of distinct C-bar corruption names (ImageNet-C-bar's and "
+                             "CIFAR-10-C-bar's)", _bar_names) = "benchmark"
     seed: integer("a non-negative integer", 0) = 0
     # images per key: 64 for ImageNet-C, 16 for ImageNet-P (a key's block holds 16 x 41 frames)
     shard_size: integer("an integer from 1 to 1024 or null (the task's default)", 1, 1024, nullable=True) = None

@@ -87,8 +87,20 @@ class TaskSpec:
     severities: bool  # whether ``--severities`` applies
     noun: str  # what its outputs are called in messages
     scoring: str  # how a model is scored on it: "images" (error per cell, CE, mCE) or "sequences" (FR, T5D)
+    title: str  # its name in reports (ImageNet-C)
     build: Callable[[Any], "Task"]  # the task a resolved run config (``runconfig.RunConfig``) asks for
     resolve: Callable[[Any], Any] = lambda config: config  # a run config with the settings only it resolves
+    card: "CardText | None" = None  # what a release's dataset card says of it (None: not released)
+
+
+@dataclass(frozen=True)
+class CardText:
+    """A benchmark's own words in a release's dataset card and Croissant metadata (Markdown)."""
+    about: str  # completes "<title> is ...": the benchmark and its paper
+    fidelity: str  # how the generated images relate to the original generator's
+    differences: str  # bullet list: what differs from the official release
+    citation: str  # BibTeX
+    url: str  # the original generator's repository
 
 
 def shard_keys(names: Sequence[str], count: int, shard_size: int) -> list[Key]:

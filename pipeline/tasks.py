@@ -4,10 +4,10 @@ line look it up here instead of branching on a name. Adding a benchmark: its tas
 one line below."""
 from __future__ import annotations
 
-from . import imagenet_c, imagenet_p
+from . import imagenet_c, imagenet_c_bar, imagenet_p
 from .task import TaskSpec
 
-TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (imagenet_c.SPEC, imagenet_p.SPEC)}
+TASKS: dict[str, TaskSpec] = {spec.name: spec for spec in (imagenet_c.SPEC, imagenet_p.SPEC, imagenet_c_bar.SPEC)}
 
 
 def task_spec(name: str) -> TaskSpec:

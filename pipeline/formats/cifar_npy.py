@@ -17,7 +17,7 @@ from corruptions import SEVERITIES
 
 from ..files import check_name, folder, make_folders, new_file, open_existing, sha256, write_bytes
 from ..task import IMAGE_DIMS, SEQUENCE_DIMS
-from .common import DataError, Layout, Videos, fixed_frames
+from .common import DataError, Layout, Videos, fixed_frames, image_benchmark
 from .common import Reader as BaseReader
 from .common import SequenceReader as BaseSequenceReader
 
@@ -224,12 +224,12 @@ class Reader(BaseReader):
     label_counts = (10, 100)
 
     def __init__(self, root: Path, classes, allow_partial: bool = False):
-        from corruptions import corruption_names
         self.root, self.classes = Path(root), classes
         self.labels = read_labels(self.root / "labels.npy")
         self.levels = stored_levels(self.root, len(self.labels))
         self._cells = []
-        for name in corruption_names("all"):
+        self.task, names = image_benchmark(lambda name: os.path.lexists(self.root / f"{name}.npy"))
+        for name in names:
             path = self.root / f"{name}.npy"
             if os.path.lexists(path):
                 shape, dtype = array_header(path)
@@ -308,8 +308,8 @@ class SequenceReader(BaseSequenceReader):
         return np.array(np.load(self.root / f"{kind}.npy", mmap_mode="r")[index])
 
 
-def release_files(out: Path, config, records: dict) -> list[tuple[str, str | None, str | None]]:
-    """What a release packs of a run's arrays: (path under OUT, digest or None, kernel name or None)."""
-    names = list(getattr(config, "corruptions", ()))
+def release_files(out: Path, names, records: dict) -> list[tuple[str, str | None, str | None]]:
+    """What a release packs of a run's arrays (``names``: its kernels): (path under OUT, digest or
+    None, kernel name or None)."""
     extras = ["labels.npy"] + ([LEVELS_FILE] if os.path.lexists(out / LEVELS_FILE) else [])
     return [(f"{name}.npy", None, name) for name in names] + [(extra, None, None) for extra in extras]

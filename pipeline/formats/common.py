@@ -60,6 +60,25 @@ class Layout:
     versions: Mapping[str, str] = field(default_factory=dict)
 
 
+def image_registries() -> tuple:
+    """The kernel registries of the image benchmarks (ImageNet-C's, C-bar's), each naming its
+    task (``Registry.task``): a reader tells the benchmark it holds by its corruptions' names."""
+    from corruptions import CORRUPTIONS
+    from corruptions.bar import BAR
+    return CORRUPTIONS, BAR
+
+
+def image_benchmark(present) -> tuple[str, list[str]]:
+    """(task, names) of the image benchmark whose corruptions ``present(name)`` finds (in its
+    registry's order); ImageNet-C with no names where none is found."""
+    registries = image_registries()
+    for registry in registries:
+        names = [name for name in registry.names("all") if present(name)]
+        if names:
+            return registry.task, names
+    return registries[0].task, []
+
+
 class DataError(ValueError):
     """Data that cannot be read as any known layout, or that is incomplete."""
 

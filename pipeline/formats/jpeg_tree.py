@@ -11,7 +11,7 @@ from corruptions.settings import Settings, flag, integer
 from ..files import make_folders, open_folder, sha256, split, write_in
 from ..readers import class_folder_images
 from ..task import IMAGE_DIMS
-from .common import LEVEL_NAMES, DataError, Files, Layout, jpeg_bytes
+from .common import LEVEL_NAMES, DataError, Files, Layout, image_benchmark, jpeg_bytes
 from .common import Reader as BaseReader
 
 DIMS = IMAGE_DIMS
@@ -119,8 +119,7 @@ def class_index(folders: list[str], classes: list[str] | None) -> dict[str, int]
 
 
 def recognise(path: Path) -> bool:
-    from corruptions import corruption_names
-    return path.is_dir() and any((path / c).is_dir() for c in corruption_names("all"))
+    return path.is_dir() and bool(image_benchmark(lambda name: (path / name).is_dir())[1])
 
 
 class Reader(BaseReader):
@@ -129,9 +128,9 @@ class Reader(BaseReader):
     class_folders = True
 
     def __init__(self, root: Path, classes: list[str] | None, allow_partial: bool = False):
-        from corruptions import corruption_names
         self.root, self.classes = Path(root), classes
-        self._cells = [(c, int(s.name)) for c in corruption_names("all") if (self.root / c).is_dir()
+        self.task, names = image_benchmark(lambda name: (self.root / name).is_dir())
+        self._cells = [(c, int(s.name)) for c in names
                        for s in sorted((self.root / c).iterdir()) if s.is_dir() and s.name in LEVEL_NAMES]
         self._files: dict = {}
 
@@ -147,9 +146,9 @@ class Reader(BaseReader):
         return len(self.files(cell).paths)
 
 
-def release_files(out: Path, config, records: dict) -> list[tuple[str, str | None, str | None]]:
+def release_files(out: Path, names, records: dict) -> list[tuple[str, str | None, str | None]]:
     """What a release packs of a run's tree: (path under OUT, its manifest digest, corruption) of
-    every image of the run's corruptions, from the manifest ``records``."""
-    names = set(getattr(config, "corruptions", ()))
+    every image of the run's corruptions ``names``, from the manifest ``records``."""
+    names = set(names)
     return [(path, digest, record["name"]) for record in records.values() if record["name"] in names
             for path, digest in record["outputs"][NAME].items()]

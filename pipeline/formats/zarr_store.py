@@ -26,7 +26,7 @@ from corruptions.settings import Settings, integer, one_of
 
 from ..files import refuse_links, sha256, write_bytes
 from ..task import IMAGE_DIMS, SEQUENCE_DIMS
-from .common import FIXED_SHAPE_RULE, LEVEL_NAMES, DataError, Layout, Videos, fixed_frames, jpeg_bytes
+from .common import FIXED_SHAPE_RULE, LEVEL_NAMES, DataError, Layout, Videos, fixed_frames, image_benchmark, jpeg_bytes
 from .common import Reader as BaseReader
 from .common import SequenceReader as BaseSequenceReader
 from .zarr_codecs import NAME as JPEG_CODEC
@@ -263,9 +263,8 @@ class Reader(BaseReader):
 
     def __init__(self, path: Path, classes, allow_partial: bool = False):
         self.path, self.group = open_store(path, allow_partial)
-        from corruptions import corruption_names
-        self._cells = [(c, int(s)) for c in corruption_names("all") if c in self.group
-                       for s in sorted(self.group[c].array_keys()) if s in LEVEL_NAMES]
+        self.task, names = image_benchmark(lambda name: name in self.group)
+        self._cells = [(c, int(s)) for c in names for s in sorted(self.group[c].array_keys()) if s in LEVEL_NAMES]
         check_arrays(self.path, self.group, [f"{c}/{s}" for c, s in self._cells], frames=False)
         self.labels = np.asarray(self.group["labels"][...], np.int64)
         failed = set(self.group.attrs.get("failed_rows", []))

@@ -16,13 +16,15 @@ from ..files import (
 )
 from ..formats import release_format
 from ..runconfig import RunConfig, stored_run_config
-from ..tasks import task_from_config
+from ..tasks import task_from_config, task_spec
 
 SUMS, CARD, CROISSANT, MEMBERS, RUN = "SHA256SUMS", "README.md", "croissant.json", "MEMBERS", "run.json"
 # runs published as one tarball under a top folder, as their official releases are
-SINGLE_RELEASES = {"cifar-10-c": "CIFAR-10-C", "cifar-100-c": "CIFAR-100-C", "tiny-imagenet-c": "Tiny-ImageNet-C"}
+SINGLE_RELEASES = {"cifar-10-c": "CIFAR-10-C", "cifar-100-c": "CIFAR-100-C", "tiny-imagenet-c": "Tiny-ImageNet-C",
+                   "imagenet-c-bar": "ImageNet-C-Bar", "cifar-10-c-bar": "CIFAR-10-C-Bar"}
 TITLES = {"imagenet-c": "ImageNet-C", "imagenet-c-inception": "ImageNet-C (Inception-sized, 299 x 299)",
-          "imagenet-64-c": "ImageNet 64x64-C", **SINGLE_RELEASES}
+          "imagenet-64-c": "ImageNet 64x64-C", **SINGLE_RELEASES, "imagenet-c-bar": "ImageNet-C-bar",
+          "cifar-10-c-bar": "CIFAR-10-C-bar"}
 
 class PublishError(RuntimeError):
     pass
@@ -36,6 +38,11 @@ class Member:
     data: bytes | None = None  # a member made in memory (a WebDataset sample's .cls and .json)
 
 # ---------------------------------------------------------------- what goes where
+
+def kernel_names(config) -> tuple[str, ...]:
+    """The run's kernels (corruptions), under its task's run config key."""
+    return tuple(getattr(config, task_spec(config.task).names_key))
+
 
 def tarball_of(name: str) -> str:
     """The release tarball of a corruption: its family for the 15 benchmark corruptions
@@ -69,7 +76,7 @@ def plan_release(out: Path) -> tuple[dict, RunConfig, dict[str, list[Member]]]:
         raise PublishError(f"{out}: the run wrote neither a JPEG tree nor CIFAR .npy files: nothing to release "
                            "in an official layout")
     tarballs: dict[str, list[Member]] = {}
-    for path, digest, name in release.release_files(out, config, records):
+    for path, digest, name in release.release_files(out, kernel_names(config), records):
         # one tarball named for the release (its files under that folder), or one per family
         base = top or config.name if release.RELEASE_ONE_TARBALL else top or tarball_of(name)
         member = f"{base}/{path}" if release.RELEASE_ONE_TARBALL or top else path

@@ -20,7 +20,7 @@ from ..formats import release_format
 from ..formats.common import LEVEL_NAMES, jpeg_bytes
 from ..formats.jpeg_tree import parse_path, relative_path
 from ..runconfig import stored_run_config
-from ..tasks import task_from_config
+from ..tasks import task_from_config, task_spec
 from .plan import MEMBERS, RUN, SUMS
 from .tar import CHUNK, file_sha256
 from .webdataset import INDEX as WEBDATASET_INDEX
@@ -255,7 +255,8 @@ def audit(dist: Path, source: str, published: dict[str, str], sample: int, log) 
         if item is None:
             problems.append(f"regeneration: {member} has no source image in {source}")
             continue
-        task = task_from_config(config.model_copy(update={"corruptions": (name,), "severities": (level,)}))
+        task = task_from_config(config.model_copy(update={task_spec(config.task).names_key: (name,),
+                                                          "severities": (level,)}))
         shard = task.load_shard([item], 0)
         if not shard.ok[0]:
             problems.append(f"regeneration: {item.where} cannot be read: {shard.failures[0]['reason']}")

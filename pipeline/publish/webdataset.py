@@ -20,7 +20,7 @@ from pathlib import Path
 from ..formats import release_format
 from ..formats.jpeg_tree import parse_path
 from ..readers import imagenet_wnids
-from .plan import Member, PublishError, check_member_names, member_size
+from .plan import Member, PublishError, check_member_names, kernel_names, member_size
 
 FOLDER = "webdataset"
 INDEX = f"{FOLDER}/index.json"
@@ -41,7 +41,7 @@ def plan_shards(out: Path, run: dict, config, records: dict, shard_bytes: int = 
         raise PublishError("--format webdataset: for runs that wrote the JPEG tree; CIFAR arrays and ImageNet-P "
                            "videos are not packed as WebDataset shards yet")
     cells: dict[tuple[str, int], list[tuple[str, str, str, str]]] = {}
-    for path, digest, _ in release.release_files(out, config, records):
+    for path, digest, _ in release.release_files(out, kernel_names(config), records):
         parsed = parse_path(path)
         if parsed is None:
             raise PublishError(f"{out}: {path!r} is not a tree path <corruption>/<severity>/<wnid>/<file>")

@@ -155,7 +155,7 @@ def score(model_spec: str, data_path: str, clean_path: str | None = None, out: s
     bar.close()
     seconds = time.monotonic() - started
     summary = metrics.summarize_c({c: {int(s): e for s, e in v.items()} for c, v in errors.items()}, clean_error,
-                                  baseline, allow_partial)
+                                  baseline, allow_partial, data.task)
     results = {
         "task": data.task, "model": _model_info(model_spec, name, weights),
         "data": {"path": str(Path(data_path).resolve()), "kind": data.kind, "images": counts,

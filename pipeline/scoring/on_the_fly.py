@@ -62,6 +62,7 @@ class OnTheFly(_FromSource):
 
     def __init__(self, config, classes=None):
         self._open(config, classes)
+        self.task = self.generator.name  # ImageNet-C or C-bar: the benchmark made
         # what the materialised benchmark holds: JPEG files, or CIFAR's raw arrays
         self.jpeg = images_as_stored(config.outputs.formats) == "jpeg"
 

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from corruptions import corruption_names
-
 from ..files import make_folders, write_bytes
+from ..metrics import image_names
 from ..tasks import TASKS
 
 
@@ -48,13 +47,14 @@ def baseline_of(results_list: list[dict]) -> tuple[str, float | None]:
 def error_table(results_list: list[dict]) -> str:
     """Without a baseline (CIFAR, Tiny ImageNet: the paper gives no AlexNet errors): the mean
     top-1 error over severities per corruption, in percent, unnormalised."""
-    names = [n for n in corruption_names("all") if any(n in r["errors"] for r in results_list)]
+    every, benchmark_names = image_names(results_list[0].get("task", "imagenet-c"))
+    names = [n for n in every if any(n in r["errors"] for r in results_list)]
     out = ["### Top-1 error (%), mean over severities; no baseline to normalise by (give --baseline results.json)\n",
-           "| Network | Error | mean | " + " | ".join(SHORT[n] for n in names) + " |",
+           "| Network | Error | mean | " + " | ".join(SHORT.get(n, n) for n in names) + " |",
            "|" + "---|" * (3 + len(names))]
     for results in results_list:
         means = {n: 100 * float(np.mean(list(results["errors"][n].values()))) for n in names if n in results["errors"]}
-        benchmark = [means[n] for n in corruption_names("benchmark") if n in means]
+        benchmark = [means[n] for n in benchmark_names if n in means]
         clean = None if results["clean_error"] is None else 100 * results["clean_error"]
         out.append("| " + " | ".join([_md(results["model"]["name"]), _fmt(clean, 1), _fmt(np.mean(benchmark) if benchmark
                                                                                     else None, 1)]
@@ -66,9 +66,9 @@ def markdown_tables(results_list: list[dict]) -> str:
     """Rows like the paper's Table 1 (CE, mCE) and Table 2 (relative CE, relative mCE)."""
     if results_list and results_list[0].get("baseline", "AlexNet") is None:
         return error_table(results_list)
-    names = corruption_names("benchmark")
-    extras = [n for n in corruption_names("extra") if any(n in r["ce"] for r in results_list)]
-    header = ["Network", "Error", "{m}"] + [SHORT[n] for n in names + extras]
+    every, names = image_names(results_list[0].get("task", "imagenet-c"))
+    extras = [n for n in every if n not in names and any(n in r["ce"] for r in results_list)]
+    header = ["Network", "Error", "{m}"] + [SHORT.get(n, n) for n in names + extras]
     baseline, baseline_clean = baseline_of(results_list)
     out = []
     for title, key, mean_key in (("Corruption Error (CE) and mCE", "ce", "mce"),
@@ -143,7 +143,8 @@ def _csv(rows: list[list]) -> bytes:
 def bar_chart(results_list: list[dict], path: Path) -> None:
     normalised = results_list[0].get("baseline", "AlexNet") is not None
     field = "ce" if normalised else "errors"
-    names = [n for n in corruption_names("all") if any(n in r[field] for r in results_list)]
+    names = [n for n in image_names(results_list[0].get("task", "imagenet-c"))[0]
+             if any(n in r[field] for r in results_list)]
     series = []
     for results in results_list:
         if normalised:
@@ -153,7 +154,7 @@ def bar_chart(results_list: list[dict], path: Path) -> None:
                       for n in names]
             label = "mean top-1 error"
         series.append((f"{results['model']['name']} ({label})", values))
-    grouped_bars(series, [SHORT[n] for n in names],
+    grouped_bars(series, [SHORT.get(n, n) for n in names],
                  "Corruption Error (%)" if normalised else "Top-1 error (%), mean over severities", path,
                  reference=baseline_of(results_list)[0] if normalised else None)
 
@@ -166,12 +167,12 @@ def write_results(results: dict, out: Path) -> None:
     rows = [["corruption", "severity", "top1_error", "ce", "relative_ce"]]
     if results["clean_error"] is not None:
         rows.append(["clean", 0, f"{results['clean_error']:.6f}", "", ""])
-    for name in corruption_names("all"):
+    for name in image_names(results.get("task", "imagenet-c"))[0]:
         for severity, error in sorted(results["errors"].get(name, {}).items()):
             rows.append([name, severity, f"{error:.6f}", _fmt(results["ce"].get(name), 3),
                          _fmt(results["relative_ce"].get(name), 3)])
     write_bytes(out, "results.csv", _csv(rows))
-    report = [f"# ImageNet-C results: {_md(results['model']['name'])}\n",
+    report = [f"# {TASKS[results['task']].title} results: {_md(results['model']['name'])}\n",
               f"Data: `{results['data']['path']}` ({results['data']['kind']}); device {results['device']}; "
               f"{results['images_per_second']} images/s.\n", markdown_tables([results]),
               "![CE per corruption](ce.png)\n"]
@@ -404,21 +405,26 @@ def compare(paths: list[str], out: str | None) -> str:
     """ImageNet-C and ImageNet-P results of several models in one comparison: a leaderboard,
     the paper's tables for each benchmark present, charts."""
     results_list = [read_results(p) for p in paths]
-    c_results = [r for r in results_list if scored_as(r) == "images"]
+    images: dict[str, list[dict]] = {}  # per image benchmark (ImageNet-C, C-bar): their corruptions differ
+    for results in results_list:
+        if scored_as(results) == "images":
+            images.setdefault(results["task"], []).append(results)
+    c_results = [r for group in images.values() for r in group]
     p_results = [r for r in results_list if scored_as(r) == "sequences"]
     board, rows = leaderboard(results_list)
     parts = [board] if p_results or len(c_results) > 1 else []
-    if c_results:
-        parts += ["## ImageNet-C\n", markdown_tables(c_results)]
+    for task, group in images.items():
+        parts += [f"## {TASKS[task].title}\n", markdown_tables(group)]
     if p_results:
         parts += ["## ImageNet-P\n", p_tables(p_results)]
     table = "\n".join(parts)
     if out:
         make_folders(out)
         pictures = []
-        if c_results:
-            bar_chart(c_results, Path(out) / "comparison.png")
-            pictures.append("![CE](comparison.png)")
+        for task, group in images.items():
+            chart = "comparison.png" if task == "imagenet-c" else f"comparison-{task}.png"
+            bar_chart(group, Path(out) / chart)
+            pictures.append(f"![{TASKS[task].title}]({chart})")
         if p_results:
             fr_chart(p_results, Path(out) / "comparison-p.png")
             pictures.append("![FR](comparison-p.png)")
