@@ -13,6 +13,7 @@ generator made from a drawn value, never numpy's global one).
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 from scipy.fftpack import ifft2
 
 from ..fixed_float import fma64
@@ -130,11 +131,8 @@ class _Perlin:
     def __init__(self, state: np.random.RandomState):
         B = self.B
         self.p = np.arange(2 * B + 2)
-        gradients = []
-        for _ in range(2 * B + 2):
-            g = (state.randint(low=0, high=2 ** 31, size=2) % (2 * B) - B) / B
-            gradients.append(g / _norm2(g[0], g[1]))
-        self.g = np.array(gradients)
+        raw = np.array([(state.randint(low=0, high=2 ** 31, size=2) % (2 * B) - B) / B for _ in range(2 * B + 2)])
+        self.g = raw / _norm2(raw[:, 0], raw[:, 1])[:, None]  # each normalised as the original's np.linalg.norm
         for i in np.arange(B - 1, -1, -1):
             k = self.p[i]
             j = state.randint(low=0, high=2 ** 31) % B
@@ -144,37 +142,63 @@ class _Perlin:
             self.p[B + i] = self.p[i]
             self.g[B + i, :] = self.g[i, :]
 
-    def noise(self, x, y):
-        t = x + self.N
-        bx0 = np.trunc(t).astype(np.int64) % self.B
-        bx1 = (bx0 + 1) % self.B
-        rx0 = t % 1
-        rx1 = rx0 - 1.0
-        t = y + self.N
-        by0 = np.trunc(t).astype(np.int64) % self.B
-        by1 = (by0 + 1) % self.B
-        ry0 = t % 1
-        ry1 = ry0 - 1.0
-        i, j = self.p[bx0], self.p[bx1]
-        b00, b10, b01, b11 = self.p[i + by0], self.p[j + by0], self.p[i + by1], self.p[j + by1]
-        sx = rx0 ** 2 * (3.0 - 2.0 * rx0)
-        sy = ry0 ** 2 * (3.0 - 2.0 * ry0)
-        g = self.g
-        u = rx0 * g[b00, 0] + ry0 * g[b00, 1]
-        v = rx1 * g[b10, 0] + ry0 * g[b10, 1]
-        a = u + sx * (v - u)
-        u = rx0 * g[b01, 0] + ry1 * g[b01, 1]
-        v = rx1 * g[b11, 0] + ry1 * g[b11, 1]
-        b = u + sx * (v - u)
-        return 1.5 * (a + sy * (b - a))
+    def turbulence(self, x, y, octaves) -> np.ndarray:
+        """``sum |noise(f x, f y)| / f`` for f = 1, 2, 4, ... up to ``octaves``, per pixel
+        (``_perlin_turbulence``: the original's scalar arithmetic, compiled)."""
+        out = np.empty(np.shape(x), np.float64)
+        _perlin_turbulence(np.ascontiguousarray(x, np.float64).ravel(), np.ascontiguousarray(y, np.float64).ravel(),
+                           float(octaves), self.p, self.g, self.B, self.N, out.ravel())
+        return out
 
-    def turbulence(self, x, y, octaves):
+    def noise(self, x, y) -> np.ndarray:
+        return self.turbulence(x, y, 0.0)
+
+
+@njit(cache=True, nogil=True)
+def _perlin_noise_at(x, y, p, g, B, N):
+    """The original's ``PerlinNoiseGenerator.noise(x, y)``, operation for operation (numba
+    never fuses a multiply with an add, so these are numpy's float64 roundings)."""
+    t = x + N
+    bx0 = int(t) % B
+    bx1 = (bx0 + 1) % B
+    rx0 = t % 1.0
+    rx1 = rx0 - 1.0
+    t = y + N
+    by0 = int(t) % B
+    by1 = (by0 + 1) % B
+    ry0 = t % 1.0
+    ry1 = ry0 - 1.0
+    i = p[bx0]
+    j = p[bx1]
+    b00 = p[i + by0]
+    b10 = p[j + by0]
+    b01 = p[i + by1]
+    b11 = p[j + by1]
+    sx = rx0 ** 2 * (3.0 - 2.0 * rx0)
+    sy = ry0 ** 2 * (3.0 - 2.0 * ry0)
+    u = rx0 * g[b00, 0] + ry0 * g[b00, 1]
+    v = rx1 * g[b10, 0] + ry0 * g[b10, 1]
+    a = u + sx * (v - u)
+    u = rx0 * g[b01, 0] + ry1 * g[b01, 1]
+    v = rx1 * g[b11, 0] + ry1 * g[b11, 1]
+    b = u + sx * (v - u)
+    return 1.5 * (a + sy * (b - a))
+
+
+@njit(cache=True, nogil=True)
+def _perlin_turbulence(xs, ys, octaves, p, g, B, N, out):
+    """Per point: the original's ``turbulence`` (octaves > 0), or ``noise`` itself (0)."""
+    for k in range(xs.shape[0]):
+        x, y = xs[k], ys[k]
+        if octaves == 0.0:
+            out[k] = _perlin_noise_at(x, y, p, g, B, N)
+            continue
         t = 0.0
         f = 1.0
         while f <= octaves:
-            t = t + np.abs(self.noise(f * x, f * y)) / f
+            t += abs(_perlin_noise_at(f * x, f * y, p, g, B, N)) / f
             f = f * 2
-        return t
+        out[k] = t
 
 
 def perlin_noise(image, m, turbulence, seed, gain, bias, alpha):
@@ -244,21 +268,33 @@ def inverse_sparkles(image, center, radius, rays, amount, color, randomness, see
 def _bilinear(image, py, px) -> np.ndarray:
     """The original's ``bilinear_interpolation`` of ``image`` at every (py, px) (float64 grids):
     the four neighbours (black outside), weights in its order, float64 out."""
-    height, width = image.shape[:2]
-    top, left = np.floor(py).astype(np.int64), np.floor(px).astype(np.int64)
-    bottom, right = top + 1, left + 1
+    out = np.empty(np.shape(py) + (image.shape[2],), np.float64)
+    _bilinear_points(np.ascontiguousarray(image), np.ascontiguousarray(py, np.float64).ravel(),
+                     np.ascontiguousarray(px, np.float64).ravel(), out.reshape(-1, image.shape[2]))
+    return out
 
-    def at(rows, cols):
-        inside = (rows >= 0) & (rows < height) & (cols >= 0) & (cols < width)
-        values = image[np.clip(rows, 0, height - 1), np.clip(cols, 0, width - 1)]
-        return np.where(inside[..., None], values, 0)
 
-    lu, ld, ru, rd = at(top, left), at(top, right), at(bottom, left), at(bottom, right)
-    w_left = ((1.0 - px) + left)[..., None]
-    w_right = ((1.0 - right) + px)[..., None]
-    upper = lu * w_left + ld * w_right
-    lower = ru * w_left + rd * w_right
-    return upper * ((1.0 - py) + top)[..., None] + lower * ((1.0 - bottom) + py)[..., None]
+@njit(inline="always")
+def _neighbour(image, row, col, c):
+    if 0 <= row < image.shape[0] and 0 <= col < image.shape[1]:
+        return np.float64(image[row, col, c])
+    return 0.0
+
+
+@njit(cache=True, nogil=True)
+def _bilinear_points(image, py, px, out):
+    for k in range(py.shape[0]):
+        y, x = py[k], px[k]
+        top, left = int(np.floor(y)), int(np.floor(x))
+        bottom, right = top + 1, left + 1
+        w_left = (1.0 - x) + left
+        w_right = (1.0 - right) + x
+        w_top = (1.0 - y) + top
+        w_bottom = (1.0 - bottom) + y
+        for c in range(out.shape[1]):
+            upper = _neighbour(image, top, left, c) * w_left + _neighbour(image, top, right, c) * w_right
+            lower = _neighbour(image, bottom, left, c) * w_left + _neighbour(image, bottom, right, c) * w_right
+            out[k, c] = upper * w_top + lower * w_bottom
 
 
 def ripple(image, wavelengths, phases, amplitudes):
