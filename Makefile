@@ -13,7 +13,7 @@ PREVIEW ?= .demo/preview-$(VARIANT)-$(PHOTO).png
 	verify clean \
 	imagenet-c imagenet-c-inception imagenet-64-c tiny-imagenet-c cifar-10-c cifar-100-c \
 	imagenet-p imagenet-p-inception imagenet-64-p tiny-imagenet-p cifar-10-p cifar-100-p bench-perturbations \
-	imagenet-c-bar cifar-10-c-bar
+	imagenet-c-bar cifar-10-c-bar bench-c-bar
 
 $(VENV)/.installed: pyproject.toml
 	$(MAKE) system-deps
@@ -56,6 +56,9 @@ bench-pipeline: setup  ## end-to-end ms per source image, 1 and 2 workers, peak 
 
 bench-perturbations: setup  ## ImageNet-P frames and writing against the originals (ORIGINALS=.../make_imagenet_p.py)
 	$(PY) benchmarks/bench_perturbations.py $(if $(ORIGINALS),--originals "$(ORIGINALS)")
+
+bench-c-bar: setup  ## ImageNet-C-bar / CIFAR-10-C-bar kernels against the original (ORIGINALS=.../imagenet_c_bar)
+	$(PY) benchmarks/bench_c_bar.py $(if $(ORIGINALS),--originals "$(ORIGINALS)")
 
 bench-scoring: setup  ## scoring data path and loop against a naive loop shaped like ImageNet-C/test.py
 	$(PY) benchmarks/bench_scoring.py
