@@ -14,7 +14,7 @@ from .settings import ConfigError
 
 __all__ = ["corrupt", "corrupt_severities", "corruption_names", "variant_names", "load_variant", "load_variant_file",
            "as_rgb", "rng_for", "ConfigError", "Variant", "MIN_SIDE", "CORRUPTIONS", "SEVERITIES"]
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 
 MIN_SIDE = 8  # smaller images leave elastic_transform's affine points degenerate
 

@@ -24,6 +24,8 @@ def test_wheel_installs_and_runs_from_elsewhere(tmp_path):
     assert {f"corruptions/data/frost/frost{i}.{'png' if i < 4 else 'jpg'}" for i in range(1, 7)} <= set(names)
     assert any(n.endswith("data/share/imagenet-c-generator/configs/variants/imagenet.yaml") for n in names)
     assert any(n.endswith("data/share/imagenet-c-generator/configs/imagenet-c.yaml") for n in names)
+    assert any(n.endswith("data/share/imagenet-c-generator/configs/imagenet-c-bar.yaml") for n in names)
+    assert {"corruptions/bar/kernels.py", "corruptions/bar/registry.py", "corruptions/bar/config.py"} <= set(names)
     # a fresh environment whose dependencies come from this one's site-packages (not its
     # editable install of the project: nested .pth files are not processed)
     venv = tmp_path / "venv"
