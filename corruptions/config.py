@@ -64,6 +64,21 @@ def variant_names() -> list[str]:
     return list(VARIANTS)
 
 
+@dataclass(frozen=True)
+class VariantSection:
+    """The constants of one more benchmark in a variant's file (ImageNet-P's, C-bar's), with the
+    file's ImageNet-C view (``variant``: name, nominal size, path, sha256)."""
+    variant: Variant
+
+    @property
+    def name(self) -> str:
+        return self.variant.name
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.variant.size
+
+
 @functools.lru_cache(maxsize=None)
 def load_variant(name: str) -> Variant:
     """The variant called ``name`` (one of ``VARIANTS``), read from its YAML file."""

@@ -47,30 +47,20 @@ FILTER_LANES = 8
 OPENCV_RUNS_AVX2 = bool(cv2.checkHardwareSupport(11) and cv2.checkHardwareSupport(12))
 
 
-@intrinsic
-def _fma(typingctx, a, b, c):
-    """``a * b + c`` rounded once to float32 (LLVM's ``llvm.fma.f32``)."""
-    signature = types.float32(types.float32, types.float32, types.float32)
+def _fma_intrinsic(numba_type, llvm_type, name: str):
+    """An intrinsic computing ``a * b + c`` rounded once (LLVM's ``name``, e.g. ``llvm.fma.f32``)."""
+    @intrinsic
+    def fused(typingctx, a, b, c):
+        def codegen(context, builder, sig, args):
+            function = cgutils.get_or_insert_function(builder.module, ir.FunctionType(llvm_type, [llvm_type] * 3),
+                                                      name)
+            return builder.call(function, args)
+        return numba_type(numba_type, numba_type, numba_type), codegen
+    return fused
 
-    def codegen(context, builder, sig, args):
-        f32 = ir.FloatType()
-        function = cgutils.get_or_insert_function(builder.module, ir.FunctionType(f32, [f32, f32, f32]),
-                                                  "llvm.fma.f32")
-        return builder.call(function, args)
-    return signature, codegen
 
-
-@intrinsic
-def _fma64(typingctx, a, b, c):
-    """``a * b + c`` rounded once to float64 (LLVM's ``llvm.fma.f64``)."""
-    signature = types.float64(types.float64, types.float64, types.float64)
-
-    def codegen(context, builder, sig, args):
-        f64 = ir.DoubleType()
-        function = cgutils.get_or_insert_function(builder.module, ir.FunctionType(f64, [f64, f64, f64]),
-                                                  "llvm.fma.f64")
-        return builder.call(function, args)
-    return signature, codegen
+_fma = _fma_intrinsic(types.float32, ir.FloatType(), "llvm.fma.f32")
+_fma64 = _fma_intrinsic(types.float64, ir.DoubleType(), "llvm.fma.f64")
 
 
 @njit(cache=True, nogil=True)

@@ -14,25 +14,16 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Mapping
 
-from corruptions.config import Variant, check_steps, check_table, load_variant, read_yaml
+from corruptions.config import VariantSection, check_steps, check_table, load_variant, read_yaml
 from corruptions.settings import ConfigError
 
 from .registry import PERTURBATIONS, difficulties, split_kind
 
 
 @dataclass(frozen=True)
-class SequenceVariant:
-    variant: Variant  # the file's ImageNet-C view: name, nominal size, path, sha256
+class SequenceVariant(VariantSection):
     stages: Mapping[str, tuple[Mapping, ...]]
     params: Mapping[str, tuple[Mapping, ...]]  # perturbation -> one mapping per difficulty
-
-    @property
-    def name(self) -> str:
-        return self.variant.name
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.variant.size
 
     def params_for(self, kind: str) -> Mapping:
         perturbation, difficulty = split_kind(kind)

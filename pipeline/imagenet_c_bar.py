@@ -6,48 +6,24 @@ original script's float severities are each level's ``severity`` in the table)."
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
-from corruptions import load_variant, rng_for
 from corruptions.bar import BAR, corrupt_bar, load_bar
 from corruptions.settings import ConfigError
 
-from .imagenet_c import load_clean
-from .readers import DEFAULT_MAX_PIXELS, Item
-from .task import IMAGE_DIMS, Block, CardText, Key, Shard, TaskSpec, shard_keys
+from .imagenet_c import ImageNetC
+from .task import IMAGE_DIMS, Block, CardText, Key, Shard, TaskSpec
 
 DIMS = IMAGE_DIMS
 NAME = "imagenet-c-bar"
 
 
 @dataclass(frozen=True)
-class ImageNetCBar:
-    variant: str
-    names: tuple[str, ...]  # corruptions, in the variant's benchmark order
-    levels: tuple[int, ...]  # 1-5
-    seed: int
-    max_pixels: int = DEFAULT_MAX_PIXELS
+class ImageNetCBar(ImageNetC):
+    """ImageNet-C's task (keys, shard load, streams) with C-bar's kernels and constants."""
     name = NAME
-    dims = DIMS
     registry = BAR
-
-    @property
-    def image_size(self) -> tuple[int, int]:
-        return tuple(load_variant(self.variant).size)
-
-    def keys(self, count: int, shard_size: int) -> list[Key]:
-        return shard_keys(self.names, count, shard_size)
-
-    def load_shard(self, items: Sequence[Item], start: int = 0) -> Shard:
-        return load_clean(items, self.variant, start, self.max_pixels)
-
-    def family(self, name: str) -> str:
-        return self.registry.get(name).family
-
-    def rng(self, name: str, level: int, item: Item) -> np.random.Generator:
-        return rng_for(self.seed, self.variant, name, level, item.image_id, task=self.name)
 
     def produce(self, key: Key, shard: Shard) -> Block:
         """Every level of ``key.name`` for the shard's readable images; no I/O."""

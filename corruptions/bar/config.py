@@ -10,24 +10,15 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Mapping
 
-from ..config import SEVERITIES, Variant, load_variant, read_yaml
+from ..config import SEVERITIES, VariantSection, load_variant, read_yaml
 from ..settings import ConfigError, validate
 from .registry import BAR
 
 
 @dataclass(frozen=True)
-class BarVariant:
-    variant: Variant  # the file's ImageNet-C view: name, nominal size, path, sha256
+class BarVariant(VariantSection):
     names: tuple[str, ...]  # the benchmark's corruptions, in its order
     params: Mapping[str, tuple[Mapping, ...]]  # corruption -> one mapping per level
-
-    @property
-    def name(self) -> str:
-        return self.variant.name
-
-    @property
-    def size(self) -> tuple[int, int]:
-        return self.variant.size
 
     def params_for(self, corruption: str, level: int) -> Mapping:
         if corruption not in self.params:
