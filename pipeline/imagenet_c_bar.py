@@ -73,7 +73,7 @@ reproduced; this generator's own draws follow the original's distributions.""",
   booktitle={Advances in Neural Information Processing Systems},
   year={2021}
 }""",
-    url="https://github.com/facebookresearch/augmentation-corruption")
+    url="https://github.com/facebookresearch/augmentation-corruption", released=("imagenet", "cifar"))
 
 SPEC = TaskSpec(
     name=NAME, dims=DIMS, default_formats=("jpeg", "zarr"),

@@ -101,6 +101,7 @@ class CardText:
     differences: str  # bullet list: what differs from the official release
     citation: str  # BibTeX
     url: str  # the original generator's repository
+    released: tuple[str, ...] = ()  # the variants a published release has; others are extensions (said so)
 
 
 def shard_keys(names: Sequence[str], count: int, shard_size: int) -> list[Key]:

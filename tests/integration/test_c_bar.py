@@ -117,3 +117,13 @@ def test_config_mistakes_are_one_error_line_before_anything_is_written(source, t
     assert not out.exists()
     with pytest.raises(ConfigError, match="bar_corruptions"):
         load_run_config("imagenet-c-bar", [{"bar_corruptions": ["fog"]}])
+
+
+def test_the_card_says_when_a_variant_is_an_extension():
+    """299 px, 64 px and Tiny ImageNet C-bar follow the original's rules but no release has them."""
+    from pipeline.publish.card import dataset_card
+    run = {"identity": {"images": 3, "versions": {}}, "version": "0"}
+    extension = dataset_card(run, load_run_config("imagenet-c-bar", [{"variant": "inception"}]), [], {}, 0)
+    released = dataset_card(run, load_run_config("imagenet-c-bar", []), [], {}, 0)
+    assert "**An extension**: no published release of ImageNet-C-bar has the `inception` variant" in extension
+    assert "An extension" not in released
