@@ -232,10 +232,12 @@ def main(argv=None) -> int:
     pub.add_argument("--workers", type=int, help="tarballs written at once (default: one per core)")
     pub.add_argument("--check", action="store_true", help="hash every file on the way and stop at one that changed "
                      "since generation (otherwise `verify` finds it)")
-    pub.add_argument("--format", nargs="+", choices=["tree", "webdataset"], default=["tree"],
-                     help="release forms: tree (the official tarballs, the default) and/or webdataset (tar shards per "
-                          "corruption and severity, with a wids index)")
-    pub.add_argument("--shard-mb", type=int, default=1024, help="WebDataset shard size in MiB (default 1024)")
+    pub.add_argument("--format", nargs="+", choices=["tree", "webdataset", "parquet"], default=["tree"],
+                     help="release forms: tree (the official tarballs, the default), webdataset (tar shards per "
+                          "corruption and severity, with a wids index) and/or parquet (the Hugging Face layout: "
+                          "data/<corruption>_<severity>/*.parquet and configs in README.md)")
+    pub.add_argument("--shard-mb", type=int, default=1024,
+                     help="WebDataset shard and parquet file size in MiB (default 1024)")
     pub.set_defaults(run=_publish)
 
     ver = commands.add_parser("verify", help="check a release: checksums, every member, counts; with --source, "

@@ -18,20 +18,21 @@ from pathlib import Path
 
 from ..files import Busy, FolderLock, UnsafePath, make_folders, read_bytes, write_bytes
 from ..formats import release_format
-from . import webdataset
+from . import parquet, webdataset
 from .card import croissant, dataset_card, member_counts
 from .plan import CARD, CROISSANT, MEMBERS, RUN, SINGLE_RELEASES, SUMS, TITLES, Member, PublishError, member_size, plan_release
 from .tar import file_sha256, write_tarball
 from .verify import verify
 
-FORMS = ("tree", "webdataset")
+FORMS = ("tree", "webdataset", "parquet")
 
 
 def publish(out: str | os.PathLike, dist: str | os.PathLike, compress: str | None = None,
             workers: int | None = None, check: bool = False, forms: tuple[str, ...] = ("tree",),
             shard_bytes: int = webdataset.DEFAULT_SHARD_BYTES) -> list[tuple[str, str, int]]:
     """Write the release of the run in ``out`` into ``dist``, in each of ``forms``: ``tree``
-    (the official tarballs) and ``webdataset`` (``webdataset.py``'s shards). Member checksums
+    (the official tarballs), ``webdataset`` (``webdataset.py``'s shards) and ``parquet`` (the
+    Hugging Face layout, ``parquet.py``). Member checksums
     come from the manifest, so a file changed since it was written shows in ``verify``; ``check``
     hashes every file on the way as well and refuses the publish at the first changed one (about
     20% slower)."""
@@ -45,16 +46,18 @@ def publish(out: str | os.PathLike, dist: str | os.PathLike, compress: str | Non
         raise PublishError(f"--format: {unknown[0] if unknown else 'none'!r} is not a release form; allowed: "
                            f"{', '.join(FORMS)}")
     run, config, members = plan_release(out)
-    shards = {}
-    if "webdataset" in forms:
+    shards, cells = {}, {}
+    if "webdataset" in forms or "parquet" in forms:
         from ..engine import read_manifest
-        shards = webdataset.plan_shards(out, run, config, read_manifest(out), shard_bytes)
+        records = read_manifest(out)
+        shards = webdataset.plan_shards(out, run, config, records, shard_bytes) if "webdataset" in forms else {}
+        cells = parquet.plan_cells(out, config, records) if "parquet" in forms else {}
     if "tree" not in forms:
         members = {}
     make_folders(dist)
     try:
         with FolderLock(dist, remove=True):
-            return _publish(out, dist, run, config, members, shards, compress, workers, check)
+            return _publish(out, dist, run, config, members, shards, compress, workers, check, cells, shard_bytes)
     except Busy as exc:
         raise PublishError(str(exc)) from None
     except UnsafePath as exc:
@@ -62,7 +65,8 @@ def publish(out: str | os.PathLike, dist: str | os.PathLike, compress: str | Non
 
 
 def _publish(out: Path, dist: Path, run: dict, config, members: dict[str, list[Member]],
-             shards: dict[str, list[Member]], compress, workers, check) -> list[tuple[str, str, int]]:
+             shards: dict[str, list[Member]], compress, workers, check, cells: dict | None = None,
+             shard_bytes: int = webdataset.DEFAULT_SHARD_BYTES) -> list[tuple[str, str, int]]:
     suffix = ".gz" if compress == "gzip" else ""
     # (name written, members, gzip): the tree's tarballs as asked, WebDataset shards plain
     jobs = [(f"{name}{suffix}", group, bool(suffix)) for name, group in members.items()]
@@ -79,6 +83,7 @@ def _publish(out: Path, dist: Path, run: dict, config, members: dict[str, list[M
             done = list(pool.map(write_tarball, [str(out)] * len(jobs), [str(dist)] * len(jobs),
                                  [job[0] for job in jobs], [job[1] for job in jobs], [job[2] for job in jobs],
                                  [check] * len(jobs)))
+    tables = parquet.write_cells(out, dist, cells, shard_bytes) if cells else []
     everything = sorted(done)
     written_shards = [entry for entry in everything if entry[0].startswith(f"{webdataset.FOLDER}/")]
     single = config.name in SINGLE_RELEASES
@@ -87,9 +92,11 @@ def _publish(out: Path, dist: Path, run: dict, config, members: dict[str, list[M
         failures = sum(1 for line in read_bytes(out, "failures.jsonl").splitlines() if line.strip())
     except FileNotFoundError:
         failures = 0
-    counts = member_counts(members) if members else webdataset.cell_counts(shards)
+    counts = member_counts(members) if members else (webdataset.cell_counts(shards) if shards else
+                                                     {tuple(cell.rsplit("_", 1)): len(rows) for cell, rows in cells.items()})
     write_bytes(dist, RUN, read_bytes(out, "run.json"))
-    write_bytes(dist, CARD, dataset_card(run, config, everything, counts, failures).encode())
+    header = parquet.front_matter(cells) if cells else ""
+    write_bytes(dist, CARD, (header + dataset_card(run, config, everything, counts, failures)).encode())
     write_bytes(dist, CROISSANT, json.dumps(croissant(run, config, everything, single, npy), indent=1,
                                             sort_keys=True).encode())
     extra = []
@@ -98,13 +105,14 @@ def _publish(out: Path, dist: Path, run: dict, config, members: dict[str, list[M
                                                                                                  config.name)))
         extra = [webdataset.INDEX]
     lists = [f"{MEMBERS}/{name}.sha256" for name, _, _ in everything]
-    remove_stale(dist, {name for name, _, _ in everything}, lists)
-    listed = [name for name, _, _ in everything] + [CARD, CROISSANT, RUN] + extra + sorted(lists)
+    remove_stale(dist, {name for name, _, _ in everything}, lists, {name for name, _, _ in tables})
+    listed = [name for name, _, _ in everything] + [name for name, _, _ in tables] + [CARD, CROISSANT, RUN] + extra \
+        + sorted(lists)
     write_bytes(dist, SUMS, "".join(f"{file_sha256(dist, name)}  {name}\n" for name in listed).encode())
-    return everything
+    return everything + tables
 
 
-def remove_stale(dist: Path, tarballs: set[str], lists: list[str]) -> None:
+def remove_stale(dist: Path, tarballs: set[str], lists: list[str], tables: set[str] = frozenset()) -> None:
     """An earlier release's tarballs and member lists that this one does not have, and temporary
     files an interrupted publish left: removed (the names, never what a link points to), so
     DIST holds one release that verifies. Other files are left alone, and ``verify`` reports them."""
@@ -117,6 +125,15 @@ def remove_stale(dist: Path, tarballs: set[str], lists: list[str]) -> None:
             if (stale or (entry.name.startswith(".") and entry.name.endswith(".part"))) and not entry.is_dir(
                     follow_symlinks=False):
                 os.unlink(entry.path)
+    if _real_folder(dist / parquet.FOLDER):  # an earlier release's parquet files
+        for cell in os.scandir(dist / parquet.FOLDER):
+            if not cell.is_dir(follow_symlinks=False):
+                continue
+            for entry in os.scandir(cell.path):
+                name = f"{parquet.FOLDER}/{cell.name}/{entry.name}"
+                if (entry.name.endswith((".parquet", ".part")) and name not in tables
+                        and not entry.is_dir(follow_symlinks=False)):
+                    os.unlink(entry.path)
     for folder in (MEMBERS, f"{MEMBERS}/{webdataset.FOLDER}"):
         if not _real_folder(dist / folder):
             continue

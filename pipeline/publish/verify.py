@@ -188,12 +188,41 @@ def verify(dist: str | os.PathLike, source: str | None = None, sample: int = 8, 
         member_counts[tarball] = sum(name.endswith(".jpg") for name in expected)
     if WEBDATASET_INDEX in listed:
         problems += _check_index(dist, listed, member_counts)
+    problems += _check_parquet(dist, [name for name in listed if name.endswith(".parquet")])
     if counts:
         log("images per corruption and severity:")
         for name in sorted({c for c, _ in counts}):
             log(f"  {name:18s} " + "  ".join(f"{s}: {counts.get((name, s), 0)}" for s in LEVEL_NAMES))
     if source is not None and not problems:
         problems += audit(dist, source, published, sample, log)
+    return problems
+
+
+def _check_parquet(dist: Path, names: list[str]) -> list[str]:
+    """Each parquet file of the Hugging Face form has the form's schema (its columns, their types,
+    the ``datasets`` features) and only its own cell's rows; read without following links."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from .parquet import FOLDER, cell_config, expected_schema
+    problems = []
+    schema = expected_schema()
+    for name in names:
+        parts = name.split("/")
+        if len(parts) != 3 or parts[0] != FOLDER:
+            problems.append(f"{name}: not a parquet file of the form data/<corruption>_<level>/<file>.parquet")
+            continue
+        try:
+            table = pq.read_table(pa.BufferReader(read_bytes(dist, name, limit=4 << 30)))
+        except (OSError, ValueError, pa.ArrowException, UnsafePath) as exc:
+            problems.append(f"{name}: cannot be read as parquet ({type(exc).__name__}: {exc})")
+            continue
+        if not table.schema.equals(schema, check_metadata=True):
+            problems.append(f"{name}: its schema is not the release's (columns {', '.join(table.schema.names)})")
+            continue
+        cells = {cell_config(c, lv) for c, lv in zip(table["corruption"].to_pylist(), table["level"].to_pylist())}
+        if cells - {parts[1]}:
+            problems.append(f"{name}: holds rows of {', '.join(sorted(cells - {parts[1]}))}, not only {parts[1]}")
     return problems
 
 

@@ -7,7 +7,9 @@ import shutil
 import tarfile
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 from pipeline.engine import generate
 from pipeline.publish import PublishError, publish, verify
@@ -299,3 +301,72 @@ def test_a_link_planted_as_the_webdataset_folder_is_refused(release, tmp_path):
     with pytest.raises(PublishError):
         publish(out, target, forms=("webdataset",))
     assert list(elsewhere.iterdir()) == []
+
+
+def test_the_parquet_form_loads_with_the_datasets_library(release, tmp_path, monkeypatch):
+    """``publish --format parquet``: the real ``datasets`` library, offline, loads a cell's config
+    (``fog_3``-style), with and without streaming, and a corruption's config: every image of the
+    cell, its JPEG bytes equal to the tree's, its class index among the 1000 wnids, corruption and
+    level; publishing again (other shard size: other files) or into another folder gives the same
+    bytes for the same shard size; verify passes."""
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    import datasets
+
+    from pipeline.readers import imagenet_wnids
+    root, source, out, dist = release
+    hub = tmp_path / "hub"
+    publish(out, hub, forms=("parquet",), shard_bytes=8 << 10)  # small files: cells span several
+    assert verify(hub, log=lambda *a: None) == []
+    standard = {wnid: i for i, wnid in enumerate(imagenet_wnids())}
+    corruption = SETTINGS["corruptions"][0]
+    for level in SETTINGS["severities"]:
+        cell = f"{corruption}_{level}"
+        assert len(list((hub / "data" / cell).glob("*.parquet"))) > 1
+        table = datasets.load_dataset(str(hub), cell, split="validation").cast_column("image",
+                                                                                      datasets.Image(decode=False))
+        streamed = list(datasets.load_dataset(str(hub), cell, split="validation", streaming=True))
+        tree = sorted((out / corruption / str(level)).rglob("*.JPEG"))
+        assert len(table) == len(streamed) == len(tree) == 7
+        assert table.features["label"].names == list(imagenet_wnids())
+        for row, decoded in zip(table, streamed):
+            wnid = table.features["label"].names[row["label"]]
+            path = out / corruption / str(level) / wnid / row["source_file"]
+            assert (row["corruption"], row["level"]) == (corruption, level) and row["label"] == standard[wnid]
+            assert row["image"]["bytes"] == path.read_bytes()
+            assert np.array_equal(np.asarray(decoded["image"].convert("RGB")),
+                                  np.asarray(Image.open(path).convert("RGB")))
+    everything = datasets.load_dataset(str(hub), corruption, split="validation")
+    assert sorted(set(everything["level"])) == sorted(SETTINGS["severities"]) and len(everything) == 7 * 2
+    again = tmp_path / "again"
+    publish(out, again, forms=("parquet", "tree"), shard_bytes=8 << 10, workers=1)
+    tables = {line for line in digests(hub).splitlines() if "data/" in line}
+    assert tables and tables <= set(digests(again).splitlines())
+
+
+def test_a_parquet_file_with_another_schema_or_other_rows_is_named_by_verify(release, tmp_path):
+    """Tampered files whose checksums were rewritten to match: verify still names them."""
+    import hashlib
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    root, source, out, dist = release
+    hub = tmp_path / "hub"
+    publish(out, hub, forms=("parquet",))
+    files = sorted((hub / "data").rglob("*.parquet"))
+    wrong_schema, other_rows = files[0], files[1]
+    table = pq.read_table(wrong_schema)
+    pq.write_table(table.drop_columns(["source_file"]), wrong_schema)
+    moved = pq.read_table(files[2])
+    pq.write_table(pa.concat_tables([pq.read_table(other_rows), moved]), other_rows)
+    sums = (hub / "SHA256SUMS").read_text().splitlines()
+    fixed = []
+    for line in sums:
+        digest, name = line.split("  ", 1)
+        fixed.append(f"{hashlib.sha256((hub / name).read_bytes()).hexdigest()}  {name}")
+    (hub / "SHA256SUMS").write_text("\n".join(fixed) + "\n")
+    problems = verify(hub, log=lambda *a: None)
+    relative = lambda path: str(path.relative_to(hub))  # noqa: E731
+    assert any(p.startswith(relative(wrong_schema)) and "schema" in p for p in problems)
+    assert any(p.startswith(relative(other_rows)) and "holds rows of" in p for p in problems)
