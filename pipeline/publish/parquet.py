@@ -17,10 +17,9 @@ import json
 from pathlib import Path
 
 from ..files import read_bytes, sha256, write_bytes
-from ..formats import release_format
 from ..formats.jpeg_tree import parse_path
 from ..readers import imagenet_wnids
-from .plan import PublishError, kernel_names
+from .plan import PublishError, tree_images
 
 FOLDER = "data"
 SPLIT = "validation"
@@ -34,18 +33,9 @@ def cell_config(name: str, level: int) -> str:
 
 def plan_cells(out: Path, config, records: dict) -> dict[str, list[tuple[str, str, str, str, int]]]:
     """Per cell config: its rows (tree path, manifest digest, wnid, file name, level), sorted."""
-    release = release_format(config.outputs.formats)
-    if release is None or not release.RELEASE_PER_IMAGE:
-        raise PublishError("--format parquet: for runs that wrote the JPEG tree; CIFAR arrays and ImageNet-P videos "
-                           "are not written as parquet yet")
     cells: dict[str, list[tuple[str, str, str, str, int]]] = {}
-    for path, digest, _ in release.release_files(out, kernel_names(config), records):
-        parsed = parse_path(path)
-        if parsed is None:
-            raise PublishError(f"{out}: {path!r} is not a tree path <corruption>/<severity>/<wnid>/<file>")
-        name, level, rest = parsed
-        wnid, file_name = rest.split("/")
-        cells.setdefault(cell_config(name, level), []).append((path, digest, wnid, file_name, int(level)))
+    for path, digest, name, level, wnid, file_name in tree_images(out, config, records, "parquet"):
+        cells.setdefault(cell_config(name, level), []).append((path, digest, wnid, file_name, level))
     return {cell: sorted(rows, key=lambda row: (row[2], row[3])) for cell, rows in sorted(cells.items())}
 
 

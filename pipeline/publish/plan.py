@@ -39,6 +39,26 @@ class Member:
 
 # ---------------------------------------------------------------- what goes where
 
+def tree_images(out: Path, config, records: dict, form: str) -> list[tuple[str, str, str, int, str, str]]:
+    """The images a per-image release form packs (``form``: its name, for the message): (tree path,
+    manifest digest, corruption, level, wnid, file name) of each, for runs that wrote the JPEG tree."""
+    from ..formats import release_format
+    from ..formats.jpeg_tree import parse_path
+    release = release_format(config.outputs.formats)
+    if release is None or not release.RELEASE_PER_IMAGE:
+        raise PublishError(f"--format {form}: for runs that wrote the JPEG tree; CIFAR arrays and ImageNet-P videos "
+                           f"are not written as {form} yet")
+    images = []
+    for path, digest, _ in release.release_files(out, kernel_names(config), records):
+        parsed = parse_path(path)
+        if parsed is None:
+            raise PublishError(f"{out}: {path!r} is not a tree path <corruption>/<severity>/<wnid>/<file>")
+        name, level, rest = parsed
+        wnid, file_name = rest.split("/")
+        images.append((path, digest, name, int(level), wnid, file_name))
+    return images
+
+
 def kernel_names(config) -> tuple[str, ...]:
     """The run's kernels (corruptions), under its task's run config key."""
     return tuple(getattr(config, task_spec(config.task).names_key))

@@ -17,10 +17,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..formats import release_format
-from ..formats.jpeg_tree import parse_path
 from ..readers import imagenet_wnids
-from .plan import Member, PublishError, check_member_names, kernel_names, member_size
+from .plan import Member, PublishError, check_member_names, member_size, tree_images
 
 FOLDER = "webdataset"
 INDEX = f"{FOLDER}/index.json"
@@ -36,17 +34,8 @@ def sample_key(wnid: str, file_name: str) -> str:
 def plan_shards(out: Path, run: dict, config, records: dict, shard_bytes: int = DEFAULT_SHARD_BYTES
                 ) -> dict[str, list[Member]]:
     """Shard name -> its members, for the run in OUT (``records``: its manifest)."""
-    release = release_format(config.outputs.formats)
-    if release is None or not release.RELEASE_PER_IMAGE:
-        raise PublishError("--format webdataset: for runs that wrote the JPEG tree; CIFAR arrays and ImageNet-P "
-                           "videos are not packed as WebDataset shards yet")
     cells: dict[tuple[str, int], list[tuple[str, str, str, str]]] = {}
-    for path, digest, _ in release.release_files(out, kernel_names(config), records):
-        parsed = parse_path(path)
-        if parsed is None:
-            raise PublishError(f"{out}: {path!r} is not a tree path <corruption>/<severity>/<wnid>/<file>")
-        name, level, rest = parsed
-        wnid, file_name = rest.split("/")
+    for path, digest, name, level, wnid, file_name in tree_images(out, config, records, "webdataset"):
         cells.setdefault((name, level), []).append((sample_key(wnid, file_name), wnid, file_name, path, digest))
     labels = _labels(config, {sample[1] for samples in cells.values() for sample in samples})
     shards: dict[str, list[Member]] = {}
