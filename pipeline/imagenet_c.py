@@ -90,7 +90,8 @@ the originals' statistics within their seed-to-seed spread (see the generator's 
   booktitle={Proceedings of the International Conference on Learning Representations},
   year={2019}
 }""",
-    url="https://github.com/hendrycks/robustness")
+    url="https://github.com/hendrycks/robustness", creators=("Dan Hendrycks", "Thomas Dietterich"),
+    published="2019-05-06")
 
 SPEC = TaskSpec(
     name="imagenet-c", dims=DIMS, default_formats=("jpeg", "zarr"),

@@ -73,7 +73,8 @@ reproduced; this generator's own draws follow the original's distributions.""",
   booktitle={Advances in Neural Information Processing Systems},
   year={2021}
 }""",
-    url="https://github.com/facebookresearch/augmentation-corruption", released=("imagenet", "cifar"))
+    url="https://github.com/facebookresearch/augmentation-corruption", released=("imagenet", "cifar"),
+    creators=("Eric Mintun", "Alexander Kirillov", "Saining Xie"), published="2021-12-06")
 
 SPEC = TaskSpec(
     name=NAME, dims=DIMS, default_formats=("jpeg", "zarr"),

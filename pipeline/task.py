@@ -101,6 +101,8 @@ class CardText:
     differences: str  # bullet list: what differs from the official release
     citation: str  # BibTeX
     url: str  # the original generator's repository
+    creators: tuple[str, ...] = ()  # the benchmark's authors (Croissant's creator)
+    published: str = ""  # the benchmark's publication date (ISO; Croissant's datePublished)
     released: tuple[str, ...] = ()  # the variants a published release has; others are extensions (said so)
 
 

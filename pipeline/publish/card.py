@@ -5,6 +5,30 @@ from ..formats.jpeg_tree import parse_path
 from ..tasks import task_spec
 from .plan import SINGLE_RELEASES, TITLES, Member, PublishError, kernel_names
 
+CROISSANT_1_1 = "http://mlcommons.org/croissant/1.1"
+# Croissant's responsible-AI fields: what the project knows of every release it makes
+RAI = {
+    "data_collection": "Generated: the source validation images (ImageNet, Tiny ImageNet or CIFAR, as the run "
+                       "config names) run through synthetic corruptions; no new images were collected.",
+    "data_collection_type": ["Synthetic"],
+    "data_preprocessing_protocol": ["The variant's preprocessing of every source image (for ImageNet 224 px: shorter "
+                                    "side 256, bilinear, centre crop 224), then each corruption at each severity with "
+                                    "the original generator's constants, order of operations and truncation, saved as "
+                                    "the original saved it."],
+    "data_use_cases": "Evaluating the robustness of image classifiers to common corruptions (top-1 error per "
+                      "corruption and severity, CE, mCE). Not for training: a model trained on these corruptions no "
+                      "longer measures robustness to unseen ones.",
+    "data_limitations": "The corruptions are synthetic approximations of real ones; severities are the original "
+                        "benchmark's, not calibrated to human perception. Random draws follow the original's "
+                        "distributions, not its exact files, so per-image results differ from the official release's; "
+                        "the originals' quirks are kept on purpose.",
+    "data_biases": "Inherits the source dataset's biases: ImageNet's class list, geographic and demographic skew, "
+                   "and labelling errors of its validation set.",
+    "personal_sensitive_information": "The source photographs may show people; no personal information was added.",
+    "data_social_impact": "Intended to measure and improve the reliability of vision models under distribution "
+                          "shift; the images carry the source dataset's terms of access.",
+}
+
 # ---------------------------------------------------------------- card and Croissant
 
 def member_counts(members: dict[str, list[Member]]) -> dict[tuple[str, str], int]:
@@ -123,51 +147,55 @@ for sample in cell: image, label, meta = sample["jpg"], sample["cls"], sample["j
 
 
 def croissant(run: dict, config, tarballs: list[tuple[str, str, int]], single: bool, npy: bool) -> dict:
-    """Croissant 1.0 metadata: the tarballs with their sha256, the files inside them, and a record
-    set of images with their corruption, severity and class (or, for CIFAR, the arrays)."""
+    """Croissant 1.1 metadata: the tarballs with their sha256, the files inside them, a record set
+    of images with their corruption, severity and class (or, for CIFAR, the arrays), the
+    benchmark's creators and date, and the responsible-AI fields (``RAI``)."""
     try:
         import mlcroissant as mlc
     except ImportError:
         raise PublishError("Croissant metadata need mlcroissant: pip install 'imagenet-c-generator[publish]'") from None
     title = TITLES.get(config.name, config.name)
     card = task_spec(config.task).card
-    archives = [mlc.FileObject(id=name, name=name, content_url=name, content_size=f"{size} B", sha256=digest,
+    ctx = mlc.Context(conforms_to=CROISSANT_1_1)  # every node of a 1.1 document in 1.1's vocabulary
+    archives = [mlc.FileObject(ctx=ctx, id=name, name=name, content_url=name, content_size=f"{size} B", sha256=digest,
                                encoding_formats=["application/x-tar" if name.endswith(".tar") else "application/gzip"])
                 for name, digest, size in tarballs]
     prefix = r"[^/]+/" if single else ""
     if npy:
-        files = mlc.FileSet(id="array-files", name="array-files", contained_in=[a.id for a in archives],
+        files = mlc.FileSet(ctx=ctx, id="array-files", name="array-files", contained_in=[a.id for a in archives],
                             encoding_formats=["application/octet-stream"], includes=["*/*.npy"])
-        fields = [mlc.Field(id="arrays/file", name="file", data_types=[mlc.DataType.TEXT],
-                            source=mlc.Source(file_set="array-files", extract=mlc.Extract(
-                                file_property=mlc.FileProperty.filename)))]
-        record = mlc.RecordSet(id="arrays", name="arrays", fields=fields,
+        fields = [mlc.Field(ctx=ctx, id="arrays/file", name="file", data_types=[mlc.DataType.TEXT],
+                            source=mlc.Source(ctx=ctx, file_set="array-files", extract=mlc.Extract(ctx=ctx,
+                                file_property="fullpath")))]
+        record = mlc.RecordSet(ctx=ctx, id="arrays", name="arrays", fields=fields,
                                description="One (severities x images, 32, 32, 3) uint8 array per corruption, "
                                            "severity-major, and labels.npy")
         sets = [files]
     else:
-        files = mlc.FileSet(id="image-files", name="image-files", contained_in=[a.id for a in archives],
+        files = mlc.FileSet(ctx=ctx, id="image-files", name="image-files", contained_in=[a.id for a in archives],
                             encoding_formats=["image/jpeg"], includes=["*.JPEG", "*/*.JPEG", "*/*/*/*.JPEG",
                                                                        "*/*/*/*/*.JPEG"])
 
         def part(field: str, pattern: str, kind):
-            return mlc.Field(id=f"images/{field}", name=field, data_types=[kind], source=mlc.Source(
-                file_set="image-files", extract=mlc.Extract(file_property=mlc.FileProperty.fullpath),
-                transforms=[mlc.Transform(regex=pattern)]))
+            return mlc.Field(ctx=ctx, id=f"images/{field}", name=field, data_types=[kind], source=mlc.Source(ctx=ctx,
+                file_set="image-files", extract=mlc.Extract(ctx=ctx, file_property="fullpath"),
+                transforms=[mlc.Transform(ctx=ctx, regex=pattern)]))
 
-        fields = [mlc.Field(id="images/image", name="image", data_types=[mlc.DataType.IMAGE_OBJECT],
-                            source=mlc.Source(file_set="image-files", extract=mlc.Extract(
-                                file_property=mlc.FileProperty.content))),
+        fields = [mlc.Field(ctx=ctx, id="images/image", name="image", data_types=[mlc.DataType.IMAGE_OBJECT],
+                            source=mlc.Source(ctx=ctx, file_set="image-files", extract=mlc.Extract(ctx=ctx,
+                                file_property="content"))),
                   part("corruption", rf"^{prefix}([^/]+)/[^/]+/[^/]+/[^/]+$", mlc.DataType.TEXT),
                   part("severity", rf"^{prefix}[^/]+/([1-5])/[^/]+/[^/]+$", mlc.DataType.INTEGER),
                   part("wnid", rf"^{prefix}[^/]+/[^/]+/([^/]+)/[^/]+$", mlc.DataType.TEXT)]
-        record = mlc.RecordSet(id="images", name="images", fields=fields,
+        record = mlc.RecordSet(ctx=ctx, id="images", name="images", fields=fields,
                                description="Corrupted validation images with their corruption, severity and class")
         sets = [files]
-    metadata = mlc.Metadata(
+    metadata = mlc.Metadata(ctx=ctx,
         name=title, url=card.url, version=str(run["version"]),
         description=f"{title}: {card.about} ({config.variant} variant), {len(kernel_names(config))} corruptions x "
                     f"{len(config.severities)} severities, generated with root seed {config.seed}.",
-        cite_as=card.citation, license=["https://image-net.org/download"],
+        cite_as=card.citation, license=["https://image-net.org/download"], conforms_to=CROISSANT_1_1,
+        creators=[mlc.Person(ctx=ctx, name=name) for name in card.creators], date_published=card.published or None,
+        **RAI,
         distribution=[*archives, *sets], record_sets=[record])
     return metadata.to_json()

@@ -69,6 +69,15 @@ def test_the_release_layout_card_and_croissant(release):
     for words in ("Hendrycks", "@inproceedings", "seed 0", "sha256sum -c SHA256SUMS", "python -m pipeline score",
                   "terms of access", "in distribution", "| frost | 7 | 7 |", "numpy"):
         assert words in card, words
+    metadata = json.loads((dist / "croissant.json").read_text())
+    assert metadata["conformsTo"] == "http://mlcommons.org/croissant/1.1"
+    assert [c["name"] for c in metadata["creator"]] == ["Dan Hendrycks", "Thomas Dietterich"]
+    assert metadata["datePublished"] and metadata["license"] and metadata["citeAs"].startswith("@inproceedings")
+    for field in ("rai:dataLimitations", "rai:dataBiases", "rai:dataUseCases", "rai:dataCollection",
+                  "rai:personalSensitiveInformation"):
+        assert metadata[field], field
+    assert "Not for training" in metadata["rai:dataUseCases"] and "ImageNet" in metadata["rai:dataBiases"]
+    assert all(f.get("sha256") for f in metadata["distribution"] if f["@type"] == "cr:FileObject")
     records = croissant_records(dist, root / "cache")
     assert len(records) == 5 * 2 * 7
     assert {(r[0], r[1]) for r in records} == {(c, s) for c in SETTINGS["corruptions"] for s in (1, 3)}
