@@ -352,6 +352,15 @@ def test_the_parquet_form_loads_with_the_datasets_library(release, tmp_path, mon
     publish(out, again, forms=("parquet", "tree"), shard_bytes=8 << 10, workers=1)
     tables = {line for line in digests(hub).splitlines() if "data/" in line}
     assert tables and tables <= set(digests(again).splitlines())
+    # an interrupted publish (a file missing, a half-written one left, a stale one of another release)
+    # re-run gives the same release
+    first = sorted((hub / "data").rglob("*.parquet"))[0]
+    first.unlink()
+    (first.parent / f".{first.name}.part").write_bytes(b"half a file")
+    (first.parent / "validation-00009-of-00010.parquet").write_bytes(b"an older release's file")
+    publish(out, hub, forms=("parquet",), shard_bytes=8 << 10)
+    assert {line for line in digests(hub).splitlines() if "data/" in line} == tables
+    assert not list((hub / "data").rglob(".*.part")) and verify(hub, log=lambda *a: None) == []
 
 
 def test_a_parquet_file_with_another_schema_or_other_rows_is_named_by_verify(release, tmp_path):
@@ -379,3 +388,25 @@ def test_a_parquet_file_with_another_schema_or_other_rows_is_named_by_verify(rel
     relative = lambda path: str(path.relative_to(hub))  # noqa: E731
     assert any(p.startswith(relative(wrong_schema)) and "schema" in p for p in problems)
     assert any(p.startswith(relative(other_rows)) and "holds rows of" in p for p in problems)
+
+
+def test_the_webdataset_shards_load_with_the_datasets_library(release, tmp_path, monkeypatch):
+    """``load_dataset("webdataset", data_files=<a cell's shards>)``, offline: every image of the
+    cell with the tree's JPEG bytes, its class index and its metadata."""
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    import datasets
+    root, source, out, dist = release
+    shards = tmp_path / "shards"
+    publish(out, shards, forms=("webdataset",), shard_bytes=10 << 10)
+    corruption, level = SETTINGS["corruptions"][1], SETTINGS["severities"][-1]
+    files = sorted(str(p) for p in (shards / "webdataset").glob(f"{corruption}-{level}-*.tar"))
+    assert len(files) > 1  # the cell spans several shards
+    table = datasets.load_dataset("webdataset", data_files={"validation": files}, split="validation")
+    table = table.cast_column("jpg", datasets.Image(decode=False))
+    assert len(table) == 7
+    for row in table:
+        meta = row["json"]
+        assert (meta["corruption"], meta["level"]) == (corruption, level) and row["cls"] == meta["label"]
+        assert row["jpg"]["bytes"] == (out / corruption / str(level) / meta["wnid"] / meta["source_file"]).read_bytes()
