@@ -1,77 +1,132 @@
-"""Tarball writing speed: our reproducible writer against GNU ``tar cf`` on the same files.
+"""Release writing and reading speed, each form against its plain counterpart in the same run.
 
-    python benchmarks/bench_publish.py [--files 20000] [--size 16000] [--repeats 3]
+    python benchmarks/bench_publish.py [--files 5000] [--repeats 3]
 
-Builds an ImageNet-C-shaped tree of files of about ImageNet-C's mean JPEG size, then times,
-interleaved and best of --repeats (the files in the page cache for both), GNU tar writing one
-tarball of the tree and ``pipeline.publish.write_tarball`` writing the same members (sha256 of
-every file included, as publish does). Target: at least 0.8x GNU tar's throughput.
+Builds an ImageNet-C-shaped tree of real JPEG files (224 px, quality 85: about ImageNet-C's mean
+size), one cell (``fog/3``) of ``--files`` images, then on one core, best of ``--repeats`` with
+the files in the page cache:
+
+- writing: GNU ``tar cf`` of the tree against ``pipeline.publish.write_tarball`` (the tree's
+  tarballs and the WebDataset shards both come from it; sha256 of every file included, as publish
+  does, and with ``--check`` re-hashing each member) and the parquet form's writer
+  (``publish.parquet``: the JPEG bytes into parquet files), MiB/s;
+- reading a streamed cell, images/s decoded to RGB: the JPEG tree (open, read, PIL decode), the
+  cell's WebDataset shards through ``webdataset``, its parquet files through ``datasets`` (streaming).
+Target for the tar writer: at least 0.8x GNU tar's throughput.
 """
 from __future__ import annotations
 
-import argparse
 import os
-import subprocess
-import sys
-import tempfile
-import time
-from pathlib import Path
 
-import numpy as np
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ[_var] = "1"
+
+import argparse  # noqa: E402
+import hashlib  # noqa: E402
+import io  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from pipeline.publish import Member, write_tarball  # noqa: E402
+from pipeline.publish import Member, parquet, write_tarball  # noqa: E402
+from pipeline.readers import imagenet_wnids  # noqa: E402
 
 TARGET = 0.8
 
 
-def build_tree(root: Path, files: int, size: int) -> list[Member]:
+def build_tree(root: Path, files: int) -> list[tuple[str, str, str, str, int]]:
+    """``files`` JPEGs of one cell, smooth noise at 224 px: (path, sha256, wnid, file, level) each."""
     rng = np.random.default_rng(0)
-    members = []
+    wnids = list(imagenet_wnids())
+    rows = []
+    base = np.asarray(Image.fromarray(rng.integers(0, 256, (28, 28, 3), dtype=np.uint8)).resize((224, 224)))
     for index in range(files):
-        relative = f"fog/{index % 5 + 1}/n{index // 250:08d}/ILSVRC2012_val_{index:08d}.JPEG"
-        path = root / relative
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(rng.integers(0, 256, int(size * (0.5 + rng.random())), dtype=np.uint8).tobytes())
-        members.append(Member(relative, str(path), None))
-    return sorted(members, key=lambda m: m.name)
+        wnid, name = wnids[index % 1000], f"ILSVRC2012_val_{index + 1:08d}.JPEG"
+        relative = f"fog/3/{wnid}/{name}"
+        image = np.clip(base.astype(int) + rng.integers(-12, 13, base.shape), 0, 255).astype(np.uint8)
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, "JPEG", quality=85, optimize=True)
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_bytes(buffer.getvalue())
+        rows.append((relative, hashlib.sha256(buffer.getvalue()).hexdigest(), wnid, name, 3))
+    return sorted(rows, key=lambda row: (row[2], row[3]))
+
+
+def best_of(repeats: int, call) -> float:
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        call()
+        best = min(best, time.perf_counter() - start)
+    return best
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--files", type=int, default=20000)
-    parser.add_argument("--size", type=int, default=16000)
+    parser.add_argument("--files", type=int, default=5000)
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        members = build_tree(tmp / "tree", args.files, args.size)
-        import hashlib  # the manifest's digests, as publish has them
-        members = [Member(m.name, m.source, hashlib.sha256(Path(m.source).read_bytes()).hexdigest()) for m in members]
-        total = sum(os.stat(m.source).st_size for m in members)
+        tree = tmp / "tree"
+        rows = build_tree(tree, args.files)
+        members = [Member(path, path, digest) for path, digest, *_ in rows]
+        total = sum(os.stat(tree / path).st_size for path, *_ in rows)
         listing = tmp / "list.txt"
-        listing.write_text("".join(m.name + "\n" for m in members))
-        (tmp / "dist").mkdir()
-        best = {"GNU tar cf": float("inf"), "ours": float("inf"), "ours --check": float("inf")}
-        for _ in range(args.repeats):
-            for label in best:
-                for old in (tmp / "gnu.tar", tmp / "dist" / "ours.tar"):
-                    old.unlink(missing_ok=True)
-                start = time.perf_counter()
-                if label == "GNU tar cf":
-                    subprocess.run(["tar", "cf", str(tmp / "gnu.tar"), "-C", str(tmp / "tree"), "--no-recursion",
-                                    "-T", str(listing)], check=True)
-                else:
-                    write_tarball(str(tmp / "dist" / "ours.tar"), members, False, check=label != "ours")
-                best[label] = min(best[label], time.perf_counter() - start)
-        print(f"{args.files} files, {total / 2**20:.0f} MiB, one core, best of {args.repeats}:")
-        for label, seconds in best.items():
-            print(f"  {label:22s} {seconds:6.2f} s  {total / 2**20 / seconds:7.1f} MiB/s  "
+        listing.write_text("".join(path + "\n" for path, *_ in rows))
+        dist = tmp / "dist"
+        dist.mkdir()
+        writers = {
+            "GNU tar cf": lambda: subprocess.run(["tar", "cf", str(tmp / "gnu.tar"), "-C", str(tree), "--no-recursion",
+                                                  "-T", str(listing)], check=True),
+            "ours (tarball / shards)": lambda: write_tarball(str(tree), str(dist), "ours.tar", members, False),
+            "ours --check": lambda: write_tarball(str(tree), str(dist), "ours.tar", members, False, check=True),
+            "parquet form": lambda: parquet.write_cells(tree, dist, {"fog_3": rows}, 1 << 30),
+        }
+        timings = {label: best_of(args.repeats, call) for label, call in writers.items()}
+        print(f"{args.files} JPEG files of one cell, {total / 2**20:.0f} MiB, one core, best of {args.repeats}:")
+        print("writing")
+        for label, seconds in timings.items():
+            print(f"  {label:26s} {seconds:6.2f} s  {total / 2**20 / seconds:7.1f} MiB/s  "
                   f"{args.files / seconds:8.0f} files/s")
-        for label in ("ours", "ours --check"):
-            print(f"{label} vs GNU tar: {best['GNU tar cf'] / best[label]:.2f}x throughput (target >= {TARGET}x)")
-        print("ours writes the tarball's sha256 as it goes (GNU tar would need sha256sum after); re-hashing (--check) "
-              "checks every member against the manifest on the way")
+        for label in ("ours (tarball / shards)", "ours --check", "parquet form"):
+            print(f"  {label} vs GNU tar: {timings['GNU tar cf'] / timings[label]:.2f}x throughput")
+        print(f"  (target for the tar writer >= {TARGET}x; it writes the tarball's sha256 as it goes)")
+
+        def read_tree():
+            for path, *_ in rows:
+                with open(tree / path, "rb") as handle:
+                    Image.open(io.BytesIO(handle.read())).convert("RGB")
+
+        def read_webdataset():
+            import webdataset as wds
+            count = sum(1 for _ in wds.WebDataset(str(dist / "ours.tar"), shardshuffle=False).decode("pilrgb"))
+            assert count == args.files
+
+        def read_parquet():
+            import datasets
+            stream = datasets.load_dataset("parquet", data_files={"validation": sorted(
+                str(p) for p in (dist / "data" / "fog_3").glob("*.parquet"))}, split="validation", streaming=True)
+            count = sum(1 for row in stream if row["image"].convert("RGB") is not None)
+            assert count == args.files
+
+        os.environ.update(HF_DATASETS_OFFLINE="1", HF_HUB_OFFLINE="1", HF_HOME=str(tmp / "hf"))
+        # the shard as webdataset reads it: the cell's images under sample names
+        shard = [Member(f"{wnid}_{name.rsplit('.', 1)[0]}.jpg", path, digest) for path, digest, wnid, name, _ in rows]
+        write_tarball(str(tree), str(dist), "ours.tar", shard, False)
+        readers = {"JPEG tree (open, read, decode)": read_tree, "WebDataset shard (webdataset)": read_webdataset,
+                   "parquet, streamed (datasets)": read_parquet}
+        print("reading one cell, decoded to RGB")
+        reads = {label: best_of(args.repeats, call) for label, call in readers.items()}
+        for label, seconds in reads.items():
+            print(f"  {label:32s} {args.files / seconds:8.0f} images/s per core "
+                  f"({reads['JPEG tree (open, read, decode)'] / seconds:.2f}x the tree)")
 
 
 if __name__ == "__main__":

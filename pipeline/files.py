@@ -166,15 +166,21 @@ def open_existing(root: str | os.PathLike, relative: str | os.PathLike, flags: i
     ``FileNotFoundError`` when absent; ``UnsafePath`` for a link, FIFO, device or folder."""
     *parents, name = split(relative, root)
     with folder(root, "/".join(parents), create=False) as parent:
-        try:
-            descriptor = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=parent)
-        except OSError as exc:
-            if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
-                raise UnsafePath(f"{Path(root, relative)} is a link, a folder or a FIFO, not a file") from None
-            raise
+        return open_in(parent, name, Path(root, relative), flags, own)
+
+
+def open_in(parent: int, name: str, where, flags: int = os.O_RDONLY, own: bool = False) -> int:
+    """``open_existing`` of ``name`` (one checked component) in the folder open as ``parent``, for
+    callers that open many files of one folder (``where``: the path, for messages)."""
+    try:
+        descriptor = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=parent)
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.EISDIR, errno.ENXIO):
+            raise UnsafePath(f"{where} is a link, a folder or a FIFO, not a file") from None
+        raise
     info = os.fstat(descriptor)
     if not stat.S_ISREG(info.st_mode) or ((own or flags & (os.O_WRONLY | os.O_RDWR)) and info.st_nlink != 1):
-        _own_file(descriptor, Path(root, relative))
+        _own_file(descriptor, where)
     os.set_blocking(descriptor, True)
     return descriptor
 

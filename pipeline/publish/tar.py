@@ -2,6 +2,7 @@
 modes, GNU format; gzip with no name and mtime 0; the sha256 computed while writing."""
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import os
@@ -10,9 +11,15 @@ from pathlib import Path
 
 from ..files import (
     UnsafePath,
+    check_name,
     new_file,
     open_existing,
+    open_in,
+    split,
     write_bytes,
+)
+from ..files import (
+    folder as open_folder_of,
 )
 from .plan import MEMBERS, Member, PublishError
 
@@ -116,7 +123,8 @@ def write_tarball(out: str, dist: str, tarball: str, members: list[Member], comp
     on the way and checked against the manifest's sha256 (files without one are always hashed,
     for the member list). Returns (name, sha256 of the tarball, size)."""
     written = 0
-    with new_file(dist, tarball) as stream:
+    with new_file(dist, tarball) as stream, contextlib.ExitStack() as opened:
+        parent, parent_path = None, None  # the members' folder, opened once for its consecutive files
         raw = _HashingWriter(stream)
         sink = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) if compress else raw
         folders: set[str] = set()
@@ -138,7 +146,15 @@ def write_tarball(out: str, dist: str, tarball: str, members: list[Member], comp
                 written += 512 + size + (-size % 512)
                 continue
             try:
-                handle = open_existing(out, member.source, own=True)
+                source_folder, _, name = member.source.rpartition("/")
+                if source_folder != parent_path:  # a new folder: every component checked, then opened
+                    *parents_of_source, name = split(member.source, out)
+                    opened.close()
+                    parent = opened.enter_context(open_folder_of(out, "/".join(parents_of_source), create=False))
+                    parent_path = source_folder
+                else:
+                    check_name(name, out)
+                handle = open_in(parent, name, f"{out}/{member.source}", own=True)
             except UnsafePath as exc:
                 raise PublishError(f"{exc}: only files the run wrote are published") from None
             try:
