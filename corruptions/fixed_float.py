@@ -263,16 +263,9 @@ def _warp_uint8_black(src, m, full_width, top, left, out):
 
 
 def _affine_inverse(matrix: np.ndarray) -> np.ndarray:
-    """``cv2.warpAffine``'s own inversion of a 2 x 3 map (float64, in its order)."""
-    m = [float(v) for v in np.asarray(matrix, np.float64).ravel()]
-    d = m[0] * m[4] - m[1] * m[3]
-    d = 1.0 / d if d != 0 else 0.0
-    a11, a22 = m[4] * d, m[0] * d
-    m[0], m[1], m[3], m[4] = a11, m[1] * -d, m[3] * -d, a22
-    b1 = -m[0] * m[2] - m[1] * m[5]
-    b2 = -m[3] * m[2] - m[4] * m[5]
-    m[2], m[5] = b1, b2
-    return np.array(m + [0.0, 0.0, 1.0], np.float64)
+    """The 3 x 3 inverse map ``cv2.warpAffine`` samples by (its inversion is OpenCV's scalar
+    float64 code, the same on any CPU)."""
+    return np.vstack([cv2.invertAffineTransform(np.asarray(matrix, np.float64)), [0.0, 0.0, 1.0]]).ravel()
 
 
 def warp_affine(image: np.ndarray, matrix: np.ndarray, size: tuple[int, int], restated: bool = False) -> np.ndarray:

@@ -19,7 +19,7 @@ from pathlib import Path
 from ..files import read_bytes, sha256, write_bytes
 from ..formats.jpeg_tree import parse_path
 from ..readers import imagenet_wnids
-from .plan import PublishError, tree_images
+from .plan import Member, PublishError, member_size, tree_images
 
 FOLDER = "data"
 SPLIT = "validation"
@@ -87,7 +87,7 @@ def write_cells(out: Path, dist: Path, cells: dict, shard_bytes: int) -> list[tu
     for cell, rows in cells.items():
         groups, size = [[]], 0
         for row in rows:
-            grows = _member_size(out, row[0])
+            grows = member_size(out, Member(row[0], row[0], row[1]))
             if groups[-1] and size + grows > shard_bytes:
                 groups.append([])
                 size = 0
@@ -100,11 +100,6 @@ def write_cells(out: Path, dist: Path, cells: dict, shard_bytes: int) -> list[tu
             write_bytes(dist, name, data)
             written.append((name, sha256(data), len(data)))
     return written
-
-
-def _member_size(out: Path, path: str) -> int:
-    import os
-    return os.lstat(out / path).st_size
 
 
 def front_matter(cells: dict) -> str:

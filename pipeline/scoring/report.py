@@ -10,13 +10,12 @@ import numpy as np
 
 from ..files import make_folders, write_bytes
 from ..metrics import image_names
-from ..tasks import TASKS
+from ..tasks import TASKS, scoring_kind
 
 
 def scored_as(results: dict) -> str | None:
-    """How a results record was scored ("images" or "sequences", its task's ``TaskSpec.scoring``)."""
-    spec = TASKS.get(results.get("task"))
-    return spec.scoring if spec is not None else None
+    """How a results record was scored (``tasks.scoring_kind``), None for a task this version lacks."""
+    return scoring_kind(results["task"]) if results.get("task") in TASKS else None
 
 SHORT = {"gaussian_noise": "Gauss.", "shot_noise": "Shot", "impulse_noise": "Impulse", "defocus_blur": "Defocus",
          "glass_blur": "Glass", "motion_blur": "Motion", "zoom_blur": "Zoom", "snow": "Snow", "frost": "Frost",

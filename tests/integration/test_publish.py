@@ -410,3 +410,15 @@ def test_the_webdataset_shards_load_with_the_datasets_library(release, tmp_path,
         meta = row["json"]
         assert (meta["corruption"], meta["level"]) == (corruption, level) and row["cls"] == meta["label"]
         assert row["jpg"]["bytes"] == (out / corruption / str(level) / meta["wnid"] / meta["source_file"]).read_bytes()
+
+
+def test_a_link_planted_as_the_parquet_folder_is_refused(release, tmp_path):
+    """DIST/data linked elsewhere: publish stops with an error, nothing lands there."""
+    root, source, out, dist = release
+    elsewhere, target = tmp_path / "elsewhere", tmp_path / "target"
+    elsewhere.mkdir()
+    target.mkdir()
+    (target / "data").symlink_to(elsewhere)
+    with pytest.raises(PublishError):
+        publish(out, target, forms=("parquet",))
+    assert list(elsewhere.iterdir()) == []
