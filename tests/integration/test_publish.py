@@ -300,15 +300,16 @@ def test_a_damaged_shard_or_a_lying_index_is_named_by_verify(release, tmp_path):
         publish(out, tmp_path / "none", forms=("webdataset",), shard_bytes=0)
 
 
-def test_a_link_planted_as_the_webdataset_folder_is_refused(release, tmp_path):
-    """DIST/webdataset linked elsewhere: publish stops with an error, nothing lands there."""
+@pytest.mark.parametrize("form, folder", [("webdataset", "webdataset"), ("parquet", "data")])
+def test_a_link_planted_as_a_forms_folder_is_refused(release, tmp_path, form, folder):
+    """DIST/webdataset or DIST/data linked elsewhere: publish stops with an error, nothing lands there."""
     root, source, out, dist = release
     elsewhere, target = tmp_path / "elsewhere", tmp_path / "target"
     elsewhere.mkdir()
     target.mkdir()
-    (target / "webdataset").symlink_to(elsewhere)
+    (target / folder).symlink_to(elsewhere)
     with pytest.raises(PublishError):
-        publish(out, target, forms=("webdataset",))
+        publish(out, target, forms=(form,))
     assert list(elsewhere.iterdir()) == []
 
 
@@ -410,15 +411,3 @@ def test_the_webdataset_shards_load_with_the_datasets_library(release, tmp_path,
         meta = row["json"]
         assert (meta["corruption"], meta["level"]) == (corruption, level) and row["cls"] == meta["label"]
         assert row["jpg"]["bytes"] == (out / corruption / str(level) / meta["wnid"] / meta["source_file"]).read_bytes()
-
-
-def test_a_link_planted_as_the_parquet_folder_is_refused(release, tmp_path):
-    """DIST/data linked elsewhere: publish stops with an error, nothing lands there."""
-    root, source, out, dist = release
-    elsewhere, target = tmp_path / "elsewhere", tmp_path / "target"
-    elsewhere.mkdir()
-    target.mkdir()
-    (target / "data").symlink_to(elsewhere)
-    with pytest.raises(PublishError):
-        publish(out, target, forms=("parquet",))
-    assert list(elsewhere.iterdir()) == []
