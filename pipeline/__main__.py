@@ -234,8 +234,8 @@ def main(argv=None) -> int:
                      "since generation (otherwise `verify` finds it)")
     pub.add_argument("--format", nargs="+", choices=["tree", "webdataset", "parquet"], default=["tree"],
                      help="release forms: tree (the official tarballs, the default), webdataset (tar shards per "
-                          "corruption and severity, with a wids index) and/or parquet (the Hugging Face layout: "
-                          "data/<corruption>_<severity>/*.parquet and configs in README.md)")
+                          "cell, with a wids index) and/or parquet (the Hugging Face layout: data/<config>/*.parquet "
+                          "and configs in README.md); for ImageNet-C, C-bar, ImageNet-P and CIFAR runs")
     pub.add_argument("--shard-mb", type=int, default=1024,
                      help="WebDataset shard and parquet file size in MiB (default 1024)")
     pub.set_defaults(run=_publish)

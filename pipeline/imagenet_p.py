@@ -18,9 +18,10 @@ from corruptions import rng_for
 from corruptions.preprocess import to_rgb
 from perturbations import family, frames_from_input, load_sequences, stage_images
 
+from .imagenet_c import CARD as IMAGENET_C_CARD
 from .readers import DEFAULT_MAX_PIXELS, Item, deterministic, load_pixels, source_digest
 from .task import SEQUENCE_DIMS as DIMS
-from .task import Key, Shard, TaskSpec, shard_keys
+from .task import CardText, Key, Shard, TaskSpec, shard_keys
 
 
 @dataclass
@@ -102,11 +103,24 @@ def _resolve(config):
     return config.model_copy(update={"outputs": outputs})
 
 
+CARD = CardText(
+    about="the perturbation-robustness benchmark of Hendrycks & Dietterich (ICLR 2019), ImageNet-P",
+    fidelity="""Every frame is the original ImageNet-P script's (constants, order of operations, the noise
+difficulties' cumulative draws, truncation), encoded as the originals' ffmpeg command encoded them
+(H.264, 1 frame per second, yuv444p, CRF 20 / the noise kinds' grain tuning); the frames match the
+originals' statistics and golden frames (see the generator's docs/fidelity.md).""",
+    differences="""- Random draws come from NumPy Generators derived from (seed, variant, kind, image id), not the
+  original's global RandomState: stochastic sequences match the official files in distribution.
+- x264 runs with `cpu-independent` so the bytes do not depend on the CPU: the bitstreams are
+  not the official files' (another x264 build), the decoded frames are as close as any re-encode.""",
+    citation=IMAGENET_C_CARD.citation, url=IMAGENET_C_CARD.url, creators=IMAGENET_C_CARD.creators,
+    published=IMAGENET_C_CARD.published, released=("imagenet", "tiny", "cifar"))
+
 SPEC = TaskSpec(
     name="imagenet-p", dims=DIMS, default_formats=("mp4", "zarr"),
     default_shard_size=16, lossless_store=True, names_key="sequences", severities=False, noun="sequences",
     scoring="sequences", title="ImageNet-P",
     build=lambda config: ImageNetP(config.variant, tuple(config.sequences), config.seed, config.max_pixels),
-    resolve=_resolve)
+    resolve=_resolve, card=CARD)
 
 __all__ = ["ImageNetP", "SequenceBlock", "DIMS", "SPEC"]

@@ -17,7 +17,7 @@ from corruptions import SEVERITIES
 
 from ..files import check_name, folder, make_folders, new_file, open_existing, sha256, write_bytes
 from ..task import IMAGE_DIMS, SEQUENCE_DIMS
-from .common import DataError, Layout, Videos, fixed_frames, image_benchmark
+from .common import DataError, Layout, ReleaseSample, Videos, fixed_frames, image_benchmark
 from .common import Reader as BaseReader
 from .common import SequenceReader as BaseSequenceReader
 
@@ -313,3 +313,81 @@ def release_files(out: Path, names, records: dict) -> list[tuple[str, str | None
     None, kernel name or None)."""
     extras = ["labels.npy"] + ([LEVELS_FILE] if os.path.lexists(out / LEVELS_FILE) else [])
     return [(f"{name}.npy", None, name) for name in names] + [(extra, None, None) for extra in extras]
+
+
+# ---------------------------------------------------------------- per-sample releases: PNG rows
+
+def release_samples(out: Path, names, records: dict, variant: str) -> list[ReleaseSample]:
+    """A per-sample release's samples of a run's arrays: every row of ``<name>.npy`` as a PNG
+    (``png_bytes``: lossless, made while the release is written), keyed by its index in the
+    source's test set, with the label ``labels.npy`` gives it."""
+    labels = read_labels(out / "labels.npy")
+    levels = stored_levels(out, len(labels))
+    count = len(labels) // len(levels)
+    samples = []
+    for name in names:
+        shape, dtype = array_header(out / f"{name}.npy")
+        if len(shape) != 4:
+            raise DataError(f"{out / name}.npy: sequences (CIFAR-P) are released as arrays only")
+        check_images(out / f"{name}.npy", shape, dtype)
+        size = png_size(shape[1], shape[2])
+        for level_index, level in enumerate(levels):
+            for index in range(count):
+                row = level_index * count + index
+                samples.append(ReleaseSample(name, level, f"{index:06d}", "png", f"{name}.npy", None, str(index),
+                                             label=int(labels[row]), row=row, size=size))
+    return samples
+
+
+_ROW_BLOCK = 65535  # the most bytes one stored deflate block holds
+
+
+def png_size(height: int, width: int) -> int:
+    """The size of ``png_bytes`` of an RGB image of this size (it depends on nothing else)."""
+    raw = height * (width * 3 + 1)
+    blocks = max(1, -(-raw // _ROW_BLOCK))
+    return 8 + 25 + (12 + 2 + 5 * blocks + raw + 4) + 12
+
+
+def png_bytes(image: np.ndarray) -> bytes:
+    """An RGB uint8 image as a PNG whose bytes depend on the pixels alone: no filter, and the
+    zlib stream in stored (uncompressed) deflate blocks written here, so no zlib build (zlib,
+    zlib-ng) or level changes them. As large as the array's own bytes (CIFAR images hardly
+    compress losslessly)."""
+    import struct
+    import zlib
+    height, width = image.shape[:2]
+    raw = np.zeros((height, width * 3 + 1), np.uint8)  # each row: filter type 0, then its pixels
+    raw[:, 1:] = np.ascontiguousarray(image, np.uint8).reshape(height, width * 3)
+    data = raw.tobytes()
+    stream = [b"\x78\x01"]
+    for start in range(0, max(len(data), 1), _ROW_BLOCK):
+        piece = data[start:start + _ROW_BLOCK]
+        last = start + _ROW_BLOCK >= len(data)
+        stream.append(struct.pack("<BHH", int(last), len(piece), len(piece) ^ 0xFFFF) + piece)
+    stream.append(struct.pack(">I", zlib.adler32(data)))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(stream)) + chunk(b"IEND", b"")
+
+
+class RowImages:
+    """PNGs of array rows, each array file opened once (without following links) and mapped."""
+
+    def __init__(self, out: str | Path):
+        self.out, self.arrays = str(out), {}
+
+    def png(self, path: str, row: int) -> bytes:
+        if path not in self.arrays:
+            with os.fdopen(open_existing(self.out, path), "rb") as stream:
+                version = np.lib.format.read_magic(stream)
+                read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                               else np.lib.format.read_array_header_2_0)
+                shape, fortran, dtype = read_header(stream, max_header_size=1 << 16)
+                if dtype != np.uint8 or fortran or len(shape) != 4:
+                    raise DataError(f"{self.out}/{path}: not a (rows, height, width, 3) uint8 array")
+                self.arrays[path] = np.memmap(stream, dtype=np.uint8, mode="r", offset=stream.tell(), shape=shape)
+        return png_bytes(self.arrays[path][row])

@@ -79,6 +79,32 @@ def image_benchmark(present) -> tuple[str, list[str]]:
     return registries[0].task, []
 
 
+@dataclass(frozen=True)
+class ReleaseSample:
+    """One sample of a per-sample release form (WebDataset, parquet), as a format's
+    ``release_samples`` lists it: what it is and where its bytes are under OUT."""
+    name: str  # corruption or perturbation
+    level: int  # severity, or difficulty for a sequence
+    key: str  # unique within its cell and sorting it; no dots (WebDataset splits a name at the first)
+    extension: str  # what the bytes are: jpg, png (an array row), mp4
+    path: str  # the file under OUT holding them
+    digest: str | None  # the manifest's sha256 of that file (None: none recorded)
+    source_file: str  # the source image it was made from
+    wnid: str | None = None  # its class folder, where the layout has them
+    label: int | None = None  # its class index, where the layout stores it (arrays)
+    row: int | None = None  # an array file's row: the sample is that image as a PNG (``png_size`` bytes)
+    size: int | None = None  # its size where it is made on the way (a row's PNG)
+    kind: str | None = None  # a sequence's kind (``gaussian_noise_2``)
+    frames: int | None = None  # a sequence's frame count
+
+
+def sample_key(wnid: str, file_name: str) -> str:
+    """A sample's key in a class-folder layout: ``<wnid>_<file stem>``, dots replaced
+    (WebDataset splits a member name at its first dot)."""
+    stem = file_name.rsplit(".", 1)[0] if "." in file_name else file_name
+    return f"{wnid}_{stem}".replace(".", "_")
+
+
 class DataError(ValueError):
     """Data that cannot be read as any known layout, or that is incomplete."""
 

@@ -11,7 +11,7 @@ from corruptions.settings import Settings, flag, integer
 from ..files import make_folders, open_folder, sha256, split, write_in
 from ..readers import class_folder_images
 from ..task import IMAGE_DIMS
-from .common import LEVEL_NAMES, DataError, Files, Layout, image_benchmark, jpeg_bytes
+from .common import LEVEL_NAMES, DataError, Files, Layout, ReleaseSample, image_benchmark, jpeg_bytes, sample_key
 from .common import Reader as BaseReader
 
 DIMS = IMAGE_DIMS
@@ -152,3 +152,16 @@ def release_files(out: Path, names, records: dict) -> list[tuple[str, str | None
     names = set(names)
     return [(path, digest, record["name"]) for record in records.values() if record["name"] in names
             for path, digest in record["outputs"][NAME].items()]
+
+
+def release_samples(out: Path, names, records: dict, variant: str) -> list[ReleaseSample]:
+    """A per-sample release's samples of a run's tree: each image file as it is (``.jpg``)."""
+    samples = []
+    for path, digest, _ in release_files(out, names, records):
+        parsed = parse_path(path)
+        if parsed is None:
+            raise DataError(f"{out}: {path!r} is not a tree path <corruption>/<severity>/<wnid>/<file>")
+        name, level, rest = parsed
+        wnid, file_name = rest.split("/")
+        samples.append(ReleaseSample(name, level, sample_key(wnid, file_name), "jpg", path, digest, file_name, wnid))
+    return samples

@@ -31,11 +31,13 @@ from corruptions.settings import Settings, integer, one_of
 
 from ..files import make_folders, sha256, split, write_bytes
 from ..task import SEQUENCE_DIMS as DIMS
-from .common import DataError, Layout, SequenceReader, Videos
+from .common import DataError, Layout, ReleaseSample, SequenceReader, Videos, sample_key
 
 SUFFIX = ".mp4"
 PIXEL_FORMATS = ("yuv444p", "yuv420p")
 NAME = "mp4"  # its key in a run config's outputs.formats
+# what a release packs of it: every video, in one tarball (ImageNet-P's tree, kinds as folders)
+RELEASE_RANK, RELEASE_ONE_TARBALL, RELEASE_ARRAYS, RELEASE_PER_IMAGE = 2, True, False, False
 STORES = (DIMS,)  # ImageNet-P's sequences
 # x264's C macroblock-tree code instead of the CPU's assembly: see the module docstring
 X264_PARAMS = "cpu-independent=1"
@@ -338,3 +340,27 @@ class Reader(SequenceReader):
 
     def prepare(self):
         yuv444_conversion()
+
+
+def release_files(out: Path, names, records: dict) -> list[tuple[str, str | None, str | None]]:
+    """What a release packs of a run's videos: (path under OUT, its manifest digest, kind) of
+    every sequence of the run's kinds ``names``, from the manifest ``records``."""
+    names = set(names)
+    return [(path, digest, record["name"]) for record in records.values() if record["name"] in names
+            for path, digest in record["outputs"][NAME].items()]
+
+
+def release_samples(out: Path, names, records: dict, variant: str) -> list[ReleaseSample]:
+    """A per-sample release's samples of a run's videos: each MP4 as it is, with its kind,
+    perturbation, difficulty and frame count."""
+    from perturbations import load_sequences, split_kind
+    sequences = load_sequences(variant)
+    samples = []
+    for path, digest, kind in release_files(out, names, records):
+        parts = path.split("/")
+        if len(parts) != 3 or parts[0] != kind or not parts[2].endswith(SUFFIX):
+            raise DataError(f"{out}: {path!r} is not a video path <kind>/<wnid>/<file>{SUFFIX}")
+        perturbation, difficulty = split_kind(kind)
+        samples.append(ReleaseSample(perturbation, difficulty, sample_key(parts[1], parts[2]), "mp4", path, digest,
+                                     parts[2], parts[1], kind=kind, frames=sequences.frames(kind)))
+    return samples

@@ -46,18 +46,18 @@ def publish(out: str | os.PathLike, dist: str | os.PathLike, compress: str | Non
         raise PublishError(f"--format: {unknown[0] if unknown else 'none'!r} is not a release form; allowed: "
                            f"{', '.join(FORMS)}")
     run, config, members = plan_release(out)
-    shards, cells = {}, {}
+    shards, tables = {}, None
     if "webdataset" in forms or "parquet" in forms:
         from ..engine import read_manifest
         records = read_manifest(out)
         shards = webdataset.plan_shards(out, run, config, records, shard_bytes) if "webdataset" in forms else {}
-        cells = parquet.plan_cells(out, config, records) if "parquet" in forms else {}
+        tables = parquet.plan_cells(out, config, records) if "parquet" in forms else None
     if "tree" not in forms:
         members = {}
     make_folders(dist)
     try:
         with FolderLock(dist, remove=True):
-            return _publish(out, dist, run, config, members, shards, compress, workers, check, cells, shard_bytes)
+            return _publish(out, dist, run, config, members, shards, compress, workers, check, tables, shard_bytes)
     except Busy as exc:
         raise PublishError(str(exc)) from None
     except UnsafePath as exc:
@@ -65,7 +65,7 @@ def publish(out: str | os.PathLike, dist: str | os.PathLike, compress: str | Non
 
 
 def _publish(out: Path, dist: Path, run: dict, config, members: dict[str, list[Member]],
-             shards: dict[str, list[Member]], compress, workers, check, cells: dict | None = None,
+             shards: dict[str, list[Member]], compress, workers, check, tables: parquet.Tables | None = None,
              shard_bytes: int = webdataset.DEFAULT_SHARD_BYTES) -> list[tuple[str, str, int]]:
     suffix = ".gz" if compress == "gzip" else ""
     # (name written, members, gzip): the tree's tarballs as asked, WebDataset shards plain
@@ -83,7 +83,7 @@ def _publish(out: Path, dist: Path, run: dict, config, members: dict[str, list[M
             done = list(pool.map(write_tarball, [str(out)] * len(jobs), [str(dist)] * len(jobs),
                                  [job[0] for job in jobs], [job[1] for job in jobs], [job[2] for job in jobs],
                                  [check] * len(jobs)))
-    tables = parquet.write_cells(out, dist, cells, shard_bytes) if cells else []
+    written_tables = parquet.write_cells(out, dist, tables, shard_bytes) if tables else []
     everything = sorted(done)
     written_shards = [entry for entry in everything if entry[0].startswith(f"{webdataset.FOLDER}/")]
     single = config.name in SINGLE_RELEASES
@@ -92,12 +92,13 @@ def _publish(out: Path, dist: Path, run: dict, config, members: dict[str, list[M
         failures = sum(1 for line in read_bytes(out, "failures.jsonl").splitlines() if line.strip())
     except FileNotFoundError:
         failures = 0
-    counts = member_counts(members) if members else (webdataset.cell_counts(shards) if shards else
-                                                     {tuple(cell.rsplit("_", 1)): len(rows) for cell, rows in cells.items()})
+    counts = member_counts(members) if members else (parquet.cell_counts(tables) if tables else
+                                                     webdataset.cell_counts(shards))
     write_bytes(dist, RUN, read_bytes(out, "run.json"))
-    header = parquet.front_matter(cells) if cells else ""
-    write_bytes(dist, CARD, (header + dataset_card(run, config, everything, counts, failures)).encode())
-    write_bytes(dist, CROISSANT, json.dumps(croissant(run, config, everything, single, npy), indent=1,
+    header = parquet.front_matter(tables) if tables else ""
+    files = everything + written_tables
+    write_bytes(dist, CARD, (header + dataset_card(run, config, files, counts, failures)).encode())
+    write_bytes(dist, CROISSANT, json.dumps(croissant(run, config, files, single, npy), indent=1,
                                             sort_keys=True).encode())
     extra = []
     if shards:
@@ -105,11 +106,10 @@ def _publish(out: Path, dist: Path, run: dict, config, members: dict[str, list[M
                                                                                                  config.name)))
         extra = [webdataset.INDEX]
     lists = [f"{MEMBERS}/{name}.sha256" for name, _, _ in everything]
-    remove_stale(dist, {name for name, _, _ in everything}, lists, {name for name, _, _ in tables})
-    listed = [name for name, _, _ in everything] + [name for name, _, _ in tables] + [CARD, CROISSANT, RUN] + extra \
-        + sorted(lists)
+    remove_stale(dist, {name for name, _, _ in everything}, lists, {name for name, _, _ in written_tables})
+    listed = [name for name, _, _ in files] + [CARD, CROISSANT, RUN] + extra + sorted(lists)
     write_bytes(dist, SUMS, "".join(f"{file_sha256(dist, name)}  {name}\n" for name in listed).encode())
-    return everything + tables
+    return files
 
 
 def remove_stale(dist: Path, tarballs: set[str], lists: list[str], tables: set[str] = frozenset()) -> None:
@@ -125,12 +125,14 @@ def remove_stale(dist: Path, tarballs: set[str], lists: list[str], tables: set[s
             if (stale or (entry.name.startswith(".") and entry.name.endswith(".part"))) and not entry.is_dir(
                     follow_symlinks=False):
                 os.unlink(entry.path)
-    if _real_folder(dist / parquet.FOLDER):  # an earlier release's parquet files
-        for cell in os.scandir(dist / parquet.FOLDER):
+    for top in (parquet.FOLDER, parquet.SUBSET_FOLDER):  # an earlier release's parquet files
+        if not _real_folder(dist / top):
+            continue
+        for cell in os.scandir(dist / top):
             if not cell.is_dir(follow_symlinks=False):
                 continue
             for entry in os.scandir(cell.path):
-                name = f"{parquet.FOLDER}/{cell.name}/{entry.name}"
+                name = f"{top}/{cell.name}/{entry.name}"
                 if (entry.name.endswith((".parquet", ".part")) and name not in tables
                         and not entry.is_dir(follow_symlinks=False)):
                     os.unlink(entry.path)

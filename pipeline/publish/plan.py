@@ -21,10 +21,12 @@ from ..tasks import task_from_config, task_spec
 SUMS, CARD, CROISSANT, MEMBERS, RUN = "SHA256SUMS", "README.md", "croissant.json", "MEMBERS", "run.json"
 # runs published as one tarball under a top folder, as their official releases are
 SINGLE_RELEASES = {"cifar-10-c": "CIFAR-10-C", "cifar-100-c": "CIFAR-100-C", "tiny-imagenet-c": "Tiny-ImageNet-C",
-                   "imagenet-c-bar": "ImageNet-C-Bar", "cifar-10-c-bar": "CIFAR-10-C-Bar"}
+                   "imagenet-c-bar": "ImageNet-C-Bar", "cifar-10-c-bar": "CIFAR-10-C-Bar", "imagenet-p": "ImageNet-P",
+                   "tiny-imagenet-p": "Tiny-ImageNet-P", "cifar-10-p": "CIFAR-10-P", "cifar-100-p": "CIFAR-100-P"}
 TITLES = {"imagenet-c": "ImageNet-C", "imagenet-c-inception": "ImageNet-C (Inception-sized, 299 x 299)",
           "imagenet-64-c": "ImageNet 64x64-C", **SINGLE_RELEASES, "imagenet-c-bar": "ImageNet-C-bar",
-          "cifar-10-c-bar": "CIFAR-10-C-bar"}
+          "cifar-10-c-bar": "CIFAR-10-C-bar", "imagenet-p-inception": "ImageNet-P (Inception-sized, 299 x 299)",
+          "imagenet-64-p": "ImageNet 64x64-P"}
 
 class PublishError(RuntimeError):
     pass
@@ -36,27 +38,43 @@ class Member:
     source: str | None  # file under OUT, relative to it (opened without following links); None: ``data``
     sha256: str | None  # from the manifest, checked while streaming (None: computed then)
     data: bytes | None = None  # a member made in memory (a WebDataset sample's .cls and .json)
+    row: int | None = None  # the PNG of this row of the array file ``source`` (``cifar_npy.RowImages``)
+    size: int | None = None  # its size where it is made while written (a row's PNG)
 
 # ---------------------------------------------------------------- what goes where
 
-def tree_images(out: Path, config, records: dict, form: str) -> list[tuple[str, str, str, int, str, str]]:
-    """The images a per-image release form packs (``form``: its name, for the message): (tree path,
-    manifest digest, corruption, level, wnid, file name) of each, for runs that wrote the JPEG tree."""
-    from ..formats import release_format
-    from ..formats.jpeg_tree import parse_path
+def release_samples(out: Path, config, records: dict, form: str) -> list:
+    """The samples a per-sample release form packs (``form``: its name, for the message), as the
+    run's release format lists them (``formats.common.ReleaseSample``)."""
+    from ..formats import DataError, release_format
     release = release_format(config.outputs.formats)
-    if release is None or not release.RELEASE_PER_IMAGE:
-        raise PublishError(f"--format {form}: for runs that wrote the JPEG tree; CIFAR arrays and ImageNet-P videos "
-                           f"are not written as {form} yet")
-    images = []
-    for path, digest, _ in release.release_files(out, kernel_names(config), records):
-        parsed = parse_path(path)
-        if parsed is None:
-            raise PublishError(f"{out}: {path!r} is not a tree path <corruption>/<severity>/<wnid>/<file>")
-        name, level, rest = parsed
-        wnid, file_name = rest.split("/")
-        images.append((path, digest, name, int(level), wnid, file_name))
-    return images
+    if release is None or not hasattr(release, "release_samples"):
+        raise PublishError(f"--format {form}: the run wrote no JPEG tree, MP4 tree or CIFAR arrays to pack")
+    try:
+        return release.release_samples(out, kernel_names(config), records, config.variant)
+    except (DataError, OSError) as exc:
+        raise PublishError(f"--format {form}: {exc}") from None
+
+
+def class_names(config, samples) -> list[str]:
+    """The class names of a per-sample release, a label being an index into them: ImageNet's
+    1000 wnids in standard order; Tiny ImageNet's own 200 (the sorted wnids present); for CIFAR
+    (labels stored, no names in the arrays) the indices as text."""
+    from ..readers import imagenet_wnids
+    if any(sample.label is not None for sample in samples):
+        return [str(index) for index in range(100 if config.reader == "cifar100" else 10)]
+    wnids = {sample.wnid for sample in samples}
+    if config.variant == "tiny":
+        return sorted(wnids)
+    unknown = sorted(wnids - set(imagenet_wnids()))
+    if unknown:
+        raise PublishError(f"{unknown[0]!r} is not an ImageNet wnid: no class index for it")
+    return list(imagenet_wnids())
+
+
+def label_of(sample, index: dict[str, int]) -> int:
+    """A sample's class index (``index``: class name -> index, from ``class_names``)."""
+    return sample.label if sample.label is not None else index[sample.wnid]
 
 
 def kernel_names(config) -> tuple[str, ...]:
@@ -93,7 +111,7 @@ def plan_release(out: Path) -> tuple[dict, RunConfig, dict[str, list[Member]]]:
     top = SINGLE_RELEASES.get(config.name)
     release = release_format(config.outputs.formats)
     if release is None:
-        raise PublishError(f"{out}: the run wrote neither a JPEG tree nor CIFAR .npy files: nothing to release "
+        raise PublishError(f"{out}: the run wrote no JPEG tree, MP4 tree or CIFAR .npy files: nothing to release "
                            "in an official layout")
     tarballs: dict[str, list[Member]] = {}
     for path, digest, name in release.release_files(out, kernel_names(config), records):
@@ -109,6 +127,8 @@ def member_size(out: Path, member: Member) -> int:
     """A member's size: its bytes, or its file's under OUT (not following a link)."""
     if member.data is not None:
         return len(member.data)
+    if member.size is not None:
+        return member.size
     try:
         return os.lstat(out / member.source).st_size
     except FileNotFoundError:

@@ -129,6 +129,7 @@ def write_tarball(out: str, dist: str, tarball: str, members: list[Member], comp
         sink = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) if compress else raw
         folders: set[str] = set()
         listing = []
+        rows = None  # array files opened for PNG rows (CIFAR samples)
         for member in members:
             parents = member.name.split("/")[:-1]
             for depth in range(1, len(parents) + 1):
@@ -137,11 +138,19 @@ def write_tarball(out: str, dist: str, tarball: str, members: list[Member], comp
                     folders.add(folder)
                     sink.write(_header(folder, 0, True))
                     written += 512
-            if member.data is not None:
-                size = len(member.data)
+            data = member.data
+            if member.row is not None:
+                from ..formats.cifar_npy import RowImages
+                rows = rows or RowImages(out)
+                try:
+                    data = rows.png(member.source, member.row)
+                except (UnsafePath, OSError, ValueError) as exc:
+                    raise PublishError(f"{out}/{member.source}: {exc}") from None
+            if data is not None:
+                size = len(data)
                 sink.write(_header(member.name, size, False))
-                sink.write(member.data)
-                listing.append(f"{hashlib.sha256(member.data).hexdigest()}  {member.name}\n")
+                sink.write(data)
+                listing.append(f"{hashlib.sha256(data).hexdigest()}  {member.name}\n")
                 sink.write(b"\0" * (-size % 512))
                 written += 512 + size + (-size % 512)
                 continue

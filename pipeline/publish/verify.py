@@ -90,7 +90,7 @@ def _decompressed(raw, tarball: str):
 
 
 def _check_tarball(dist: Path, tarball: str, expected: dict[str, str], problems: list[str],
-                   counts: dict, published: dict) -> None:
+                   counts: dict, published: dict, notes: dict | None = None) -> None:
     """Read ``tarball`` to its very end, hashing members as they stream (bounded memory)."""
     seen = set()
     try:
@@ -107,9 +107,12 @@ def _check_tarball(dist: Path, tarball: str, expected: dict[str, str], problems:
                         problems.append(f"{tarball}: member {info.name} is not a regular file")
                         continue
                     digest, size, member = hashlib.sha256(), 0, archive.extractfile(info)
+                    keep = notes is not None and info.name.endswith(".json") and info.size <= 1 << 16
                     while chunk := member.read(CHUNK):
                         digest.update(chunk)
                         size += len(chunk)
+                        if keep:
+                            notes[info.name] = notes.get(info.name, b"") + chunk
                     if size != info.size:
                         problems.append(f"{tarball}: cannot be read to the end (member {info.name} is cut short)")
                         return
@@ -120,7 +123,7 @@ def _check_tarball(dist: Path, tarball: str, expected: dict[str, str], problems:
                     if info.name in seen:
                         problems.append(f"{tarball}: member {info.name} appears twice")
                     seen.add(info.name)
-                    published[info.name] = digest.hexdigest()
+                    published[f"{tarball}:{info.name}" if notes is not None else info.name] = digest.hexdigest()
                     parsed = parse_path(info.name)
                     if parsed is not None:
                         key = (parsed[0], str(parsed[1]))
@@ -167,7 +170,7 @@ def verify(dist: str | os.PathLike, source: str | None = None, sample: int = 8, 
     for name in sorted(present - set(listed)):
         problems.append(f"{name}: present but not in {SUMS}")
     member_lists = {name[len(MEMBERS) + 1:-len(".sha256")]: name for name in listed if name.startswith(f"{MEMBERS}/")}
-    member_counts: dict[str, int] = {}  # tarball -> its .jpg members (a WebDataset shard's samples)
+    member_counts: dict[str, int] = {}  # tarball -> its .cls members (a WebDataset shard's samples)
     counts: dict[tuple[str, str], int] = {}
     published: dict[str, str] = {}  # member -> sha256, for the regeneration audit
     for tarball, list_name in sorted(member_lists.items()):
@@ -184,11 +187,15 @@ def verify(dist: str | os.PathLike, source: str | None = None, sample: int = 8, 
         except ValueError as exc:
             problems.append(str(exc))
             continue
-        _check_tarball(dist, tarball, expected, problems, counts, published)
-        member_counts[tarball] = sum(name.endswith(".jpg") for name in expected)
+        shard = tarball.startswith(f"{WEBDATASET_INDEX.split('/')[0]}/")
+        notes: dict[str, bytes] = {}
+        _check_tarball(dist, tarball, expected, problems, counts, published, notes if shard else None)
+        if shard:
+            _sample_outputs(tarball, notes, published)
+        member_counts[tarball] = sum(name.endswith(".cls") for name in expected)
     if WEBDATASET_INDEX in listed:
         problems += _check_index(dist, listed, member_counts)
-    problems += _check_parquet(dist, [name for name in listed if name.endswith(".parquet")])
+    problems += _check_parquet(dist, [name for name in listed if name.endswith(".parquet")], published)
     if counts:
         log("images per corruption and severity:")
         for name in sorted({c for c, _ in counts}):
@@ -198,31 +205,99 @@ def verify(dist: str | os.PathLike, source: str | None = None, sample: int = 8, 
     return problems
 
 
-def _check_parquet(dist: Path, names: list[str]) -> list[str]:
+def _release_config(dist: Path):
+    """The run config a release records in its run.json, or None where it cannot be read."""
+    try:
+        return stored_run_config(json.loads(_text(dist, RUN, limit=64 << 20))["config"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def _sample_outputs(tarball: str, notes: dict[str, bytes], published: dict[str, str]) -> None:
+    """A shard's samples under the names of the outputs they hold (``output_name``), for the
+    regeneration audit; the shard's own member names are dropped."""
+    for name, data in notes.items():
+        key = name[:-len(".json")]
+        try:
+            fields = json.loads(data)
+            content = [m for m in published if m.startswith(f"{tarball}:{key}.") and not m.endswith((".json", ".cls"))]
+            published[output_name(fields)] = published[content[0]]
+        except (ValueError, KeyError, TypeError, IndexError):
+            continue  # the member lists and checksums already judge the shard
+    for member in [m for m in published if m.startswith(f"{tarball}:")]:
+        del published[member]
+
+
+def output_name(fields: dict) -> str:
+    """The output a sample holds, named as the run wrote it: ``<corruption>/<level>/<wnid>/<file>``
+    (JPEG), ``<kind>/<wnid>/<file>`` (MP4), ``<corruption>/<level>/<index>.png`` (an array row)."""
+    if "kind" in fields:
+        return f"{fields['kind']}/{fields['wnid']}/{fields['source_file']}"
+    if "wnid" in fields:
+        return f"{fields['corruption']}/{fields['level']}/{fields['wnid']}/{fields['source_file']}"
+    return f"{fields['corruption']}/{fields['level']}/{int(fields['source_file'])}.png"
+
+
+def _check_parquet(dist: Path, names: list[str], published: dict | None = None) -> list[str]:
     """Each parquet file of the Hugging Face form has the form's schema (its columns, their types,
-    the ``datasets`` features) and only its own cell's rows; read without following links."""
+    the ``datasets`` features, one class list throughout) and only its own cell's rows, and the
+    RobustBench subset's files only rows of its list; read without following links."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from .parquet import FOLDER, cell_config, expected_schema
+    from .parquet import FOLDER, SUBSET_FOLDER, expected_schema, robustbench_images
+    if not names:
+        return []
+    config = _release_config(dist)
+    if config is None:
+        return [f"{RUN}: cannot be read as a run record, so the parquet files cannot be checked"]
+    sequences = task_spec(config.task).scoring == "sequences"
+    classes = None  # Tiny ImageNet's: the first file's, the same in every file
+    if config.reader in ("cifar10", "cifar100"):
+        classes = [str(index) for index in range(100 if config.reader == "cifar100" else 10)]
+    elif config.variant != "tiny":
+        from ..readers import imagenet_wnids
+        classes = list(imagenet_wnids())
     problems = []
-    schema = expected_schema()
     for name in names:
         parts = name.split("/")
-        if len(parts) != 3 or parts[0] != FOLDER:
-            problems.append(f"{name}: not a parquet file of the form data/<corruption>_<level>/<file>.parquet")
+        if len(parts) != 3 or parts[0] not in (FOLDER, SUBSET_FOLDER):
+            problems.append(f"{name}: not a parquet file of the form {FOLDER}/<config>/<file>.parquet")
             continue
         try:
             table = pq.read_table(pa.BufferReader(read_bytes(dist, name, limit=4 << 30)))
+            if classes is None:
+                features = json.loads(table.schema.metadata[b"huggingface"])["info"]["features"]
+                classes = [str(c) for c in features["label"]["names"]]
         except (OSError, ValueError, pa.ArrowException, UnsafePath) as exc:
             problems.append(f"{name}: cannot be read as parquet ({type(exc).__name__}: {exc})")
             continue
-        if not table.schema.equals(schema, check_metadata=True):
+        except (KeyError, TypeError):
+            problems.append(f"{name}: its schema is not the release's (no datasets features)")
+            continue
+        if not table.schema.equals(expected_schema(sequences, classes), check_metadata=True):
             problems.append(f"{name}: its schema is not the release's (columns {', '.join(table.schema.names)})")
             continue
-        cells = {cell_config(c, lv) for c, lv in zip(table["corruption"].to_pylist(), table["level"].to_pylist())}
+        if sequences:
+            cells = set(table["kind"].to_pylist())
+        else:
+            cells = {f"{c}_{lv}" for c, lv in zip(table["corruption"].to_pylist(), table["level"].to_pylist())}
         if cells - {parts[1]}:
             problems.append(f"{name}: holds rows of {', '.join(sorted(cells - {parts[1]}))}, not only {parts[1]}")
+        if published is not None:
+            column = "video" if sequences else "image"
+            for index, fields in enumerate(table.drop_columns([column]).to_pylist()):
+                data = table[column][index].as_py()
+                fields = {**fields, "wnid": classes[fields["label"]]} if config.reader not in (
+                    "cifar10", "cifar100") else fields
+                published[output_name(fields)] = sha256(data if sequences else data["bytes"])
+        if parts[0] == SUBSET_FOLDER:
+            listed = robustbench_images()
+            outside = [f"{classes[label]}/{file}" for label, file in zip(table["label"].to_pylist(),
+                                                                        table["source_file"].to_pylist())
+                       if f"{classes[label]}/{file}" not in listed]
+            if outside:
+                problems.append(f"{name}: holds {len(outside)} images not in RobustBench's list, e.g. {outside[0]}")
     return problems
 
 
@@ -254,50 +329,84 @@ def _check_index(dist: Path, listed: dict[str, str], samples: dict[str, int]) ->
 
 
 def audit(dist: Path, source: str, published: dict[str, str], sample: int, log) -> list[str]:
-    """Regenerate ``sample`` published images (a seeded choice) from the clean source with the
-    recorded settings and compare their bytes with the published members."""
+    """Regenerate ``sample`` published outputs (a seeded choice among every form's: tree members,
+    shard samples, parquet rows) from the clean source with the recorded settings and compare
+    their bytes with the published ones: JPEG images, MP4 videos, CIFAR rows as PNG."""
     import random
 
     from ..engine import byte_versions
     from ..readers import read_source
-    from ..task import Key
     try:
         run = json.loads(_text(dist, RUN, limit=64 << 20))
         config = stored_run_config(run["config"])
     except (ValueError, KeyError, TypeError) as exc:
         return [f"{RUN}: cannot be read as a run record ({exc})"]
+    from .plan import SINGLE_RELEASES
     release = release_format(config.outputs.formats)
-    if release is None or not release.RELEASE_PER_IMAGE:
-        return ["--source: the regeneration audit covers JPEG releases (this one holds .npy arrays)"]
+    top = SINGLE_RELEASES.get(config.name) or (config.name if release is not None and release.RELEASE_ONE_TARBALL
+                                               else None)
+    outputs = {}
+    for name, digest in published.items():
+        if top and name.startswith(f"{top}/"):
+            name = name[len(top) + 1:]
+        if name.endswith((".JPEG", ".jpg", ".mp4", ".png")) or parse_path(name) is not None:
+            outputs[name] = digest
+    if not outputs:
+        return ["--source: the regeneration audit reads JPEG, MP4 or PNG outputs; this release holds arrays only "
+                "(publish --format webdataset or parquet as well to audit CIFAR rows)"]
     listing = read_source(config.reader, source, config.labels)
-    by_output = {"/".join(relative_path("_", 1, item)[2:]): item for item in listing.items}
-    # the tree's members (a WebDataset sample holds the same bytes under a flat name)
-    candidates = sorted(name for name in published
-                        if name.endswith((".JPEG", ".jpg")) and parse_path(name) is not None)
-    if not candidates:
-        return ["--source: the regeneration audit reads the tree's tarballs; this release has none"]
-    picks = random.Random(0).sample(candidates, min(sample, len(candidates)))
+    picks = random.Random(0).sample(sorted(outputs), min(sample, len(outputs)))
     problems = []
     for member in picks:
-        name, level, rest = parse_path(member)
-        item = by_output.get(rest)
-        if item is None:
-            problems.append(f"regeneration: {member} has no source image in {source}")
-            continue
-        task = task_from_config(config.model_copy(update={task_spec(config.task).names_key: (name,),
-                                                          "severities": (level,)}))
-        shard = task.load_shard([item], 0)
-        if not shard.ok[0]:
-            problems.append(f"regeneration: {item.where} cannot be read: {shard.failures[0]['reason']}")
-            continue
-        block = task.produce(Key(name, 0, 0, 1), shard)
-        data = jpeg_bytes(block, 0, 0, config.outputs.jpeg.quality, config.outputs.jpeg.optimize)
-        if sha256(data) != published[member]:
-            problems.append(f"regeneration: {member} differs from the image regenerated from {item.where}")
-    log(f"regenerated {len(picks)} images from {source}: {len(picks) - len(problems)} identical")
+        made, where = _regenerate(config, listing.items, member)
+        if made is None:
+            problems.append(f"regeneration: {member}: {where}")
+        elif sha256(made) != outputs[member]:
+            problems.append(f"regeneration: {member} differs from the output regenerated from {where}")
+    noun = "videos" if task_spec(config.task).scoring == "sequences" else "images"
+    log(f"regenerated {len(picks)} {noun} from {source}: {len(picks) - len(problems)} identical")
     if problems:
         ours, theirs = byte_versions(), run["identity"].get("versions", {})
         changed = [f"{k} {theirs.get(k)} -> {v}" for k, v in ours.items() if theirs.get(k) != v]
         if changed:
             problems.append("the installed libraries differ from the release's: " + ", ".join(changed))
     return problems
+
+
+def _regenerate(config, items, output: str) -> tuple[bytes | None, str]:
+    """(the bytes of ``output`` made again from its source item, where the item is), or (None,
+    why it cannot be)."""
+    from ..task import Key
+    sequences = task_spec(config.task).scoring == "sequences"
+    if output.endswith(".png"):
+        name, level, row = output[:-len(".png")].split("/")
+        item = items[int(row)] if row.isdigit() and int(row) < len(items) else None
+        levels = (int(level),)
+    elif sequences:
+        name, wnid, file_name = output.split("/")
+        item = next((i for i in items if i.wnid == wnid and _stem(i.name) == _stem(file_name)), None)
+        levels = None
+    else:
+        name, level, rest = parse_path(output)
+        item = next((i for i in items if "/".join(relative_path("_", 1, i)[2:]) == rest), None)
+        levels = (level,)
+    if item is None:
+        return None, "no source image for it"
+    update = {task_spec(config.task).names_key: (name,)} | ({"severities": levels} if levels else {})
+    task = task_from_config(config.model_copy(update=update))
+    shard = task.load_shard([item], 0)
+    if not shard.ok[0]:
+        return None, f"{item.where} cannot be read: {shard.failures[0]['reason']}"
+    block = task.produce(Key(name, 0, 0, 1), shard)
+    if sequences:
+        from ..formats.mp4_tree import encode, encodings
+        temporal, noise = encodings(config.outputs.mp4)
+        return encode(block.frames[0], noise if block.family == "noise" else temporal), item.where
+    if output.endswith(".png"):
+        from ..formats.cifar_npy import png_bytes
+        return png_bytes(block.data[0, 0]), item.where
+    return jpeg_bytes(block, 0, 0, config.outputs.jpeg.quality, config.outputs.jpeg.optimize), item.where
+
+
+def _stem(name: str) -> str:
+    return name.rsplit(".", 1)[0] if "." in name else name

@@ -1,60 +1,72 @@
-"""The WebDataset form of a release (``publish --format webdataset``): the same JPEG bytes as
-the tree, in tar shards a loader can stream, one or more per (corruption, severity) so that a
-cell streams alone.
+"""The WebDataset form of a release (``publish --format webdataset``): the run's outputs in tar
+shards a loader can stream, one or more per cell (corruption and severity; for ImageNet-P
+perturbation and difficulty) so that a cell streams alone.
 
-``DIST/webdataset/<corruption>-<severity>-NNNNNN.tar``: samples sorted by key
-``<wnid>_<file stem>``, each ``<key>.jpg`` (the tree's file, byte for byte), ``<key>.cls`` (the
-class index as decimal text) and ``<key>.json`` (``wnid``, ``label``, ``corruption``, ``level``,
-``source_file``, ``variant``, ``task``, ``generator_version``, ``seed``); a shard closes before
-it would pass ``shard_bytes``. ``DIST/webdataset/index.json`` is a ``wids`` shard index (each
-shard's url, sample count, size and sha256) and names each cell's shards in brace notation.
-The shards are written by the release's own tar writer, so they are reproducible as the
-tarballs are. For runs that wrote the JPEG tree (ImageNet-C); CIFAR arrays and ImageNet-P
-videos are not packed this way yet.
+``DIST/webdataset/<name>-<level>-NNNNNN.tar``: samples sorted by key, each with its bytes, its
+``.cls`` (the class index as decimal text) and its ``.json`` (the parquet form's column names
+and the run's: ``label``, ``corruption``, ``level``, ``source_file``, ``wnid`` where the layout
+has class folders, ``variant``, ``task``, ``generator_version``, ``seed``):
+- JPEG trees (ImageNet-C, its variants, C-bar): ``<wnid>_<stem>.jpg``, the tree's file byte for byte;
+- ImageNet-P's MP4 tree: ``<wnid>_<stem>.mp4``, the tree's video byte for byte, the json with
+  ``kind``, ``perturbation``, ``difficulty`` and ``frames`` in place of ``corruption`` / ``level``;
+- CIFAR arrays: ``<index>.png``, each row as a lossless PNG (``cifar_npy.png_bytes``: stored
+  deflate, so its bytes depend on the pixels alone), ``<index>`` its place in the test set.
+A shard closes before it would pass ``shard_bytes``. ``DIST/webdataset/index.json`` is a ``wids``
+shard index (each shard's url, sample count, size and sha256) and names each cell's shards in
+brace notation. The shards are written by the release's own tar writer, so they are reproducible
+as the tarballs are.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-from ..readers import imagenet_wnids
-from .plan import Member, PublishError, check_member_names, member_size, tree_images
+from .plan import Member, check_member_names, class_names, label_of, member_size, release_samples
 
 FOLDER = "webdataset"
 INDEX = f"{FOLDER}/index.json"
 DEFAULT_SHARD_BYTES = 1 << 30
 
 
-def sample_key(wnid: str, file_name: str) -> str:
-    """A sample's key: WebDataset splits a member name at its first dot, so the stem's dots go."""
-    stem = file_name.rsplit(".", 1)[0] if "." in file_name else file_name
-    return f"{wnid}_{stem}".replace(".", "_")
+def sample_fields(sample, label: int, run: dict, config) -> dict:
+    """A sample's ``.json``: the parquet form's columns (``image`` / ``video`` aside), its class
+    folder where it has one, and which run made it."""
+    if sample.kind is not None:
+        fields = {"kind": sample.kind, "perturbation": sample.name, "difficulty": sample.level, "frames": sample.frames}
+    else:
+        fields = {"corruption": sample.name, "level": sample.level}
+    fields.update(label=label, source_file=sample.source_file, variant=config.variant, task=config.task,
+                  generator_version=run["version"], seed=config.seed)
+    if sample.wnid is not None:
+        fields["wnid"] = sample.wnid
+    return fields
 
 
 def plan_shards(out: Path, run: dict, config, records: dict, shard_bytes: int = DEFAULT_SHARD_BYTES
                 ) -> dict[str, list[Member]]:
     """Shard name -> its members, for the run in OUT (``records``: its manifest)."""
-    cells: dict[tuple[str, int], list[tuple[str, str, str, str]]] = {}
-    for path, digest, name, level, wnid, file_name in tree_images(out, config, records, "webdataset"):
-        cells.setdefault((name, level), []).append((sample_key(wnid, file_name), wnid, file_name, path, digest))
-    labels = _labels(config, {sample[1] for samples in cells.values() for sample in samples})
+    samples = release_samples(out, config, records, "webdataset")
+    index = {name: i for i, name in enumerate(class_names(config, samples))}
+    cells: dict[tuple[str, int], list] = {}
+    for sample in samples:
+        cells.setdefault((sample.name, sample.level), []).append(sample)
     shards: dict[str, list[Member]] = {}
-    for (name, level), samples in sorted(cells.items()):
-        index, size, members = 0, 0, []
-        for key, wnid, file_name, path, digest in sorted(samples):
-            extra = {"wnid": wnid, "label": labels[wnid], "corruption": name, "level": level,
-                     "source_file": file_name, "variant": config.variant, "task": config.task,
-                     "generator_version": run["version"], "seed": config.seed}
-            sample = [Member(f"{key}.cls", None, None, str(labels[wnid]).encode()),
-                      Member(f"{key}.jpg", path, digest),
-                      Member(f"{key}.json", None, None, json.dumps(extra, sort_keys=True, separators=(",", ":")).encode())]
-            grows = sum(512 + _padded(member_size(out, m)) for m in sample)
+    for (name, level), group in sorted(cells.items()):
+        number, size, members = 0, 0, []
+        for sample in sorted(group, key=lambda s: s.key):
+            label = label_of(sample, index)
+            extra = json.dumps(sample_fields(sample, label, run, config), sort_keys=True, separators=(",", ":"))
+            content = Member(f"{sample.key}.{sample.extension}", sample.path, sample.digest, row=sample.row,
+                             size=sample.size)
+            parts = [Member(f"{sample.key}.cls", None, None, str(label).encode()), content,
+                     Member(f"{sample.key}.json", None, None, extra.encode())]
+            grows = sum(512 + _padded(member_size(out, m)) for m in parts)
             if members and size + grows > shard_bytes:
-                shards[shard_name(name, level, index)] = members
-                index, size, members = index + 1, 0, []
-            members += sample
+                shards[shard_name(name, level, number)] = members
+                number, size, members = number + 1, 0, []
+            members += parts
             size += grows
-        shards[shard_name(name, level, index)] = members
+        shards[shard_name(name, level, number)] = members
     for members in shards.values():  # names repeat across cells, never within a shard
         check_member_names(members, out)
     return shards
@@ -91,18 +103,6 @@ def cell_counts(shards: dict[str, list[Member]]) -> dict[tuple[str, str], int]:
         corruption, level = corruption_level(name).rsplit("-", 1)
         counts[(corruption, level)] = counts.get((corruption, level), 0) + len(members) // 3
     return counts
-
-
-def _labels(config, wnids: set[str]) -> dict[str, int]:
-    """Class indices: ImageNet's standard ones (the sorted 1000 wnids), or for Tiny ImageNet its
-    own 200 (the sorted wnids present)."""
-    if config.variant == "tiny":
-        return {wnid: index for index, wnid in enumerate(sorted(wnids))}
-    standard = {wnid: index for index, wnid in enumerate(imagenet_wnids())}
-    unknown = sorted(wnids - set(standard))
-    if unknown:
-        raise PublishError(f"--format webdataset: {unknown[0]!r} is not an ImageNet wnid: no class index for .cls")
-    return {wnid: standard[wnid] for wnid in wnids}
 
 
 def _padded(size: int) -> int:
