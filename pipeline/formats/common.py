@@ -98,6 +98,14 @@ class ReleaseSample:
     frames: int | None = None  # a sequence's frame count
 
 
+def manifest_files(records: dict, names, key: str) -> list[tuple[str, str | None, str | None]]:
+    """(path under OUT, its manifest digest, kernel name) of every file a format wrote under
+    its outputs ``key`` for the kernels ``names``, from the manifest ``records``."""
+    names = set(names)
+    return [(path, digest, record["name"]) for record in records.values() if record["name"] in names
+            for path, digest in record["outputs"][key].items()]
+
+
 def sample_key(wnid: str, file_name: str) -> str:
     """A sample's key in a class-folder layout: ``<wnid>_<file stem>``, dots replaced
     (WebDataset splits a member name at its first dot)."""

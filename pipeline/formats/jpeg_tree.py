@@ -11,7 +11,17 @@ from corruptions.settings import Settings, flag, integer
 from ..files import make_folders, open_folder, sha256, split, write_in
 from ..readers import class_folder_images
 from ..task import IMAGE_DIMS
-from .common import LEVEL_NAMES, DataError, Files, Layout, ReleaseSample, image_benchmark, jpeg_bytes, sample_key
+from .common import (
+    LEVEL_NAMES,
+    DataError,
+    Files,
+    Layout,
+    ReleaseSample,
+    image_benchmark,
+    jpeg_bytes,
+    manifest_files,
+    sample_key,
+)
 from .common import Reader as BaseReader
 
 DIMS = IMAGE_DIMS
@@ -149,9 +159,7 @@ class Reader(BaseReader):
 def release_files(out: Path, names, records: dict) -> list[tuple[str, str | None, str | None]]:
     """What a release packs of a run's tree: (path under OUT, its manifest digest, corruption) of
     every image of the run's corruptions ``names``, from the manifest ``records``."""
-    names = set(names)
-    return [(path, digest, record["name"]) for record in records.values() if record["name"] in names
-            for path, digest in record["outputs"][NAME].items()]
+    return manifest_files(records, names, NAME)
 
 
 def release_samples(out: Path, names, records: dict, variant: str) -> list[ReleaseSample]:

@@ -31,7 +31,7 @@ from corruptions.settings import Settings, integer, one_of
 
 from ..files import make_folders, sha256, split, write_bytes
 from ..task import SEQUENCE_DIMS as DIMS
-from .common import DataError, Layout, ReleaseSample, SequenceReader, Videos, sample_key
+from .common import DataError, Layout, ReleaseSample, SequenceReader, Videos, manifest_files, sample_key
 
 SUFFIX = ".mp4"
 PIXEL_FORMATS = ("yuv444p", "yuv420p")
@@ -345,9 +345,7 @@ class Reader(SequenceReader):
 def release_files(out: Path, names, records: dict) -> list[tuple[str, str | None, str | None]]:
     """What a release packs of a run's videos: (path under OUT, its manifest digest, kind) of
     every sequence of the run's kinds ``names``, from the manifest ``records``."""
-    names = set(names)
-    return [(path, digest, record["name"]) for record in records.values() if record["name"] in names
-            for path, digest in record["outputs"][NAME].items()]
+    return manifest_files(records, names, NAME)
 
 
 def release_samples(out: Path, names, records: dict, variant: str) -> list[ReleaseSample]:
