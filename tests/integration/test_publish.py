@@ -111,6 +111,15 @@ def test_tarballs_are_reproducible_across_publishes_and_regenerations(release, t
     ours = {line.split("  ")[1]: line.split("  ")[0] for line in digests(dist).splitlines()}
     theirs = {line.split("  ")[1]: line.split("  ")[0] for line in digests(tmp_path / "dist2").splitlines()}
     assert all(ours[name] == theirs[name] for name in ours if name.endswith(".tar") or name.startswith("MEMBERS"))
+    # the streaming forms too: every shard, parquet file (RobustBench's included) and member list
+    forms = ("tree", "webdataset", "parquet")
+    publish(out, tmp_path / "forms1", forms=forms, shard_bytes=10 << 10)
+    publish(regenerated, tmp_path / "forms2", forms=forms, shard_bytes=10 << 10, workers=1)
+    ours = {k: v for k, v in (line.split("  ")[::-1] for line in digests(tmp_path / "forms1").splitlines())
+            if k not in ("run.json", "README.md", "croissant.json")}
+    theirs = {line.split("  ")[1]: line.split("  ")[0] for line in digests(tmp_path / "forms2").splitlines()}
+    assert any(k.startswith("webdataset/") for k in ours) and any(k.startswith("data/") for k in ours)
+    assert all(theirs[name] == digest for name, digest in ours.items())
     # an interrupted publish (a half-written tarball left behind) re-run gives the same bytes
     broken = tmp_path / "broken"
     shutil.copytree(dist, broken)
