@@ -11,6 +11,7 @@ import contextlib
 import errno
 import hashlib
 import os
+import re
 import secrets
 import stat
 from pathlib import Path
@@ -18,6 +19,7 @@ from pathlib import Path
 _FOLDER = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 _NEW = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 NAME_MAX = 255  # bytes in one file name on every file system we write to
+_UNSAFE_CHARACTERS = re.compile("[/\\\\\x00\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
 
 class UnsafePath(ValueError):
@@ -27,10 +29,9 @@ class UnsafePath(ValueError):
 def check_name(part: str, root: Path | str = "") -> str:
     """``part`` as one file or folder name, or ``UnsafePath``: empty, '.', '..', absolute, a
     separator, NUL, a line break, or longer than a file system holds are refused."""
-    if (not part or part in (".", "..") or "/" in part or "\\" in part or "\x00" in part or os.path.isabs(part)
-            or any(c in part for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029")):
+    if not part or part in (".", "..") or _UNSAFE_CHARACTERS.search(part):  # no "/": never absolute
         raise UnsafePath(f"{part!r} is not a safe file or folder name (inside {root})")
-    if len(part.encode("utf-8", "surrogateescape")) > NAME_MAX:
+    if len(part) > NAME_MAX // 4 and len(part.encode("utf-8", "surrogateescape")) > NAME_MAX:
         raise UnsafePath(f"{part[:40]!r}...: a name of more than {NAME_MAX} bytes (inside {root})")
     return part
 
@@ -172,6 +173,11 @@ def open_existing(root: str | os.PathLike, relative: str | os.PathLike, flags: i
 def open_in(parent: int, name: str, where, flags: int = os.O_RDONLY, own: bool = False) -> int:
     """``open_existing`` of ``name`` (one checked component) in the folder open as ``parent``, for
     callers that open many files of one folder (``where``: the path, for messages)."""
+    return open_with_size(parent, name, where, flags, own)[0]
+
+
+def open_with_size(parent: int, name: str, where, flags: int = os.O_RDONLY, own: bool = False) -> tuple[int, int]:
+    """``open_in``, with the file's size (one ``fstat`` for both)."""
     try:
         descriptor = os.open(name, flags | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK, dir_fd=parent)
     except OSError as exc:
@@ -181,8 +187,59 @@ def open_in(parent: int, name: str, where, flags: int = os.O_RDONLY, own: bool =
     info = os.fstat(descriptor)
     if not stat.S_ISREG(info.st_mode) or ((own or flags & (os.O_WRONLY | os.O_RDWR)) and info.st_nlink != 1):
         _own_file(descriptor, where)
-    os.set_blocking(descriptor, True)
-    return descriptor
+    # a regular file now: O_NONBLOCK (there so that opening a FIFO cannot block) changes nothing
+    return descriptor, info.st_size
+
+
+class FolderWalk:
+    """Folders of ``root`` opened one component at a time without following links, as
+    ``open_folder`` does, for a caller visiting many files in sorted order: the folders open for
+    the last file stay open, so the next file's common ancestors are not opened again. Use as a
+    context (closes every descriptor)."""
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = os.fspath(root)
+        self.chain: list[tuple[str, int]] = []  # (component, descriptor), root's first under ""
+
+    def __enter__(self):
+        self.chain = [("", os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC))]
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for _, descriptor in self.chain:
+            os.close(descriptor)
+        self.chain = []
+
+    def parent(self, parts: list[str]) -> int:
+        """The descriptor of the folder ``parts`` (checked components) below the root."""
+        keep = 1
+        while keep < len(self.chain) and keep - 1 < len(parts) and self.chain[keep][0] == parts[keep - 1]:
+            keep += 1
+        for _, descriptor in self.chain[keep:]:
+            os.close(descriptor)
+        del self.chain[keep:]
+        for index in range(keep - 1, len(parts)):
+            try:
+                descriptor = os.open(parts[index], _FOLDER, dir_fd=self.chain[-1][1])
+            except OSError as exc:
+                if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+                    raise _linked(self.root, parts, index) from None
+                raise
+            self.chain.append((parts[index], descriptor))
+        return self.chain[-1][1]
+
+    def read(self, relative: str, limit: int | None = None) -> bytes:
+        """The bytes of the regular file ``root/relative`` (as ``read_bytes``: no links followed,
+        ``UnsafePath`` for a larger file than ``limit``)."""
+        *parents, name = split(relative, self.root)
+        descriptor, size = open_with_size(self.parent(parents), name, Path(self.root, relative))
+        try:
+            if limit is not None and size > limit:
+                raise UnsafePath(f"{Path(self.root, relative)} is larger than {limit} bytes")
+            with os.fdopen(descriptor, "rb", closefd=False) as stream:
+                return stream.read()
+        finally:
+            os.close(descriptor)
 
 
 def read_bytes(root: str | os.PathLike, relative: str | os.PathLike, limit: int | None = None) -> bytes:

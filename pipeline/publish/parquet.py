@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
-from ..files import read_bytes, sha256, write_bytes
+from ..files import sha256, write_bytes
 from ..tasks import task_spec
 from .plan import TITLES, Member, PublishError, class_names, label_of, member_size, release_samples
 
@@ -111,29 +111,31 @@ def expected_schema(sequences: bool, classes: list[str]):
                      metadata=metadata)
 
 
-def _content(out: Path, sample, rows) -> bytes:
+def _content(out: Path, sample, rows, walk) -> bytes:
     """A sample's bytes: its file's (checked against the manifest) or its array row's PNG."""
     if sample.row is not None:
         return rows.png(sample.path, sample.row)
-    data = read_bytes(out, sample.path, limit=1 << 30)
+    data = walk.read(sample.path, limit=1 << 30)
     if sample.digest is not None and sha256(data) != sample.digest:
         raise PublishError(f"{out / sample.path}: changed since the run wrote it (sha256 differs from the manifest); "
                            "re-run the same generate command")
     return data
 
 
-def _table(out: Path, samples, tables: Tables, rows):
+def _table(out: Path, samples, tables: Tables, rows, walk):
     import pyarrow as pa
     index = {name: i for i, name in enumerate(tables.classes)}
     labels = [label_of(s, index) for s in samples]
     schema = expected_schema(tables.sequences, tables.classes)
     if tables.sequences:
-        return pa.table({"video": [_content(out, s, rows) for s in samples], "label": labels,
+        return pa.table({"video": [_content(out, s, rows, walk) for s in samples], "label": labels,
                          "kind": [s.kind for s in samples], "perturbation": [s.name for s in samples],
                          "difficulty": [s.level for s in samples], "frames": [s.frames for s in samples],
                          "source_file": [s.source_file for s in samples]}, schema=schema)
-    images = [{"bytes": _content(out, s, rows),
-               "path": s.path if s.row is None else f"{s.name}/{s.level}/{s.key}.{s.extension}"} for s in samples]
+    images = pa.StructArray.from_arrays(
+        [pa.array([_content(out, s, rows, walk) for s in samples], pa.binary()),
+         pa.array([s.path if s.row is None else f"{s.name}/{s.level}/{s.key}.{s.extension}" for s in samples],
+                  pa.string())], names=["bytes", "path"])
     return pa.table({"image": images, "label": labels, "corruption": [s.name for s in samples],
                      "level": [s.level for s in samples], "source_file": [s.source_file for s in samples]},
                     schema=schema)
@@ -150,26 +152,36 @@ def _parquet_bytes(table) -> bytes:
 def write_cells(out: Path, dist: Path, tables: Tables, shard_bytes: int) -> list[tuple[str, str, int]]:
     """Every cell's parquet files under DIST/data/<cell>/ (and the subset's under
     DIST/robustbench/<cell>/): (name, sha256, size) of each."""
-    from ..files import make_folders
+    from ..files import FolderWalk
     from ..formats.cifar_npy import RowImages
     rows = RowImages(out)
     written = []
-    for folder, cells in ((FOLDER, tables.cells), (SUBSET_FOLDER, tables.subset)):
-        for cell, samples in cells.items():
-            groups, size = [[]], 0
-            for sample in samples:
-                grows = member_size(out, Member(sample.path, sample.path, sample.digest, size=sample.size))
-                if groups[-1] and size + grows > shard_bytes:
-                    groups.append([])
-                    size = 0
-                groups[-1].append(sample)
-                size += grows
-            make_folders(dist, f"{folder}/{cell}")
-            for number, group in enumerate(groups):
-                name = f"{folder}/{cell}/{SPLIT}-{number:05d}-of-{len(groups):05d}.parquet"
-                data = _parquet_bytes(_table(out, group, tables, rows))
-                write_bytes(dist, name, data)
-                written.append((name, sha256(data), len(data)))
+    with FolderWalk(out) as walk:  # the tree's folders opened once for their consecutive files
+        for folder, cells in ((FOLDER, tables.cells), (SUBSET_FOLDER, tables.subset)):
+            written += _write_cells(out, dist, folder, cells, tables, shard_bytes, rows, walk)
+    return written
+
+
+def _write_cells(out: Path, dist: Path, folder: str, cells: dict, tables: Tables, shard_bytes: int, rows,
+                 walk) -> list[tuple[str, str, int]]:
+    """The parquet files of ``cells`` under DIST/<folder>/<cell>/, at most ``shard_bytes`` each."""
+    from ..files import make_folders
+    written = []
+    for cell, samples in cells.items():
+        groups, size = [[]], 0
+        for sample in samples:
+            grows = member_size(out, Member(sample.path, sample.path, sample.digest, size=sample.size))
+            if groups[-1] and size + grows > shard_bytes:
+                groups.append([])
+                size = 0
+            groups[-1].append(sample)
+            size += grows
+        make_folders(dist, f"{folder}/{cell}")
+        for number, group in enumerate(groups):
+            name = f"{folder}/{cell}/{SPLIT}-{number:05d}-of-{len(groups):05d}.parquet"
+            data = _parquet_bytes(_table(out, group, tables, rows, walk))
+            write_bytes(dist, name, data)
+            written.append((name, sha256(data), len(data)))
     return written
 
 

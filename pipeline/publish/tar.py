@@ -2,27 +2,16 @@
 modes, GNU format; gzip with no name and mtime 0; the sha256 computed while writing."""
 from __future__ import annotations
 
-import contextlib
 import gzip
 import hashlib
 import os
 import tarfile
 from pathlib import Path
 
-from ..files import (
-    UnsafePath,
-    check_name,
-    new_file,
-    open_existing,
-    open_in,
-    split,
-    write_bytes,
-)
-from ..files import (
-    folder as open_folder_of,
-)
+from ..files import FolderWalk, UnsafePath, check_name, new_file, open_existing, open_with_size, split, write_bytes
 from .plan import MEMBERS, Member, PublishError
 
+_ZEROS = memoryview(bytes(512))
 MTIME = 1546300800  # 2019-01-01T00:00:00Z, the benchmark's year: one fixed time for every member
 CHUNK = 1 << 20
 
@@ -82,9 +71,9 @@ class _HashingWriter:
         self.thread.start()
 
     def _hash(self) -> None:
+        # one update per batch: small updates would hold the GIL (hashlib lets it go above 2 KiB)
         while (pieces := self.queue.get()) is not None:
-            for piece in pieces:
-                self.digest.update(piece)
+            self.digest.update(b"".join(pieces))
 
     def write(self, data) -> int:
         self.pieces.append(data)
@@ -92,6 +81,13 @@ class _HashingWriter:
         if self.size >= CHUNK:
             self._flush_pieces()
         return len(data)
+
+    def write_member(self, header: bytes, data, padding: int) -> None:
+        """A member's header, bytes and padding to a whole block, in one call."""
+        self.pieces += (header, data, _ZEROS[:padding]) if padding else (header, data)
+        self.size += 512 + len(data) + padding
+        if self.size >= CHUNK:
+            self._flush_pieces()
 
     def _flush_pieces(self) -> None:
         pieces, self.pieces, self.size = self.pieces, [], 0
@@ -123,13 +119,21 @@ def write_tarball(out: str, dist: str, tarball: str, members: list[Member], comp
     on the way and checked against the manifest's sha256 (files without one are always hashed,
     for the member list). Returns (name, sha256 of the tarball, size)."""
     written = 0
-    with new_file(dist, tarball) as stream, contextlib.ExitStack() as opened:
-        parent, parent_path = None, None  # the members' folder, opened once for its consecutive files
+    with new_file(dist, tarball) as stream, FolderWalk(out) as walk:  # folders opened once for consecutive files
         raw = _HashingWriter(stream)
         sink = gzip.GzipFile(filename="", mode="wb", fileobj=raw, mtime=0, compresslevel=6) if compress else raw
         folders: set[str] = set()
         listing = []
         rows = None  # array files opened for PNG rows (CIFAR samples)
+
+        def put(header: bytes, data, padding: int) -> None:
+            if compress:
+                sink.write(header)
+                sink.write(data)
+                sink.write(bytes(padding))
+            else:
+                raw.write_member(header, data, padding)
+        parent, last_folder = None, None
         for member in members:
             parents = member.name.split("/")[:-1]
             for depth in range(1, len(parents) + 1):
@@ -148,44 +152,45 @@ def write_tarball(out: str, dist: str, tarball: str, members: list[Member], comp
                     raise PublishError(f"{out}/{member.source}: {exc}") from None
             if data is not None:
                 size = len(data)
-                sink.write(_header(member.name, size, False))
-                sink.write(data)
+                put(_header(member.name, size, False), data, -size % 512)
                 listing.append(f"{hashlib.sha256(data).hexdigest()}  {member.name}\n")
-                sink.write(b"\0" * (-size % 512))
                 written += 512 + size + (-size % 512)
                 continue
             try:
                 source_folder, _, name = member.source.rpartition("/")
-                if source_folder != parent_path:  # a new folder: every component checked, then opened
-                    *parents_of_source, name = split(member.source, out)
-                    opened.close()
-                    parent = opened.enter_context(open_folder_of(out, "/".join(parents_of_source), create=False))
-                    parent_path = source_folder
-                else:
-                    check_name(name, out)
-                handle = open_in(parent, name, f"{out}/{member.source}", own=True)
+                if source_folder != last_folder:  # a new folder: every component checked
+                    parent = walk.parent(split(source_folder, out))
+                    last_folder = source_folder
+                handle, size = open_with_size(parent, check_name(name, out), f"{out}/{member.source}", own=True)
             except UnsafePath as exc:
                 raise PublishError(f"{exc}: only files the run wrote are published") from None
             try:
-                size = os.fstat(handle).st_size
-                sink.write(_header(member.name, size, False))
                 digest = hashlib.sha256() if check or member.sha256 is None else None
-                left = size
-                while left:
-                    chunk = os.read(handle, min(left, CHUNK))
-                    if not chunk:
+                if size <= CHUNK:  # most members: one read, one call
+                    data = os.read(handle, size)
+                    if len(data) != size:
                         raise PublishError(f"{out}/{member.source} shrank while it was being published")
                     if digest is not None:
-                        digest.update(chunk)
-                    sink.write(chunk)
-                    left -= len(chunk)
+                        digest.update(data)
+                    put(_header(member.name, size, False), data, -size % 512)
+                else:
+                    sink.write(_header(member.name, size, False))
+                    left = size
+                    while left:
+                        chunk = os.read(handle, min(left, CHUNK))
+                        if not chunk:
+                            raise PublishError(f"{out}/{member.source} shrank while it was being published")
+                        if digest is not None:
+                            digest.update(chunk)
+                        sink.write(chunk)
+                        left -= len(chunk)
+                    sink.write(bytes(-size % 512))
             finally:
                 os.close(handle)
             if digest is not None and member.sha256 is not None and digest.hexdigest() != member.sha256:
                 raise PublishError(f"{out}/{member.source} changed since it was generated (its sha256 is not the "
                                    "manifest's); regenerate it before publishing")
             listing.append(f"{digest.hexdigest() if digest is not None else member.sha256}  {member.name}\n")
-            sink.write(b"\0" * (-size % 512))
             written += 512 + size + (-size % 512)
         end = 1024 + (-(written + 1024) % tarfile.RECORDSIZE)  # two zero blocks, then whole records
         sink.write(b"\0" * end)

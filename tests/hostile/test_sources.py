@@ -128,6 +128,36 @@ def test_the_writers_refuse_unsafe_names_as_a_second_line_of_defence(tmp_path):
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").rglob("*.JPEG"))
 
 
+def test_names_and_folder_walks_refuse_what_would_leave_the_root(tmp_path):
+    """``check_name`` refuses every unsafe name (separators, NUL, line breaks, dots, names over
+    255 bytes) and keeps names up to the limit; ``FolderWalk`` (publish's reader) reuses the folders
+    it opened and refuses a link planted in place of one, even after reading beside it."""
+    from pipeline.files import FolderWalk, UnsafePath, check_name
+    for bad in ("", ".", "..", "a/b", "a\\b", "a\x00b", "a\nb", "a\rb", "x\u2028", "x\x85", "/abs", "é" * 128,
+                "a" * 256):
+        with pytest.raises(UnsafePath):
+            check_name(bad)
+    for good in ("ILSVRC2012_val_00000001.JPEG", "é" * 127, "a" * 255, "n01440764", "..a", "a.."):
+        assert check_name(good) == good
+    root = tmp_path / "out"
+    for name in ("fog/3/n01/a.JPEG", "fog/3/n01/b.JPEG", "fog/3/n02/c.JPEG", "fog/5/n01/d.JPEG"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(name.encode())
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "n09").mkdir(parents=True)
+    (elsewhere / "n09" / "e.JPEG").write_bytes(b"outside")
+    (root / "fog" / "3" / "n09").symlink_to(elsewhere / "n09")
+    with FolderWalk(root) as walk:
+        for name in ("fog/3/n01/a.JPEG", "fog/3/n01/b.JPEG", "fog/3/n02/c.JPEG", "fog/5/n01/d.JPEG",
+                     "fog/3/n01/a.JPEG"):
+            assert walk.read(name) == name.encode()
+        with pytest.raises(UnsafePath):
+            walk.read("fog/3/n09/e.JPEG")
+        with pytest.raises(UnsafePath):
+            walk.read("fog/3/n01/a.JPEG", limit=4)
+        assert len(walk.chain) <= 4  # the root and at most one folder per level stay open
+
+
 def test_a_pickle_that_would_run_code_is_refused(tmp_path):
     cifar = fx.cifar(tmp_path / "cifar", "cifar10", count=3)
     marker = tmp_path / "pwned"
