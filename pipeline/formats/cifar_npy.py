@@ -318,18 +318,26 @@ def release_files(out: Path, names, records: dict) -> list[tuple[str, str | None
 # ---------------------------------------------------------------- per-sample releases: PNG rows
 
 def release_samples(out: Path, names, records: dict, variant: str) -> list[ReleaseSample]:
-    """A per-sample release's samples of a run's arrays: every row of ``<name>.npy`` as a PNG
-    (``png_bytes``: lossless, made while the release is written), keyed by its index in the
-    source's test set, with the label ``labels.npy`` gives it."""
+    """A per-sample release's samples of a run's arrays, made while the release is written
+    (``ArrayRows``): every image row of ``<corruption>.npy`` as a PNG (``png_bytes``: lossless),
+    keyed by its index in the source's test set; every video of a CIFAR-P ``<kind>.npy`` as the
+    ``.npy`` of its frames (``frames_npy``: lossless, as the arrays store them). Labels from
+    labels.npy."""
+    from perturbations import split_kind
     labels = read_labels(out / "labels.npy")
-    levels = stored_levels(out, len(labels))
-    count = len(labels) // len(levels)
     samples = []
     for name in names:
         shape, dtype = array_header(out / f"{name}.npy")
-        if len(shape) != 4:
-            raise DataError(f"{out / name}.npy: sequences (CIFAR-P) are released as arrays only")
-        check_images(out / f"{name}.npy", shape, dtype)
+        check_images(out / f"{name}.npy", shape, dtype, frames=len(shape) == 5)
+        if len(shape) == 5:  # CIFAR-P: one video per row
+            perturbation, difficulty = split_kind(name)
+            size = frames_npy_size(shape[1:])
+            samples += [ReleaseSample(perturbation, difficulty, f"{index:06d}", "npy", f"{name}.npy", None, str(index),
+                                      label=int(labels[index]), row=index, size=size, kind=name, frames=shape[1])
+                        for index in range(shape[0])]
+            continue
+        levels = stored_levels(out, len(labels))
+        count = len(labels) // len(levels)
         size = png_size(shape[1], shape[2])
         for level_index, level in enumerate(levels):
             for index in range(count):
@@ -337,6 +345,21 @@ def release_samples(out: Path, names, records: dict, variant: str) -> list[Relea
                 samples.append(ReleaseSample(name, level, f"{index:06d}", "png", f"{name}.npy", None, str(index),
                                              label=int(labels[row]), row=row, size=size))
     return samples
+
+
+def frames_npy(frames: np.ndarray) -> bytes:
+    """A video's frames (T, H, W, 3) uint8 as a .npy file: format 1.0 header, C order."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "|u1", "fortran_order": False, "shape": frames.shape})
+    buffer.write(np.ascontiguousarray(frames, np.uint8).tobytes())
+    return buffer.getvalue()
+
+
+def frames_npy_size(shape: tuple[int, ...]) -> int:
+    """The size of ``frames_npy`` of frames of this shape."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buffer, {"descr": "|u1", "fortran_order": False, "shape": tuple(shape)})
+    return buffer.tell() + int(np.prod(shape))
 
 
 _ROW_BLOCK = 65535  # the most bytes one stored deflate block holds
@@ -374,20 +397,22 @@ def png_bytes(image: np.ndarray) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", b"".join(stream)) + chunk(b"IEND", b"")
 
 
-class RowImages:
-    """PNGs of array rows, each array file opened once (without following links) and mapped."""
+class ArrayRows:
+    """The samples a release makes of array rows: an image row's PNG, a video row's .npy; each
+    array file opened once (without following links) and mapped."""
 
     def __init__(self, out: str | Path):
         self.out, self.arrays = str(out), {}
 
-    def png(self, path: str, row: int) -> bytes:
+    def sample(self, path: str, row: int) -> bytes:
         if path not in self.arrays:
             with os.fdopen(open_existing(self.out, path), "rb") as stream:
                 version = np.lib.format.read_magic(stream)
                 read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
                                else np.lib.format.read_array_header_2_0)
                 shape, fortran, dtype = read_header(stream, max_header_size=1 << 16)
-                if dtype != np.uint8 or fortran or len(shape) != 4:
-                    raise DataError(f"{self.out}/{path}: not a (rows, height, width, 3) uint8 array")
+                if dtype != np.uint8 or fortran or len(shape) not in (4, 5) or shape[-1] != 3:
+                    raise DataError(f"{self.out}/{path}: not a uint8 array of images or videos, channels last")
                 self.arrays[path] = np.memmap(stream, dtype=np.uint8, mode="r", offset=stream.tell(), shape=shape)
-        return png_bytes(self.arrays[path][row])
+        array = self.arrays[path]
+        return png_bytes(array[row]) if array.ndim == 4 else frames_npy(array[row])

@@ -86,14 +86,14 @@ class ReleaseSample:
     name: str  # corruption or perturbation
     level: int  # severity, or difficulty for a sequence
     key: str  # unique within its cell and sorting it; no dots (WebDataset splits a name at the first)
-    extension: str  # what the bytes are: jpg, png (an array row), mp4
+    extension: str  # what the bytes are: jpg, mp4, png (an image row), npy (a CIFAR-P video row)
     path: str  # the file under OUT holding them
     digest: str | None  # the manifest's sha256 of that file (None: none recorded)
     source_file: str  # the source image it was made from
     wnid: str | None = None  # its class folder, where the layout has them
     label: int | None = None  # its class index, where the layout stores it (arrays)
-    row: int | None = None  # an array file's row: the sample is that image as a PNG (``png_size`` bytes)
-    size: int | None = None  # its size where it is made on the way (a row's PNG)
+    row: int | None = None  # an array file's row, made into the sample as it is written (``cifar_npy.ArrayRows``)
+    size: int | None = None  # its size where it is made on the way (an array row's)
     kind: str | None = None  # a sequence's kind (``gaussian_noise_2``)
     frames: int | None = None  # a sequence's frame count
 

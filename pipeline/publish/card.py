@@ -49,7 +49,9 @@ def member_counts(members: dict[str, list[Member]]) -> dict[tuple[str, str], int
 
 def _stored_as(config, sequences: bool) -> str:
     if sequences:
-        return "encoded as the originals encoded them (H.264 MP4, 1 frame per second)"
+        return ("stored as the original stored them (CIFAR-P: raw uint8 arrays of frames)"
+                if release_format(config.outputs.formats).RELEASE_ARRAYS else
+                "encoded as the originals encoded them (H.264 MP4, 1 frame per second)")
     if release_format(config.outputs.formats).RELEASE_ARRAYS:
         return "stored as the original stored it (CIFAR: raw uint8 arrays)"
     return (f"written as the original wrote it (JPEG quality {config.outputs.jpeg.quality}, optimised)")
@@ -150,6 +152,13 @@ apply to these images. The frost corruption overlays textures from the original 
 """
 
 
+def sample_extension(config, sequences: bool) -> str:
+    """What a per-sample form's samples of this run are: jpg, png (CIFAR image rows), mp4 or npy
+    (CIFAR-P video rows)."""
+    arrays = release_format(config.outputs.formats).RELEASE_ARRAYS
+    return ("npy" if arrays else "mp4") if sequences else ("png" if arrays else "jpg")
+
+
 def _forms(files: list[tuple[str, str, int]], sequences: bool, config) -> str:
     """The card's part on each form the release has: what it is for and how to load it."""
     from .parquet import FOLDER, ROBUSTBENCH, SUBSET_FOLDER
@@ -158,7 +167,7 @@ def _forms(files: list[tuple[str, str, int]], sequences: bool, config) -> str:
     shards = sorted(name for name in names if name.startswith(f"{SHARDS}/"))
     tables = [name for name in names if name.startswith(f"{FOLDER}/")]
     subset = [name for name in names if name.startswith(f"{SUBSET_FOLDER}/")]
-    content = "mp4" if sequences else ("png" if release_format(config.outputs.formats).RELEASE_ARRAYS else "jpg")
+    content = sample_extension(config, sequences)
     parts = []
     if any("/" not in name for name in names):
         folder = "data/" + (SINGLE_RELEASES[config.name] + "/" if config.name in SINGLE_RELEASES else "")
@@ -184,8 +193,10 @@ frames = decode("{folder}rotate/n01440764/ILSVRC2012_val_00000293.mp4")   # (fra
 """)
     if shards:
         first = shards[0][len(SHARDS) + 1:-len(".tar")].rsplit("-", 1)[0]
-        kinds = "`.mp4` (the tree's video) with kind, perturbation, difficulty and frames" if sequences else (
-            "`.png` (the array row, lossless)" if content == "png" else "`.jpg` (the tree's JPEG bytes)")
+        kinds = {"mp4": "`.mp4` (the tree's video) with kind, perturbation, difficulty and frames",
+                 "npy": "`.npy` (the video's frames, as the arrays store them) with kind, perturbation, difficulty and "
+                        "frames",
+                 "png": "`.png` (the array row, lossless)", "jpg": "`.jpg` (the tree's JPEG bytes)"}[content]
         parts.append(f"""
 ## WebDataset form
 
@@ -267,7 +278,9 @@ def croissant(run: dict, config, files: list[tuple[str, str, int]], single: bool
                                 encoding_formats=["application/octet-stream"], includes=["*/*.npy"]))
         records.append(mlc.RecordSet(ctx=ctx, id="arrays", name="arrays",
                                      fields=[field("arrays", "file", text, "array-files", "fullpath")],
-                                     description="One (severities x images, 32, 32, 3) uint8 array per corruption, "
+                                     description="One (videos, frames, 32, 32, 3) uint8 array per sequence kind, and "
+                                                 "labels.npy" if sequences else
+                                                 "One (severities x images, 32, 32, 3) uint8 array per corruption, "
                                                  "severity-major, and labels.npy"))
     elif tarballs and sequences:
         sets.append(mlc.FileSet(ctx=ctx, id="video-files", name="video-files", contained_in=tarballs,
@@ -288,10 +301,10 @@ def croissant(run: dict, config, files: list[tuple[str, str, int]], single: bool
             field("images", "wnid", text, "image-files", "fullpath", rf"^{prefix}[^/]+/[^/]+/([^/]+)/[^/]+$")],
             description="Corrupted validation images with their corruption, severity and class"))
     if shards:
-        content = "mp4" if sequences else ("png" if npy else "jpg")
+        content = sample_extension(config, sequences)
+        kind = {"mp4": "video/mp4", "npy": "application/octet-stream", "png": "image/png", "jpg": "image/jpeg"}[content]
         sets.append(mlc.FileSet(ctx=ctx, id="webdataset-samples", name="webdataset-samples", contained_in=shards,
-                                encoding_formats=["video/mp4" if sequences else f"image/{content.replace('jpg', 'jpeg')}"],
-                                includes=[f"*.{content}"]))
+                                encoding_formats=[kind], includes=[f"*.{content}"]))
         sample_fields = [field("webdataset", "key", text, "webdataset-samples", "filename", r"^([^.]+)\..*$")]
         if not sequences:
             sample_fields.insert(0, field("webdataset", "image", mlc.DataType.IMAGE_OBJECT, "webdataset-samples",

@@ -6,10 +6,11 @@ Image benchmarks (configs ``<corruption>_<level>``, e.g. ``fog_3``): columns ``i
 ``datasets`` ``Image`` feature: the tree's JPEG bytes exactly, or for CIFAR each array row as a
 lossless PNG, with a path), ``label`` (a ``ClassLabel``), ``corruption``, ``level``,
 ``source_file``. ImageNet-P (configs the sequence kinds, e.g. ``gaussian_noise_2``): ``video``
-(the tree's MP4 bytes), ``label``, ``kind``, ``perturbation``, ``difficulty``, ``frames``,
-``source_file``. The features are stored in each file's schema metadata, as ``datasets`` writes
-them. Where the source holds images of RobustBench's 5,000-image ImageNet subset (``ROBUSTBENCH``),
-``robustbench/<cell>/...`` holds exactly those rows again, for the ``robustbench`` configs.
+(the tree's MP4 bytes; CIFAR-P: the video's frames as a .npy file), ``label``, ``kind``,
+``perturbation``, ``difficulty``, ``frames``, ``source_file``. The features are stored in each
+file's schema metadata, as ``datasets`` writes them. Where the source holds images of
+RobustBench's 5,000-image ImageNet subset (``ROBUSTBENCH``), ``robustbench/<cell>/...`` holds
+exactly those rows again, for the ``robustbench`` configs.
 
 The release's README.md gains YAML front matter declaring one config per cell, one per
 corruption (all its levels), ``all``, the subset's, and for ImageNet the terms as gating text.
@@ -114,7 +115,7 @@ def expected_schema(sequences: bool, classes: list[str]):
 def _content(out: Path, sample, rows, walk) -> bytes:
     """A sample's bytes: its file's (checked against the manifest) or its array row's PNG."""
     if sample.row is not None:
-        return rows.png(sample.path, sample.row)
+        return rows.sample(sample.path, sample.row)
     data = walk.read(sample.path, limit=1 << 30)
     if sample.digest is not None and sha256(data) != sample.digest:
         raise PublishError(f"{out / sample.path}: changed since the run wrote it (sha256 differs from the manifest); "
@@ -153,8 +154,8 @@ def write_cells(out: Path, dist: Path, tables: Tables, shard_bytes: int) -> list
     """Every cell's parquet files under DIST/data/<cell>/ (and the subset's under
     DIST/robustbench/<cell>/): (name, sha256, size) of each."""
     from ..files import FolderWalk
-    from ..formats.cifar_npy import RowImages
-    rows = RowImages(out)
+    from ..formats.cifar_npy import ArrayRows
+    rows = ArrayRows(out)
     written = []
     with FolderWalk(out) as walk:  # the tree's folders opened once for their consecutive files
         for folder, cells in ((FOLDER, tables.cells), (SUBSET_FOLDER, tables.subset)):

@@ -38,8 +38,8 @@ class Member:
     source: str | None  # file under OUT, relative to it (opened without following links); None: ``data``
     sha256: str | None  # from the manifest, checked while streaming (None: computed then)
     data: bytes | None = None  # a member made in memory (a WebDataset sample's .cls and .json)
-    row: int | None = None  # the PNG of this row of the array file ``source`` (``cifar_npy.RowImages``)
-    size: int | None = None  # its size where it is made while written (a row's PNG)
+    row: int | None = None  # the sample made of this row of the array file ``source`` (``cifar_npy.ArrayRows``)
+    size: int | None = None  # its size where it is made while written (an array row's sample)
 
 # ---------------------------------------------------------------- what goes where
 

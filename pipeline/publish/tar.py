@@ -144,10 +144,10 @@ def write_tarball(out: str, dist: str, tarball: str, members: list[Member], comp
                     written += 512
             data = member.data
             if member.row is not None:
-                from ..formats.cifar_npy import RowImages
-                rows = rows or RowImages(out)
+                from ..formats.cifar_npy import ArrayRows
+                rows = rows or ArrayRows(out)
                 try:
-                    data = rows.png(member.source, member.row)
+                    data = rows.sample(member.source, member.row)
                 except (UnsafePath, OSError, ValueError) as exc:
                     raise PublishError(f"{out}/{member.source}: {exc}") from None
             if data is not None:

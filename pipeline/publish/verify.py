@@ -230,8 +230,11 @@ def _sample_outputs(tarball: str, notes: dict[str, bytes], published: dict[str, 
 
 def output_name(fields: dict) -> str:
     """The output a sample holds, named as the run wrote it: ``<corruption>/<level>/<wnid>/<file>``
-    (JPEG), ``<kind>/<wnid>/<file>`` (MP4), ``<corruption>/<level>/<index>.png`` (an array row)."""
+    (JPEG), ``<kind>/<wnid>/<file>`` (MP4), ``<corruption>/<level>/<index>.png`` (an image row),
+    ``<kind>/<index>.npy`` (a CIFAR-P video row)."""
     if "kind" in fields:
+        if "wnid" not in fields:  # a CIFAR-P video row
+            return f"{fields['kind']}/{int(fields['source_file'])}.npy"
         return f"{fields['kind']}/{fields['wnid']}/{fields['source_file']}"
     if "wnid" in fields:
         return f"{fields['corruption']}/{fields['level']}/{fields['wnid']}/{fields['source_file']}"
@@ -349,10 +352,11 @@ def audit(dist: Path, source: str, published: dict[str, str], sample: int, log) 
     for name, digest in published.items():
         if top and name.startswith(f"{top}/"):
             name = name[len(top) + 1:]
-        if name.endswith((".JPEG", ".jpg", ".mp4", ".png")) or parse_path(name) is not None:
+        row_video = name.endswith(".npy") and name.count("/") == 1 and name.split("/")[1][:-4].isdigit()
+        if name.endswith((".mp4", ".png")) or parse_path(name) is not None or row_video:
             outputs[name] = digest
     if not outputs:
-        return ["--source: the regeneration audit reads JPEG, MP4 or PNG outputs; this release holds arrays only "
+        return ["--source: the regeneration audit reads per-sample outputs; this release holds whole arrays only "
                 "(publish --format webdataset or parquet as well to audit CIFAR rows)"]
     listing = read_source(config.reader, source, config.labels)
     picks = random.Random(0).sample(sorted(outputs), min(sample, len(outputs)))
@@ -382,6 +386,10 @@ def _regenerate(config, items, output: str) -> tuple[bytes | None, str]:
         name, level, row = output[:-len(".png")].split("/")
         item = items[int(row)] if row.isdigit() and int(row) < len(items) else None
         levels = (int(level),)
+    elif output.endswith(".npy"):
+        name, row = output[:-len(".npy")].split("/")
+        item = items[int(row)] if row.isdigit() and int(row) < len(items) else None
+        levels = None
     elif sequences:
         name, wnid, file_name = output.split("/")
         item = next((i for i in items if i.wnid == wnid and _stem(i.name) == _stem(file_name)), None)
@@ -398,6 +406,10 @@ def _regenerate(config, items, output: str) -> tuple[bytes | None, str]:
     if not shard.ok[0]:
         return None, f"{item.where} cannot be read: {shard.failures[0]['reason']}"
     block = task.produce(Key(name, 0, 0, 1), shard)
+    if output.endswith(".npy"):
+        from ..formats.cifar_npy import frames_npy
+        from ..formats.common import fixed_frames
+        return frames_npy(fixed_frames(block, 0)), item.where
     if sequences:
         from ..formats.mp4_tree import encode, encodings
         temporal, noise = encodings(config.outputs.mp4)

@@ -10,7 +10,8 @@ has class folders, ``variant``, ``task``, ``generator_version``, ``seed``):
 - ImageNet-P's MP4 tree: ``<wnid>_<stem>.mp4``, the tree's video byte for byte, the json with
   ``kind``, ``perturbation``, ``difficulty`` and ``frames`` in place of ``corruption`` / ``level``;
 - CIFAR arrays: ``<index>.png``, each row as a lossless PNG (``cifar_npy.png_bytes``: stored
-  deflate, so its bytes depend on the pixels alone), ``<index>`` its place in the test set.
+  deflate, so its bytes depend on the pixels alone), ``<index>`` its place in the test set;
+- CIFAR-P arrays: ``<index>.npy``, each video's frames as a .npy file (``cifar_npy.frames_npy``).
 A shard closes before it would pass ``shard_bytes``. ``DIST/webdataset/index.json`` is a ``wids``
 shard index (each shard's url, sample count, size and sha256) and names each cell's shards in
 brace notation. The shards are written by the release's own tar writer, so they are reproducible

@@ -1,5 +1,11 @@
-"""What the integration tests share: a real LocalCluster of two worker processes."""
+"""What the integration tests share: a real LocalCluster of two worker processes, and the
+Hugging Face libraries offline (they read these settings once, when first imported)."""
+import os
+
 import pytest
+
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from pipeline.cluster import WorkerSetup
 
@@ -11,3 +17,10 @@ def client():
                       silence_logs=40) as cluster, Client(cluster) as connected:
         connected.register_plugin(WorkerSetup())
         yield connected
+
+
+def load_dataset(folder, *args, **kwargs):
+    """``datasets.load_dataset`` with its cache in the test's own ``folder`` (``datasets`` reads
+    ``HF_HOME`` once, at import, so setting it per test does not move the cache)."""
+    import datasets
+    return datasets.load_dataset(*args, cache_dir=str(folder / "hf-datasets"), **kwargs)

@@ -16,6 +16,7 @@ from pipeline.publish import PublishError, publish, verify
 from pipeline.runconfig import load_run_config
 
 from .. import sources as fx
+from .conftest import load_dataset
 
 SETTINGS = {"corruptions": ["gaussian_noise", "glass_blur", "frost", "contrast", "saturate"], "severities": [1, 3],
             "variant": "imagenet64"}
@@ -343,9 +344,9 @@ def test_the_parquet_form_loads_with_the_datasets_library(release, tmp_path, mon
     for level in SETTINGS["severities"]:
         cell = f"{corruption}_{level}"
         assert len(list((hub / "data" / cell).glob("*.parquet"))) > 1
-        table = datasets.load_dataset(str(hub), cell, split="validation").cast_column("image",
+        table = load_dataset(tmp_path, str(hub), cell, split="validation").cast_column("image",
                                                                                       datasets.Image(decode=False))
-        streamed = list(datasets.load_dataset(str(hub), cell, split="validation", streaming=True))
+        streamed = list(load_dataset(tmp_path, str(hub), cell, split="validation", streaming=True))
         tree = sorted((out / corruption / str(level)).rglob("*.JPEG"))
         assert len(table) == len(streamed) == len(tree) == 7
         assert table.features["label"].names == list(imagenet_wnids())
@@ -356,7 +357,7 @@ def test_the_parquet_form_loads_with_the_datasets_library(release, tmp_path, mon
             assert row["image"]["bytes"] == path.read_bytes()
             assert np.array_equal(np.asarray(decoded["image"].convert("RGB")),
                                   np.asarray(Image.open(path).convert("RGB")))
-    everything = datasets.load_dataset(str(hub), corruption, split="validation")
+    everything = load_dataset(tmp_path, str(hub), corruption, split="validation")
     assert sorted(set(everything["level"])) == sorted(SETTINGS["severities"]) and len(everything) == 7 * 2
     again = tmp_path / "again"
     publish(out, again, forms=("parquet", "tree"), shard_bytes=8 << 10, workers=1)
@@ -413,7 +414,7 @@ def test_the_webdataset_shards_load_with_the_datasets_library(release, tmp_path,
     corruption, level = SETTINGS["corruptions"][1], SETTINGS["severities"][-1]
     files = sorted(str(p) for p in (shards / "webdataset").glob(f"{corruption}-{level}-*.tar"))
     assert len(files) > 1  # the cell spans several shards
-    table = datasets.load_dataset("webdataset", data_files={"validation": files}, split="validation")
+    table = load_dataset(tmp_path, "webdataset", data_files={"validation": files}, split="validation")
     table = table.cast_column("jpg", datasets.Image(decode=False))
     assert len(table) == 7
     for row in table:

@@ -19,16 +19,9 @@ from pipeline.publish import publish, verify
 from pipeline.runconfig import load_run_config
 
 from .. import sources as fx
+from .conftest import load_dataset
 
 KINDS = ["gaussian_noise_2", "rotate"]
-
-
-@pytest.fixture(scope="module")
-def client():
-    from distributed import Client, LocalCluster
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=50) as cluster, Client(cluster) as connected:
-        yield connected
 
 
 @pytest.fixture()
@@ -76,7 +69,6 @@ def test_imagenet_p_videos_stream_as_shards_and_parquet_with_the_trees_bytes(ima
     """Every form holds each video's MP4 bytes as the tree has them (decoded with the project's
     decoder: the same frames), with its kind, difficulty and frame count; the tree form is one
     tarball ``ImageNet-P.tar``; verify passes; Croissant reads back every parquet row."""
-    import datasets
     import webdataset as wds
 
     from pipeline.readers import imagenet_wnids
@@ -101,14 +93,14 @@ def test_imagenet_p_videos_stream_as_shards_and_parquet_with_the_trees_bytes(ima
     assert seen == len(tree)
     assert np.array_equal(decode(sample["mp4"]), decode(out / meta["kind"] / meta["wnid"] / meta["source_file"]))
     for kind in KINDS:
-        table = datasets.load_dataset(str(dist), kind, split="validation")
-        streamed = list(datasets.load_dataset(str(dist), kind, split="validation", streaming=True))
+        table = load_dataset(tmp_path, str(dist), kind, split="validation")
+        streamed = list(load_dataset(tmp_path, str(dist), kind, split="validation", streaming=True))
         assert len(table) == len(streamed) == 4
         for row, again in zip(table, streamed):
             wnid = table.features["label"].names[row["label"]]
             assert row["video"] == again["video"] == tree[f"{kind}/{wnid}/{row['source_file']}"]
             assert (row["kind"], row["frames"]) == (kind, 31)
-    assert len(datasets.load_dataset(str(dist), "all", split="validation")) == len(tree)
+    assert len(load_dataset(tmp_path, str(dist), "all", split="validation")) == len(tree)
     assert verify(dist, log=lambda *a: None) == []
     rows = croissant_rows(dist, "parquet", tmp_path / "cache")
     assert sorted((r["parquet/kind"], r["parquet/source_file"]) for r in rows) == sorted(
@@ -130,7 +122,6 @@ def test_imagenet_p_forms_are_reproducible_and_regenerate_from_the_source(imagen
 def test_cifar_rows_stream_as_lossless_pngs(tmp_path, client, offline):
     """CIFAR-10-C's arrays as shards and parquet: each row a PNG whose pixels are the array's,
     with labels.npy's label; the same bytes when published again; verify passes."""
-    import datasets
     import webdataset as wds
     source = fx.cifar(tmp_path / "c", "cifar10", count=5)
     out = make_run(tmp_path / "out", client, "cifar-10-c", source=str(source), corruptions=["fog", "contrast"],
@@ -151,7 +142,7 @@ def test_cifar_rows_stream_as_lossless_pngs(tmp_path, client, offline):
             assert int(sample["cls"]) == meta["label"] == labels[row] and meta["corruption"] == name
             count += 1
     assert count == 2 * 2 * 5
-    table = datasets.load_dataset(str(dist), "fog_3", split="validation")
+    table = load_dataset(tmp_path, str(dist), "fog_3", split="validation")
     assert len(table) == 5 and table.features["label"].names == [str(i) for i in range(10)]
     for row in table:
         index_in_set = int(row["source_file"])
@@ -166,13 +157,44 @@ def test_cifar_rows_stream_as_lossless_pngs(tmp_path, client, offline):
     assert "gated" not in (dist / "README.md").read_text().split("---")[1]  # no ImageNet terms for CIFAR
 
 
+def test_cifar_p_videos_stream_as_arrays_of_frames(tmp_path, client, offline):
+    """CIFAR-10-P's arrays as shards and parquet: each video the .npy of its frames, equal to the
+    array's row, with its kind, frames and label; verify regenerates some from the source."""
+    import webdataset as wds
+    source = fx.cifar(tmp_path / "c", "cifar10", count=3)
+    out = make_run(tmp_path / "out", client, "cifar-10-p", source=str(source), sequences=KINDS, shard_size=2)
+    dist = tmp_path / "dist"
+    publish(out, dist, forms=("tree", "webdataset", "parquet"))
+    labels = np.load(out / "labels.npy")
+    index = json.loads((dist / "webdataset" / "index.json").read_text())
+    seen = 0
+    for brace in index["cells"].values():
+        for sample in wds.WebDataset(str(dist / "webdataset" / brace), shardshuffle=False):
+            meta = json.loads(sample["json"])
+            row = int(meta["source_file"])
+            frames = np.load(io.BytesIO(sample["npy"]))
+            assert np.array_equal(frames, np.load(out / f"{meta['kind']}.npy")[row])
+            assert meta["frames"] == len(frames) and int(sample["cls"]) == meta["label"] == labels[row]
+            seen += 1
+    assert seen == 3 * len(KINDS)
+    table = load_dataset(tmp_path, str(dist), "rotate", split="validation")
+    assert len(table) == 3
+    for row in table:
+        assert np.array_equal(np.load(io.BytesIO(row["video"])), np.load(out / "rotate.npy")[int(row["source_file"])])
+    lines = []
+    assert verify(dist, source=str(source), sample=3, log=lines.append) == []
+    assert any("regenerated 3 videos" in line and "3 identical" in line for line in lines), lines
+    with tarfile.open(dist / "CIFAR-10-P.tar") as archive:
+        assert sorted(m.name for m in archive.getmembers() if m.isfile()) == [
+            "CIFAR-10-P/gaussian_noise_2.npy", "CIFAR-10-P/labels.npy", "CIFAR-10-P/rotate.npy"]
+
+
 def test_the_robustbench_config_holds_exactly_its_list(tmp_path, client, offline):
     """A source holding RobustBench's 5,000 images and 3 others: the ``robustbench`` config
     yields exactly the list, in every cell; a subset file given a row outside the list (its
     checksum rewritten to match) is named by verify."""
     import hashlib
 
-    import datasets
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -192,15 +214,15 @@ def test_the_robustbench_config_holds_exactly_its_list(tmp_path, client, offline
                    severities=[2, 5], variant="imagenet64", shard_size=1024, outputs={"formats": ["jpeg"]})
     dist = tmp_path / "dist"
     publish(out, dist, forms=("parquet",))
-    subset = datasets.load_dataset(str(dist), "robustbench", split="validation").remove_columns("image")
+    subset = load_dataset(tmp_path, str(dist), "robustbench", split="validation").remove_columns("image")
     names = subset.features["label"].names
     assert len(subset) == 2 * 5000
     for level in (2, 5):
         rows = subset.filter(lambda row, level=level: row["level"] == level)
         assert sorted(f"{names[label]}/{file}" for label, file in zip(rows["label"], rows["source_file"])) == listed
-    cell = datasets.load_dataset(str(dist), "robustbench_brightness_5", split="validation")
+    cell = load_dataset(tmp_path, str(dist), "robustbench_brightness_5", split="validation")
     assert len(cell) == 5000 and set(cell["level"]) == {5}
-    assert len(datasets.load_dataset(str(dist), "brightness_5", split="validation")) == 5003
+    assert len(load_dataset(tmp_path, str(dist), "brightness_5", split="validation")) == 5003
     assert verify(dist, log=lambda *a: None) == []
     tampered = sorted((dist / "robustbench").rglob("*.parquet"))[0]
     table = pq.read_table(tampered)
