@@ -120,3 +120,15 @@ def test_rng_for_depends_on_every_part_of_the_key():
         changed = list(base)
         changed[index] = other
         assert draw(*changed) != draw(*base)
+
+
+def test_c_bar_refuses_a_non_square_image_and_leaves_it_untouched():
+    """C-bar's kernels are the original's on square ``im_size`` images (the engine gives them
+    square crops): anything else is refused with a ValueError naming the size."""
+    from corruptions.bar import bar_benchmark, corrupt_bar
+    image = np.ascontiguousarray(clean("astronaut", "imagenet")[:, :200])
+    before = image.copy()
+    for name in bar_benchmark("imagenet"):
+        with pytest.raises(ValueError, match=r"square images .*\(224, 200\)"):
+            corrupt_bar(image, name, 3, np.random.default_rng(0))
+    assert np.array_equal(image, before)
