@@ -22,7 +22,8 @@ from .common import DataError, Files, Layout, Reader, SequenceReader, Videos
 # a format is its module: NAME (its outputs.formats key), make_writer, STORES (the block dimensions
 # it stores), SETTINGS (its run config section, if it has one), READERS (the sources it needs, if
 # limited), its reader, recognise, item_file_name (if it names a file per source image), and
-# release_files with RELEASE_* (if an official release packs it); registering one is its module in
+# release_files with RELEASE_* (if an official release packs it), release_samples (if the per-sample
+# release forms can pack it); registering one is its module in
 # the tuple here (and its branch in open_data if scored)
 FORMATS = {module.NAME: module for module in (jpeg_tree, zarr_store, cifar_npy, mp4_tree)}
 SETTINGS = {name: module.SETTINGS for name, module in FORMATS.items() if hasattr(module, "SETTINGS")}

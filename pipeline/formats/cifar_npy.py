@@ -26,7 +26,7 @@ DIMS = IMAGE_DIMS
 STORES = (IMAGE_DIMS, SEQUENCE_DIMS)
 READERS = ("cifar10", "cifar100")  # the sources it can be written from (it stores their labels)
 # what an official release packs of it: the arrays and labels, one tarball (CIFAR-10-C's own)
-RELEASE_RANK, RELEASE_ONE_TARBALL, RELEASE_ARRAYS, RELEASE_PER_IMAGE = 0, True, True, False
+RELEASE_RANK, RELEASE_ONE_TARBALL, RELEASE_ARRAYS = 0, True, True
 LEVELS_FILE = "severities.json"
 OFFICIAL_LEVELS = SEVERITIES  # what the official files hold
 

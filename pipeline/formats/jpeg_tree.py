@@ -28,7 +28,7 @@ DIMS = IMAGE_DIMS
 NAME = "jpeg"  # its key in a run config's outputs.formats
 STORES = (IMAGE_DIMS,)  # the blocks it stores: ImageNet-C's
 # what an official release packs of it: every image file, in family tarballs (ImageNet-C's own)
-RELEASE_RANK, RELEASE_ONE_TARBALL, RELEASE_ARRAYS, RELEASE_PER_IMAGE = 1, False, False, True
+RELEASE_RANK, RELEASE_ONE_TARBALL, RELEASE_ARRAYS = 1, False, False
 
 
 class JpegSettings(Settings):

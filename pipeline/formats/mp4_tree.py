@@ -37,7 +37,7 @@ SUFFIX = ".mp4"
 PIXEL_FORMATS = ("yuv444p", "yuv420p")
 NAME = "mp4"  # its key in a run config's outputs.formats
 # what a release packs of it: every video, in one tarball (ImageNet-P's tree, kinds as folders)
-RELEASE_RANK, RELEASE_ONE_TARBALL, RELEASE_ARRAYS, RELEASE_PER_IMAGE = 2, True, False, False
+RELEASE_RANK, RELEASE_ONE_TARBALL, RELEASE_ARRAYS = 2, True, False
 STORES = (DIMS,)  # ImageNet-P's sequences
 # x264's C macroblock-tree code instead of the CPU's assembly: see the module docstring
 X264_PARAMS = "cpu-independent=1"
