@@ -152,18 +152,26 @@ class Writer:
         return digests
 
     def finalise(self, layout: Layout, failures, complete: bool = True) -> list[str]:
-        import zarr
-        refuse_links(self.path)
-        root = zarr.open_group(self.path, mode="r+", zarr_format=3)
-        root.attrs.update({"complete": bool(complete), "task": layout.task, "variant": layout.variant,
-                           "levels": list(layout.levels), "config": dict(layout.run_config), "seed": layout.seed,
-                           "version": layout.version, "versions": dict(layout.versions), "classes": list(layout.classes),
-                           "codec": self.codec, "failed_images": [f["image_id"] for f in failures],
-                           "failed_rows": sorted(f["row"] for f in failures)})
-        with warnings.catch_warnings():  # zarr notes that consolidated metadata is not in the v3 spec yet
-            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-            zarr.consolidate_metadata(self.path)
-        return [self.path]
+        return finalise_store(self.path, layout, failures, complete, {"levels": list(layout.levels)},
+                              {"codec": self.codec})
+
+
+def finalise_store(path: Path, layout: Layout, failures, complete: bool, contents: dict, coding: dict) -> list[str]:
+    """Record the run in the store's root attributes (``contents`` names what its arrays hold,
+    ``coding`` how they are stored; the keys' order is kept, so ``zarr.json`` keeps its bytes)
+    and consolidate its metadata."""
+    import zarr
+    refuse_links(path)
+    root = zarr.open_group(path, mode="r+", zarr_format=3)
+    root.attrs.update({"complete": bool(complete), "task": layout.task, "variant": layout.variant, **contents,
+                       "config": dict(layout.run_config), "seed": layout.seed, "version": layout.version,
+                       "versions": dict(layout.versions), "classes": list(layout.classes), **coding,
+                       "failed_images": [f["image_id"] for f in failures],
+                       "failed_rows": sorted(f["row"] for f in failures)})
+    with warnings.catch_warnings():  # zarr notes that consolidated metadata is not in the v3 spec yet
+        warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
+        zarr.consolidate_metadata(path)
+    return [path]
 
 
 def _write_items(root, layout: Layout) -> None:
@@ -237,19 +245,8 @@ class SequenceWriter:
         return {relative: sha256(data)}
 
     def finalise(self, layout: Layout, failures, complete: bool = True) -> list[str]:
-        import zarr
-        refuse_links(self.path)
-        root = zarr.open_group(self.path, mode="r+", zarr_format=3)
-        root.attrs.update({"complete": bool(complete), "task": layout.task, "variant": layout.variant,
-                           "sequences": list(layout.names), "config": dict(layout.run_config), "seed": layout.seed,
-                           "version": layout.version, "versions": dict(layout.versions), "classes": list(layout.classes),
-                           "codec": self.codec, "fixed_shape_rule": FIXED_SHAPE_RULE,
-                           "failed_images": [f["image_id"] for f in failures],
-                           "failed_rows": sorted(f["row"] for f in failures)})
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Consolidated metadata", category=UserWarning)
-            zarr.consolidate_metadata(self.path)
-        return [self.path]
+        return finalise_store(self.path, layout, failures, complete, {"sequences": list(layout.names)},
+                              {"codec": self.codec, "fixed_shape_rule": FIXED_SHAPE_RULE})
 
 
 def recognise(path: Path) -> bool:

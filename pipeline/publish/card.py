@@ -1,10 +1,13 @@
 """The release's dataset card (README.md) and Croissant metadata."""
 from __future__ import annotations
 
+from perturbations import TEST, split_kind
+
 from ..formats import release_format
 from ..formats.jpeg_tree import parse_path
+from ..metrics import ALEXNET_CLEAN_ERROR, ALEXNET_ERRORS, ALEXNET_FP, ALEXNET_MEAN_ERRORS, ALEXNET_UT5D, image_names
 from ..tasks import task_spec
-from .plan import SINGLE_RELEASES, TITLES, Member, PublishError, kernel_names
+from .plan import SINGLE_RELEASES, TITLES, Member, PublishError, imagenet_classes, kernel_names
 
 CROISSANT_1_1 = "http://mlcommons.org/croissant/1.1"
 # Croissant's responsible-AI fields: what the project knows of every release it makes
@@ -129,7 +132,7 @@ python -m pipeline verify DIST --source VAL --sample 32   # regenerate 32 output
 mkdir data && for t in *.tar; do tar xf $t -C data; done
 python -m pipeline score --model SPEC --data data --clean VAL --out results
 ```
-{forms}
+{_normalising(config, names, sequences, title)}{forms}
 ## Fidelity to the original generator
 
 {card.fidelity}
@@ -149,6 +152,75 @@ apply to these images. The frost corruption overlays textures from the original 
 ```bibtex
 {card.citation}
 ```
+"""
+
+
+def _normalising(config, names, sequences: bool, title: str) -> str:
+    """The card's part on the paper's measures: their formulas, and AlexNet's figures where the
+    paper gives them for this release's classes and kernels (``pipeline.metrics``, what ``score``
+    normalises by)."""
+    def pct(fraction: float) -> str:
+        return f"{100 * fraction:.1f}"
+
+    if sequences:
+        known = [n for n in names if split_kind(n)[1] == 1 and split_kind(n)[0] in ALEXNET_FP]
+        head = f"""
+## Measures: flip rate, mFR, mT5D
+
+`score` runs the model over every frame of every video. With d the kind's difficulty:
+
+```
+FP_p   = mean over videos of the share of compared frame pairs whose top-1 prediction differs
+         (noise kinds: every frame against the first; the others: each frame against the one d before)
+uT5D_p = the same mean of the top-5 distance between the compared frames' predictions
+FR_p   = FP_p / FP_p(AlexNet)         T5D_p = uT5D_p / uT5D_p(AlexNet)        (in percent)
+mFR, mT5D = means of FR_p, T5D_p over the {len(TEST)} test perturbations at difficulty 1
+```
+"""
+        if not (imagenet_classes(config) and known):
+            return head + f"""
+The paper gives no AlexNet figures for {title}: `score` reports FP and uT5D per kind; with
+`--baseline results.json` (another model scored on this release) it normalises by that model's.
+"""
+        rows = [f"| {n} | {pct(ALEXNET_FP[n])} | {ALEXNET_UT5D[n]:.2f} |" for n in known]
+        return head + f"""
+AlexNet's figures at difficulty 1 (the paper's Appendix E), the default baseline of `score` for
+1000-class models:
+
+| perturbation | FP (%) | uT5D |
+|---|---|---|
+{chr(10).join(rows)}
+"""
+    every, benchmark = image_names(config.task)
+    extra = f" (not the {len(every) - len(benchmark)} extra ones)" if len(every) > len(benchmark) else ""
+    head = f"""
+## Measures: CE and mCE
+
+`score` measures E_c,s, the top-1 error on corruption c at severity s, and E_clean on the clean
+validation images:
+
+```
+CE_c          = sum_s E_c,s / sum_s E_c,s(AlexNet)                                   (s = 1..5, in percent)
+mCE           = mean of CE_c over the benchmark's {len(benchmark)} corruptions{extra}
+relative CE_c = sum_s (E_c,s - E_clean) / sum_s (E_c,s(AlexNet) - E_clean(AlexNet))
+```
+"""
+    known = [n for n in names if n in ALEXNET_MEAN_ERRORS]
+    if not (imagenet_classes(config) and known):
+        return head + f"""
+The paper gives no AlexNet errors for {title}: `score` reports the errors and their mean; with
+`--baseline results.json` (another model scored on this release) it normalises by that model's.
+"""
+    rows = [f"| {n} | " + " | ".join(pct(e) for e in ALEXNET_ERRORS[n]) + f" | {pct(sum(ALEXNET_ERRORS[n]) / 5)} |"
+            if n in ALEXNET_ERRORS else f"| {n} | - | - | - | - | - | {pct(ALEXNET_MEAN_ERRORS[n])} |" for n in known]
+    return head + f"""
+AlexNet's top-1 errors (%), the default baseline of `score` for 1000-class models (measured on the
+224 px ImageNet-C; clean {pct(ALEXNET_CLEAN_ERROR)}): per severity as the benchmark's author gave them
+(hendrycks/robustness issue 10), the extra corruptions' means from the paper's Appendix D:
+
+| corruption | 1 | 2 | 3 | 4 | 5 | mean |
+|---|---|---|---|---|---|---|
+{chr(10).join(rows)}
 """
 
 

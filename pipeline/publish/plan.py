@@ -56,6 +56,11 @@ def release_samples(out: Path, config, records: dict, form: str) -> list:
         raise PublishError(f"--format {form}: {exc}") from None
 
 
+def imagenet_classes(config) -> bool:
+    """Whether a run's labels are ImageNet's 1000 classes (not CIFAR's, not Tiny ImageNet's 200)."""
+    return not config.reader.startswith("cifar") and config.variant != "tiny"
+
+
 def class_names(config, samples) -> list[str]:
     """The class names of a per-sample release, a label being an index into them: ImageNet's
     1000 wnids in standard order; Tiny ImageNet's own 200 (the sorted wnids present); for CIFAR
@@ -64,7 +69,7 @@ def class_names(config, samples) -> list[str]:
     if any(sample.label is not None for sample in samples):
         return [str(index) for index in range(100 if config.reader == "cifar100" else 10)]
     wnids = {sample.wnid for sample in samples}
-    if config.variant == "tiny":
+    if not imagenet_classes(config):
         return sorted(wnids)
     unknown = sorted(wnids - set(imagenet_wnids()))
     if unknown:

@@ -1,6 +1,7 @@
 """What the integration tests share: a real LocalCluster of two worker processes, and the
 Hugging Face libraries offline (they read these settings once, when first imported)."""
 import os
+from contextlib import contextmanager
 
 import pytest
 
@@ -17,6 +18,16 @@ def client():
                       silence_logs=40) as cluster, Client(cluster) as connected:
         connected.register_plugin(WorkerSetup())
         yield connected
+
+
+@contextmanager
+def one_worker_client():
+    """A second real cluster of one worker process, to show bytes do not depend on the worker
+    count."""
+    from distributed import Client, LocalCluster
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
+                      silence_logs=40) as cluster, Client(cluster) as single:
+        yield single
 
 
 def load_dataset(folder, *args, **kwargs):

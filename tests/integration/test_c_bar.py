@@ -21,6 +21,7 @@ from pipeline.readers import load_pixels, read_source
 from pipeline.runconfig import ConfigError, load_run_config
 
 from .. import sources as fx
+from .conftest import one_worker_client
 
 NAMES = ["sparkles", "blue_noise_sample", "checkerboard_cutout"]
 
@@ -59,10 +60,8 @@ def test_imagenet_c_bar_writes_the_released_tree_of_the_kernels_outputs(source, 
 
 
 def test_bytes_do_not_depend_on_workers_or_shards(source, tmp_path, client):
-    from distributed import Client, LocalCluster
     run("imagenet-c-bar", source, tmp_path / "two", client, bar_corruptions=NAMES[:2], severities=[2], shard_size=1)
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=40) as cluster, Client(cluster) as single:
+    with one_worker_client() as single:
         run("imagenet-c-bar", source, tmp_path / "one", single, bar_corruptions=NAMES[:2], severities=[2], shard_size=4)
     reference = files(tmp_path / "two", ".JPEG")
     assert len(reference) == 8 and files(tmp_path / "one", ".JPEG") == reference

@@ -19,6 +19,7 @@ from pipeline.runconfig import ConfigError, load_run_config
 
 from .. import sources as fx
 from ..helpers import generate_process, sigkill_after
+from .conftest import one_worker_client
 
 KINDS = ["gaussian_noise_2", "motion_blur", "translate", "snow", "spatter"]
 FAST = {"outputs": {"mp4": {"preset": "ultrafast"}}}
@@ -79,11 +80,9 @@ def test_the_run_writes_every_kind_as_the_kernels_make_it(source, tmp_path, clie
 
 
 def test_bytes_do_not_depend_on_workers_or_shard_size(source, tmp_path, client):
-    from distributed import Client, LocalCluster
     settings = dict(sequences=["shot_noise", "rotate", "spatter"], variant="tiny")
     run(source, tmp_path / "two", client, shard_size=2, **settings)
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=40) as cluster, Client(cluster) as single:
+    with one_worker_client() as single:
         run(source, tmp_path / "one", single, shard_size=3, **settings)
     reference = files(tmp_path / "two", ".mp4")
     assert len(reference) == 15 and files(tmp_path / "one", ".mp4") == reference
@@ -96,11 +95,9 @@ def test_bytes_do_not_depend_on_workers_or_shard_size(source, tmp_path, client):
 def test_mp4_bytes_at_the_originals_settings_do_not_depend_on_workers(source, tmp_path, client):
     """x264 at the originals' settings (preset veryslow: macroblock-tree rate control, which
     ultrafast leaves out) writes the same MP4s with one worker and with two."""
-    from distributed import Client, LocalCluster
     settings = dict(sequences=["rotate", "gaussian_noise"], outputs={"mp4": {"preset": "veryslow"}, "formats": ["mp4"]})
     run(source, tmp_path / "two", client, shard_size=2, **settings)
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=40) as cluster, Client(cluster) as single:
+    with one_worker_client() as single:
         run(source, tmp_path / "one", single, shard_size=5, **settings)
     reference = files(tmp_path / "two", ".mp4")
     assert len(reference) == 10 and files(tmp_path / "one", ".mp4") == reference

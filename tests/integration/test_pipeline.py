@@ -20,6 +20,7 @@ from pipeline.runconfig import load_run_config
 
 from .. import sources as fx
 from ..helpers import generate_process, sigkill_after
+from .conftest import one_worker_client
 
 ROOT = Path(__file__).resolve().parents[2]
 SOME = ["gaussian_noise", "glass_blur", "motion_blur", "frost", "elastic_transform"]
@@ -111,11 +112,9 @@ def test_full_run_both_formats_read_back(source, tmp_path, client):
 
 
 def test_bytes_do_not_depend_on_workers_or_shard_size(source, tmp_path, client):
-    from distributed import Client, LocalCluster
     settings = dict(corruptions=SOME, variant="imagenet64")
     run(source, tmp_path / "two", client, shard_size=2, **settings)
-    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True, dashboard_address=None,
-                      silence_logs=40) as cluster, Client(cluster) as single:
+    with one_worker_client() as single:
         run(source, tmp_path / "one", single, shard_size=2, **settings)
         run(source, tmp_path / "one_big", single, shard_size=5, **settings)
     reference = jpeg_files(tmp_path / "two")

@@ -126,11 +126,18 @@ def test_out_that_the_workers_do_not_share_is_refused(slurm, source, tmp_path):
     slurm.wait_until_no_jobs()
 
 
-def test_jobs_cancelled_mid_run_are_replaced_and_the_bytes_hold(slurm, source, tmp_path, p_reference):
+def half_run_under_way(tmp_path: Path, source: Path, units: int) -> tuple[Path, Path, subprocess.Popen]:
+    """The CLI started on half the ImageNet-P run through SLURM, returned once ``units`` units are
+    recorded: its run config, OUT and process."""
     path = write_config(tmp_path / "run.yaml", P_HALF)
     out = tmp_path / "out"
     process = cli(path, out, source)
-    wait_for_units(out / "manifest.jsonl", 4, process)
+    wait_for_units(out / "manifest.jsonl", units, process)
+    return path, out, process
+
+
+def test_jobs_cancelled_mid_run_are_replaced_and_the_bytes_hold(slurm, source, tmp_path, p_reference):
+    _, out, process = half_run_under_way(tmp_path, source, units=4)
     slurm.cancel_all()  # every job of the run, as `scancel -u` would
     stdout, stderr = process.communicate(timeout=600)
     assert process.returncode == 0, stderr[-3000:]
@@ -151,10 +158,7 @@ def test_a_run_longer_than_the_walltime_finishes_by_itself(slurm, source, tmp_pa
 
 
 def test_ctrl_c_exits_130_and_the_run_resumes(slurm, source, tmp_path, p_reference):
-    path = write_config(tmp_path / "run.yaml", P_HALF)
-    out = tmp_path / "out"
-    process = cli(path, out, source)
-    wait_for_units(out / "manifest.jsonl", 2, process)
+    path, out, process = half_run_under_way(tmp_path, source, units=2)
     process.send_signal(signal.SIGINT)
     stdout, stderr = process.communicate(timeout=120)
     assert process.returncode == 130, (stdout, stderr[-3000:])

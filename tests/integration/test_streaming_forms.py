@@ -107,6 +107,9 @@ def test_imagenet_p_videos_stream_as_shards_and_parquet_with_the_trees_bytes(ima
         (name.split("/")[0], name.split("/")[2]) for name in tree)
     card = (dist / "README.md").read_text()
     assert "| rotate | 4 |" in card and "wds.WebDataset" in card and "load_dataset" in card
+    # the paper's Appendix E: AlexNet's FP and uT5D for rotate; none given for a difficulty-2 kind
+    assert "## Measures: flip rate, mFR, mT5D" in card and "| rotate | 13.1 | 2.95 |" in card
+    assert "| gaussian_noise_2 |" not in card.split("## Measures")[1].split("\n## ")[0]
 
 
 def test_imagenet_p_forms_are_reproducible_and_regenerate_from_the_source(imagenet_p, tmp_path):
@@ -154,7 +157,9 @@ def test_cifar_rows_stream_as_lossless_pngs(tmp_path, client, offline):
     again = tmp_path / "again"
     publish(out, again, forms=("parquet", "webdataset"), workers=1)
     assert sums(again) == sums(dist)
-    assert "gated" not in (dist / "README.md").read_text().split("---")[1]  # no ImageNet terms for CIFAR
+    card = (dist / "README.md").read_text()
+    assert "gated" not in card.split("---")[1]  # no ImageNet terms for CIFAR
+    assert "## Measures: CE and mCE" in card and "The paper gives no AlexNet errors for" in card
 
 
 def test_cifar_p_videos_stream_as_arrays_of_frames(tmp_path, client, offline):
