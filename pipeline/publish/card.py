@@ -5,7 +5,7 @@ from perturbations import TEST, split_kind
 
 from ..formats import release_format
 from ..formats.jpeg_tree import parse_path
-from ..metrics import ALEXNET_CLEAN_ERROR, ALEXNET_ERRORS, ALEXNET_FP, ALEXNET_MEAN_ERRORS, ALEXNET_UT5D, image_names
+from ..metrics import ALEXNET_ERRORS, Baseline, FlipBaseline, image_names
 from ..tasks import task_spec
 from .plan import SINGLE_RELEASES, TITLES, Member, PublishError, imagenet_classes, kernel_names
 
@@ -132,7 +132,7 @@ python -m pipeline verify DIST --source VAL --sample 32   # regenerate 32 output
 mkdir data && for t in *.tar; do tar xf $t -C data; done
 python -m pipeline score --model SPEC --data data --clean VAL --out results
 ```
-{_normalising(config, names, sequences, title)}{forms}
+{_measures(config, names, sequences, title)}{forms}
 ## Fidelity to the original generator
 
 {card.fidelity}
@@ -155,15 +155,16 @@ apply to these images. The frost corruption overlays textures from the original 
 """
 
 
-def _normalising(config, names, sequences: bool, title: str) -> str:
+def _measures(config, names, sequences: bool, title: str) -> str:
     """The card's part on the paper's measures: their formulas, and AlexNet's figures where the
-    paper gives them for this release's classes and kernels (``pipeline.metrics``, what ``score``
-    normalises by)."""
+    paper gives them for this release's classes and kernels (the baselines ``score`` normalises
+    by, ``pipeline.metrics``)."""
     def pct(fraction: float) -> str:
         return f"{100 * fraction:.1f}"
 
     if sequences:
-        known = [n for n in names if split_kind(n)[1] == 1 and split_kind(n)[0] in ALEXNET_FP]
+        flips = FlipBaseline.alexnet().values
+        known = [n for n in names if split_kind(n) in flips]
         head = f"""
 ## Measures: flip rate, mFR, mT5D
 
@@ -182,7 +183,7 @@ mFR, mT5D = means of FR_p, T5D_p over the {len(TEST)} test perturbations at diff
 The paper gives no AlexNet figures for {title}: `score` reports FP and uT5D per kind; with
 `--baseline results.json` (another model scored on this release) it normalises by that model's.
 """
-        rows = [f"| {n} | {pct(ALEXNET_FP[n])} | {ALEXNET_UT5D[n]:.2f} |" for n in known]
+        rows = [f"| {n} | {pct(flips[split_kind(n)][0])} | {flips[split_kind(n)][1]:.2f} |" for n in known]
         return head + f"""
 AlexNet's figures at difficulty 1 (the paper's Appendix E), the default baseline of `score` for
 1000-class models:
@@ -205,17 +206,18 @@ mCE           = mean of CE_c over the benchmark's {len(benchmark)} corruptions{e
 relative CE_c = sum_s (E_c,s - E_clean) / sum_s (E_c,s(AlexNet) - E_clean(AlexNet))
 ```
 """
-    known = [n for n in names if n in ALEXNET_MEAN_ERRORS]
+    alexnet = Baseline.alexnet()
+    known = [n for n in names if n in alexnet.mean_errors]
     if not (imagenet_classes(config) and known):
         return head + f"""
 The paper gives no AlexNet errors for {title}: `score` reports the errors and their mean; with
 `--baseline results.json` (another model scored on this release) it normalises by that model's.
 """
-    rows = [f"| {n} | " + " | ".join(pct(e) for e in ALEXNET_ERRORS[n]) + f" | {pct(sum(ALEXNET_ERRORS[n]) / 5)} |"
-            if n in ALEXNET_ERRORS else f"| {n} | - | - | - | - | - | {pct(ALEXNET_MEAN_ERRORS[n])} |" for n in known]
+    rows = [f"| {n} | {' | '.join(pct(e) for e in ALEXNET_ERRORS.get(n, ())) or '- | - | - | - | -'} | "
+            f"{pct(alexnet.mean_errors[n])} |" for n in known]
     return head + f"""
 AlexNet's top-1 errors (%), the default baseline of `score` for 1000-class models (measured on the
-224 px ImageNet-C; clean {pct(ALEXNET_CLEAN_ERROR)}): per severity as the benchmark's author gave them
+224 px ImageNet-C; clean {pct(alexnet.clean_error)}): per severity as the benchmark's author gave them
 (hendrycks/robustness issue 10), the extra corruptions' means from the paper's Appendix D:
 
 | corruption | 1 | 2 | 3 | 4 | 5 | mean |
