@@ -183,7 +183,8 @@ mFR, mT5D = means of FR_p, T5D_p over the {len(TEST)} test perturbations at diff
 The paper gives no AlexNet figures for {title}: `score` reports FP and uT5D per kind; with
 `--baseline results.json` (another model scored on this release) it normalises by that model's.
 """
-        rows = [f"| {n} | {pct(flips[split_kind(n)][0])} | {flips[split_kind(n)][1]:.2f} |" for n in known]
+        # FP to two decimals, as Appendix E gives it (23.65, 7.05: one decimal would round them away)
+        rows = [f"| {n} | {100 * flips[split_kind(n)][0]:.2f} | {flips[split_kind(n)][1]:.2f} |" for n in known]
         return head + f"""
 AlexNet's figures at difficulty 1 (the paper's Appendix E), the default baseline of `score` for
 1000-class models:

@@ -108,8 +108,23 @@ def test_imagenet_p_videos_stream_as_shards_and_parquet_with_the_trees_bytes(ima
     card = (dist / "README.md").read_text()
     assert "| rotate | 4 |" in card and "wds.WebDataset" in card and "load_dataset" in card
     # the paper's Appendix E: AlexNet's FP and uT5D for rotate; none given for a difficulty-2 kind
-    assert "## Measures: flip rate, mFR, mT5D" in card and "| rotate | 13.1 | 2.95 |" in card
+    assert "## Measures: flip rate, mFR, mT5D" in card and "| rotate | 13.10 | 2.95 |" in card
     assert "| gaussian_noise_2 |" not in card.split("## Measures")[1].split("\n## ")[0]
+
+
+def test_the_imagenet_p_card_gives_appendix_e_as_printed():
+    """AlexNet's FP as the paper prints them (two decimals), its uT5D, for the difficulty-1 kinds;
+    CIFAR-10-P's card says the paper gives none."""
+    from pipeline.publish.card import dataset_card
+    run = {"identity": {"images": 3, "versions": {}}, "version": "0"}
+    card = dataset_card(run, load_run_config("imagenet-p", []), [], {}, 0)
+    measures = card.split("## Measures")[1].split("\n## ")[0]
+    for row in ("| gaussian_noise | 23.65 | 4.77 |", "| tilt | 7.05 | 1.75 |", "| speckle_noise | 18.65 | 3.89 |",
+                "| gaussian_blur | 2.78 | 0.70 |"):
+        assert row in measures, row
+    assert "| gaussian_noise_2 |" not in measures and measures.count("\n| ") == 1 + 14  # the header and 14 perturbations
+    cifar = dataset_card(run, load_run_config("cifar-10-p", []), [], {}, 0)
+    assert "The paper gives no AlexNet figures for" in cifar and "| rotate | 13.10" not in cifar
 
 
 def test_imagenet_p_forms_are_reproducible_and_regenerate_from_the_source(imagenet_p, tmp_path):
